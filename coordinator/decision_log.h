@@ -1,0 +1,127 @@
+// The coordinator's durable decision log (presumed abort).
+//
+// Only COMMIT decisions are forced: a record naming the global id and every
+// branch (resource, bqual) is fdatasync'ed before the first phase-2 commit.
+// END records ("every branch acknowledged") are appended lazily, unflushed;
+// they ride along with the next flush or the close. No record = abort.
+//
+// Files. Each process incarnation writes its own log under log_dir:
+//   <coordinator_id>-<incarnation>.lock          held with flock(LOCK_EX) while
+//                                                the incarnation lives
+//   <coordinator_id>-<incarnation>-<seq>.log     segments, seq = 000001, ...
+// so several processes share one log_dir without sharing a file, and recovery
+// can tell a dead incarnation (its lock can be taken) from a live one.
+//
+// Framing follows LevelDB's log format (see docs/log-format.md): 32 KiB
+// blocks, each record framed as crc32c(4, masked) | length(2) | type(1) with
+// FULL/FIRST/MIDDLE/LAST fragments. A reader stops cleanly at a torn or
+// corrupt tail and reports where.
+//
+// Group commit: concurrent log_commit() callers queue; one of them (the
+// leader) writes everything queued in one write() and one fdatasync(), then
+// wakes the others whose records that flush covered.
+//
+// Compaction: when the current segment passes max_segment_bytes, a new
+// segment is started holding the still-open decisions (COMMIT without END);
+// once that is durable the older segments are deleted. Closing a log whose
+// decisions are all ended deletes its files and lock.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace dtx {
+
+struct BranchRef {
+  std::string resource;  // config name of the resource
+  std::string bqual;     // the branch qualifier; xid = (kDtxFormatId, gtrid, bqual)
+  friend bool operator==(const BranchRef&, const BranchRef&) = default;
+};
+
+enum class RecordType : std::uint8_t { commit = 1, end = 2 };
+
+struct DecisionRecord {
+  RecordType type = RecordType::commit;
+  std::string gtrid;
+  std::vector<BranchRef> branches;  // empty for END
+  friend bool operator==(const DecisionRecord&, const DecisionRecord&) = default;
+};
+
+// Payload encoding of one record (inside the framing). Exposed for tests.
+std::string encode_record(const DecisionRecord& record);
+// nullopt if `payload` is not a well-formed record.
+std::optional<DecisionRecord> decode_record(std::string_view payload);
+
+struct DecisionLogOptions {
+  std::uint64_t max_segment_bytes = 16u << 20;
+  bool sync = true;  // false only for tests/benchmarks that measure without fdatasync
+};
+
+class DecisionLog {
+ public:
+  // Creates log_dir if missing, takes the incarnation's lock and opens its
+  // first segment. Throws dtx::Error(Errc::log) naming the path and errno.
+  static std::unique_ptr<DecisionLog> open(const std::filesystem::path& log_dir,
+                                           std::string_view coordinator_id,
+                                           std::string_view incarnation,
+                                           DecisionLogOptions options = {});
+  // Flushes pending END records. If no decision is open, deletes this
+  // incarnation's segments and lock file; otherwise leaves them for recovery.
+  ~DecisionLog();
+
+  // Appends a COMMIT record and returns once it is durable. Thread-safe.
+  // Throws dtx::Error(Errc::log) if it could not be made durable — then the
+  // decision must be treated as not taken (abort).
+  void log_commit(std::string_view gtrid, std::span<const BranchRef> branches);
+
+  // Appends an END record for a committed gtrid without waiting for a flush.
+  // Thread-safe, never throws (an I/O failure here only delays compaction).
+  void log_end(std::string_view gtrid) noexcept;
+
+  // Decisions logged and not yet ended.
+  std::size_t open_decisions() const;
+  const std::filesystem::path& current_segment() const;
+
+ private:
+  class Impl;
+  explicit DecisionLog(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// ---- Reading, for recovery and tools ----
+
+struct LogIncarnation {
+  std::string coordinator_id;
+  std::string incarnation;
+  std::filesystem::path lock_file;
+  std::vector<std::filesystem::path> segments;  // in seq order
+};
+
+// Every incarnation with a lock file or segment in log_dir.
+std::vector<LogIncarnation> list_incarnations(const std::filesystem::path& log_dir);
+
+// True if the incarnation's lock is held by a live process (tested with a
+// non-blocking flock that is released at once).
+bool incarnation_alive(const LogIncarnation& incarnation);
+
+struct SegmentReadResult {
+  std::vector<DecisionRecord> records;
+  std::uint64_t valid_bytes = 0;  // offset just past the last good record
+  bool clean = true;              // false if the tail was torn or corrupt
+  std::string problem;            // what was wrong with the tail, for reports
+};
+
+// Reads one segment, stopping at the first torn or corrupt fragment.
+SegmentReadResult read_segment(const std::filesystem::path& segment);
+
+// The still-open COMMIT decisions of an incarnation (COMMIT records without a
+// matching END), across all its segments in order.
+std::vector<DecisionRecord> open_decisions(const LogIncarnation& incarnation);
+
+}  // namespace dtx

@@ -1,0 +1,138 @@
+// The one small interface between the coordinator and a database.
+//
+// A ResourceManager stands for one configured resource and owns a pool of
+// Sessions (connections). A Session runs at most one XA branch at a time and
+// remembers that branch's state, so rollback() does the right thing from any
+// point of the branch's life. Everything that knows an SQL dialect lives
+// behind this interface (mysql_driver.cc, postgres_driver.cc).
+//
+// Errors: every method throws dtx::Error whose code() is one of the outcomes
+// the coordinator reasons about (sql, retryable, rolled_back, unknown_xid,
+// unavailable, misconfigured), with the resource name, the branch's gtrid and
+// the server's code, SQLSTATE and message filled in.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "drivers/xid.h"
+#include "dtx/config.h"
+#include "dtx/value.h"
+
+namespace dtx {
+
+// Where the session's current branch is. none = no branch (autocommit).
+enum class BranchState { none, active, prepared };
+
+// One entry of XA RECOVER / pg_prepared_xacts.
+struct PreparedXid {
+  Xid xid;                 // format_id != kDtxFormatId for foreign branches
+  bool is_dtx = false;     // in dtx's format (PostgreSQL: gid has the dtx: prefix)
+  std::string raw;         // as the database shows it (gid, or formatID,gtrid,bqual in hex)
+  std::optional<std::chrono::system_clock::time_point> prepared_at;  // PostgreSQL only
+  std::string owner;       // PostgreSQL role that prepared it
+};
+
+class Session {
+ public:
+  virtual ~Session() = default;
+
+  // Runs one statement with `?` placeholders bound to `params`. Inside a
+  // branch when one is active, autocommit otherwise.
+  virtual Result execute(std::string_view sql, std::span<const Param> params) = 0;
+
+  // Branch lifecycle on this session. State: none -begin-> active
+  // -prepare-> prepared -commit-> none. rollback() from any state.
+  virtual void begin(const Xid& xid) = 0;
+  // Votes: returns normally only if the branch is durably prepared. A branch
+  // the database rolled back (e.g. PostgreSQL's silent ROLLBACK on a failed
+  // block) throws Errc::rolled_back and leaves state none.
+  virtual void prepare() = 0;
+  virtual void commit() = 0;            // prepared -> none
+  virtual void commit_one_phase() = 0;  // active -> none, no prepare
+  // Best effort from any state; throws only if a prepared branch could not be
+  // rolled back (it then stays prepared for recovery).
+  virtual void rollback() = 0;
+  virtual BranchState state() const noexcept = 0;
+  virtual const Xid* current_xid() const noexcept = 0;
+
+  // Finish a prepared branch by xid from this session (recovery, operators).
+  // Errc::unknown_xid when the database does not know it — which on MariaDB
+  // also happens while another live session owns it (error 1397).
+  virtual void commit_prepared(const Xid& xid) = 0;
+  virtual void rollback_prepared(const Xid& xid) = 0;
+  // Prepared branches of this database (PostgreSQL: of the configured database).
+  virtual std::vector<PreparedXid> recover() = 0;
+
+  // True once the connection is known to be unusable (lost, or left in an
+  // unknown state by an error): it is closed instead of being pooled.
+  virtual bool broken() const noexcept = 0;
+};
+
+class ResourceManager;
+
+// A session borrowed from a ResourceManager's pool; goes back on destruction
+// unless broken or still holding a branch (then it is closed, which leaves a
+// prepared branch prepared for recovery and rolls back an active one).
+class SessionLease {
+ public:
+  SessionLease() = default;
+  SessionLease(ResourceManager* owner, std::unique_ptr<Session> session)
+      : owner_(owner), session_(std::move(session)) {}
+  SessionLease(SessionLease&&) noexcept = default;
+  SessionLease& operator=(SessionLease&& other) noexcept;
+  ~SessionLease();
+
+  Session* operator->() const noexcept { return session_.get(); }
+  Session& operator*() const noexcept { return *session_; }
+  explicit operator bool() const noexcept { return session_ != nullptr; }
+  // Close the connection instead of returning it to the pool.
+  void discard() noexcept { session_.reset(); }
+
+ private:
+  void release() noexcept;
+  ResourceManager* owner_ = nullptr;
+  std::unique_ptr<Session> session_;
+};
+
+class ResourceManager {
+ public:
+  using Connector = std::function<std::unique_ptr<Session>()>;
+
+  ResourceManager(ResourceConfig config, Connector connect);
+  virtual ~ResourceManager() = default;
+  ResourceManager(const ResourceManager&) = delete;
+  ResourceManager& operator=(const ResourceManager&) = delete;
+
+  const ResourceConfig& config() const noexcept { return config_; }
+  const std::string& name() const noexcept { return config_.name; }
+
+  // An idle pooled session, or a new connection. Throws Errc::unavailable
+  // (naming the resource, host and port) if the database cannot be reached.
+  SessionLease acquire();
+
+  std::size_t idle_count() const;
+
+ private:
+  friend class SessionLease;
+  void give_back(std::unique_ptr<Session> session) noexcept;
+
+  ResourceConfig config_;
+  Connector connect_;
+  mutable std::mutex mu_;
+  std::vector<std::unique_ptr<Session>> idle_;
+};
+
+// The driver for config.type: MySQL/MariaDB via Connector/C++, PostgreSQL via
+// libpqxx. Does not connect yet.
+std::unique_ptr<ResourceManager> make_resource_manager(const ResourceConfig& config);
+
+}  // namespace dtx

@@ -1,0 +1,68 @@
+// dtx configuration, read from TOML:
+//
+//   [coordinator]
+//   id = "node1"              # [A-Za-z0-9_-]{1,16}; part of every global id
+//   log_dir = "/var/lib/dtx"  # decision logs; created if missing
+//   # optional: threads, default_timeout_ms
+//
+//   [resources.bank1]         # name: [A-Za-z0-9_-]{1,48}
+//   type = "mysql"            # or "postgres"
+//   host = "127.0.0.1"
+//   port = 3306
+//   user = "root"
+//   password = ""
+//   database = "bank1"
+//   # optional: pool_size, connect_timeout_s, password_env
+//
+// Unknown keys, wrong types and bad values are errors naming file, line and key.
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <string>
+
+namespace dtx {
+
+enum class ResourceType { mysql, postgres };
+
+const char* to_string(ResourceType type) noexcept;
+
+struct ResourceConfig {
+  std::string name;  // the key under [resources]
+  ResourceType type = ResourceType::mysql;
+  std::string host = "127.0.0.1";
+  int port = 0;
+  std::string user;
+  std::string password;  // resolved from password_env when that is set
+  std::string database;
+  int pool_size = 8;          // connections kept idle per resource
+  int connect_timeout_s = 5;  // per connection attempt
+};
+
+struct CoordinatorConfig {
+  std::string id;
+  std::filesystem::path log_dir;
+  int threads = 0;  // fan-out pool size; 0 = automatic
+  std::chrono::milliseconds default_timeout{60'000};
+};
+
+struct Config {
+  CoordinatorConfig coordinator;
+  std::map<std::string, ResourceConfig, std::less<>> resources;
+  std::filesystem::path source;  // file it was read from, if any
+
+  // Throws dtx::Error(Errc::config) naming the resource when it is not configured.
+  const ResourceConfig& resource(std::string_view name) const;
+};
+
+// Parse a config file. Throws dtx::Error(Errc::config) naming the file, line and key.
+Config load_config(const std::filesystem::path& file);
+// Parse config text; `source_name` is used in error messages.
+Config parse_config(std::string_view toml_text, const std::string& source_name = "<config>");
+
+// Validation shared with the CLI and the API.
+bool is_valid_coordinator_id(std::string_view id) noexcept;
+bool is_valid_resource_name(std::string_view name) noexcept;
+
+}  // namespace dtx

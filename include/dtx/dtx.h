@@ -1,0 +1,8 @@
+// The one header a dtx user includes.
+#pragma once
+
+#include "dtx/config.h"
+#include "dtx/coordinator.h"
+#include "dtx/error.h"
+#include "dtx/value.h"
+#include "dtx/version.h"
