@@ -1,1 +1,234 @@
-// placeholder
+// TOML configuration: parsing and validation (see include/dtx/config.h).
+#include <cstdlib>
+#include <set>
+
+#include <toml++/toml.h>
+
+#include "dtx/config.h"
+#include "dtx/error.h"
+
+namespace dtx {
+
+const char* to_string(ResourceType type) noexcept {
+  return type == ResourceType::mysql ? "mysql" : "postgres";
+}
+
+bool is_valid_coordinator_id(std::string_view id) noexcept {
+  if (id.empty() || id.size() > 16) return false;
+  for (char c : id)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-')) return false;
+  return true;
+}
+
+bool is_valid_resource_name(std::string_view name) noexcept {
+  if (name.empty() || name.size() > 48) return false;
+  for (char c : name)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-')) return false;
+  return true;
+}
+
+const ResourceConfig& Config::resource(std::string_view name) const {
+  auto it = resources.find(name);
+  if (it == resources.end()) {
+    std::string known;
+    for (const auto& [n, _] : resources) known += (known.empty() ? "" : ", ") + n;
+    throw Error({.code = Errc::config,
+                 .resource = std::string(name),
+                 .hint = "configured resources: " + (known.empty() ? "none" : known)},
+                "unknown resource '" + std::string(name) + "'" +
+                    (source.empty() ? "" : " (not in " + source.string() + ")"));
+  }
+  return it->second;
+}
+
+namespace {
+
+// Reads one table, remembering which keys were consumed so that leftovers can
+// be reported as unknown keys.
+class TableReader {
+ public:
+  TableReader(const toml::table& table, std::string path, const std::string& file)
+      : table_(table), path_(std::move(path)), file_(file) {}
+
+  [[noreturn]] void fail(const toml::node* node, const std::string& key, const std::string& what) const {
+    std::string where = file_;
+    const auto& src = node ? node->source() : table_.source();
+    if (src.begin.line > 0) where += ":" + std::to_string(src.begin.line);
+    throw Error({.code = Errc::config}, where + ": " + qualified(key) + ": " + what);
+  }
+
+  std::string qualified(const std::string& key) const {
+    return "key '" + (path_.empty() ? key : path_ + "." + key) + "'";
+  }
+
+  const toml::node* get(const std::string& key) {
+    seen_.insert(key);
+    return table_.get(key);
+  }
+
+  std::optional<std::string> string(const std::string& key) {
+    const toml::node* n = get(key);
+    if (!n) return std::nullopt;
+    if (!n->is_string()) fail(n, key, std::string("expected a string, found ") + type_name(*n));
+    return n->as_string()->get();
+  }
+
+  std::string required_string(const std::string& key) {
+    auto v = string(key);
+    if (!v) fail(nullptr, key, "missing (required)");
+    return *v;
+  }
+
+  std::optional<std::int64_t> integer(const std::string& key, std::int64_t min, std::int64_t max) {
+    const toml::node* n = get(key);
+    if (!n) return std::nullopt;
+    if (!n->is_integer()) fail(n, key, std::string("expected an integer, found ") + type_name(*n));
+    std::int64_t v = n->as_integer()->get();
+    if (v < min || v > max)
+      fail(n, key, std::to_string(v) + " is out of range [" + std::to_string(min) + ", " +
+                       std::to_string(max) + "]");
+    return v;
+  }
+
+  void reject_unknown(std::initializer_list<const char*> allowed) const {
+    for (const auto& [k, node] : table_) {
+      std::string key(k.str());
+      if (seen_.count(key)) continue;
+      std::string list;
+      for (const char* a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
+      fail(&node, key, "unknown key (allowed here: " + list + ")");
+    }
+  }
+
+ private:
+  static const char* type_name(const toml::node& n) {
+    switch (n.type()) {
+      case toml::node_type::string: return "a string";
+      case toml::node_type::integer: return "an integer";
+      case toml::node_type::floating_point: return "a float";
+      case toml::node_type::boolean: return "a boolean";
+      case toml::node_type::table: return "a table";
+      case toml::node_type::array: return "an array";
+      default: return "a date/time";
+    }
+  }
+
+  const toml::table& table_;
+  std::string path_;
+  const std::string& file_;
+  std::set<std::string> seen_;
+};
+
+const toml::table& as_table(TableReader& parent, const toml::node* node, const std::string& key) {
+  if (!node->is_table()) parent.fail(node, key, "expected a table");
+  return *node->as_table();
+}
+
+CoordinatorConfig read_coordinator(TableReader& top, const std::string& file) {
+  const toml::node* node = top.get("coordinator");
+  if (!node) top.fail(nullptr, "coordinator", "missing [coordinator] table");
+  TableReader t(as_table(top, node, "coordinator"), "coordinator", file);
+  CoordinatorConfig c;
+  c.id = t.required_string("id");
+  if (!is_valid_coordinator_id(c.id))
+    t.fail(t.get("id"), "id", "'" + c.id + "' must be 1-16 characters of [A-Za-z0-9_-]");
+  c.log_dir = t.required_string("log_dir");
+  if (c.log_dir.empty()) t.fail(t.get("log_dir"), "log_dir", "must not be empty");
+  if (auto v = t.integer("threads", 0, 1024)) c.threads = static_cast<int>(*v);
+  if (auto v = t.integer("default_timeout_ms", 1, 24LL * 3600 * 1000))
+    c.default_timeout = std::chrono::milliseconds(*v);
+  t.reject_unknown({"id", "log_dir", "threads", "default_timeout_ms"});
+  return c;
+}
+
+ResourceConfig read_resource(TableReader& parent, const std::string& name, const toml::node* node,
+                             const std::string& file) {
+  if (!is_valid_resource_name(name))
+    parent.fail(node, name, "resource name must be 1-48 characters of [A-Za-z0-9_-]");
+  TableReader t(as_table(parent, node, name), "resources." + name, file);
+  ResourceConfig r;
+  r.name = name;
+  std::string type = t.required_string("type");
+  if (type == "mysql" || type == "mariadb") {
+    r.type = ResourceType::mysql;
+    r.port = 3306;
+  } else if (type == "postgres" || type == "postgresql") {
+    r.type = ResourceType::postgres;
+    r.port = 5432;
+  } else {
+    t.fail(t.get("type"), "type", "unknown type '" + type + "' (expected \"mysql\" or \"postgres\")");
+  }
+  if (auto v = t.string("host")) r.host = *v;
+  if (auto v = t.integer("port", 1, 65535)) r.port = static_cast<int>(*v);
+  r.user = t.required_string("user");
+  r.database = t.required_string("database");
+  auto password = t.string("password");
+  auto password_env = t.string("password_env");
+  if (password && password_env)
+    t.fail(t.get("password_env"), "password_env", "give either password or password_env, not both");
+  if (password_env) {
+    const char* value = std::getenv(password_env->c_str());
+    if (!value)
+      t.fail(t.get("password_env"), "password_env",
+             "environment variable " + *password_env + " is not set");
+    r.password = value;
+  } else if (password) {
+    r.password = *password;
+  }
+  if (auto v = t.integer("pool_size", 1, 4096)) r.pool_size = static_cast<int>(*v);
+  if (auto v = t.integer("connect_timeout_s", 1, 3600)) r.connect_timeout_s = static_cast<int>(*v);
+  t.reject_unknown({"type", "host", "port", "user", "password", "password_env", "database",
+                    "pool_size", "connect_timeout_s"});
+  return r;
+}
+
+Config build(const toml::table& root, const std::string& source_name) {
+  TableReader top(root, "", source_name);
+  Config config;
+  config.coordinator = read_coordinator(top, source_name);
+  const toml::node* resources = top.get("resources");
+  if (!resources) top.fail(nullptr, "resources", "missing: configure at least one [resources.<name>]");
+  TableReader rt(as_table(top, resources, "resources"), "resources", source_name);
+  for (const auto& [k, node] : as_table(top, resources, "resources")) {
+    std::string name(k.str());
+    rt.get(name);
+    config.resources.emplace(name, read_resource(rt, name, &node, source_name));
+  }
+  if (config.resources.empty())
+    top.fail(resources, "resources", "no resource configured: add a [resources.<name>] table");
+  top.reject_unknown({"coordinator", "resources"});
+  return config;
+}
+
+}  // namespace
+
+Config parse_config(std::string_view text, const std::string& source_name) {
+  toml::table root;
+  try {
+    root = toml::parse(text, source_name);
+  } catch (const toml::parse_error& e) {
+    throw Error({.code = Errc::config},
+                source_name + ":" + std::to_string(e.source().begin.line) + ": " +
+                    std::string(e.description()));
+  }
+  return build(root, source_name);
+}
+
+Config load_config(const std::filesystem::path& file) {
+  toml::table root;
+  try {
+    root = toml::parse_file(file.string());
+  } catch (const toml::parse_error& e) {
+    std::string msg(e.description());
+    if (e.source().begin.line == 0)  // could not read the file at all
+      throw Error({.code = Errc::config, .hint = "pass --config with a readable TOML file"},
+                  "cannot read config " + file.string() + ": " + msg);
+    throw Error({.code = Errc::config},
+                file.string() + ":" + std::to_string(e.source().begin.line) + ": " + msg);
+  }
+  Config config = build(root, file.string());
+  config.source = file;
+  return config;
+}
+
+}  // namespace dtx

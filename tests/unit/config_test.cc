@@ -1,1 +1,140 @@
 #include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <fstream>
+
+#include "dtx/config.h"
+#include "dtx/error.h"
+#include "support/test_env.h"
+
+namespace dtx {
+namespace {
+
+constexpr const char* kGood = R"(
+[coordinator]
+id = "node1"
+log_dir = "/tmp/dtx-log"
+
+[resources.bank1]
+type = "mysql"
+host = "127.0.0.1"
+port = 3306
+user = "root"
+password = ""
+database = "bank1"
+
+[resources.bank2]
+type = "postgres"
+port = 5432
+user = "app"
+password_env = "DTX_CONFIG_TEST_PW"
+database = "bank2"
+pool_size = 3
+)";
+
+std::string error_of(const std::string& text) {
+  try {
+    parse_config(text, "dtx.toml");
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Errc::config);
+    return e.what();
+  }
+  ADD_FAILURE() << "expected a config error";
+  return {};
+}
+
+std::string replace(std::string s, const std::string& from, const std::string& to) {
+  auto pos = s.find(from);
+  EXPECT_NE(pos, std::string::npos) << from;
+  return s.replace(pos, from.size(), to);
+}
+
+TEST(Config, ParsesAGoodFile) {
+  ::setenv("DTX_CONFIG_TEST_PW", "s3cret", 1);
+  Config c = parse_config(kGood);
+  EXPECT_EQ(c.coordinator.id, "node1");
+  EXPECT_EQ(c.coordinator.log_dir, "/tmp/dtx-log");
+  ASSERT_EQ(c.resources.size(), 2u);
+  EXPECT_EQ(c.resource("bank1").type, ResourceType::mysql);
+  EXPECT_EQ(c.resource("bank2").type, ResourceType::postgres);
+  EXPECT_EQ(c.resource("bank2").host, "127.0.0.1");
+  EXPECT_EQ(c.resource("bank2").password, "s3cret");
+  EXPECT_EQ(c.resource("bank2").pool_size, 3);
+}
+
+TEST(Config, UnknownKeyNamesFileLineAndKey) {
+  ::setenv("DTX_CONFIG_TEST_PW", "x", 1);
+  std::string m = error_of(replace(kGood, "port = 3306", "prot = 3306"));
+  EXPECT_NE(m.find("dtx.toml:9"), std::string::npos) << m;
+  EXPECT_NE(m.find("resources.bank1.prot"), std::string::npos) << m;
+  EXPECT_NE(m.find("unknown key"), std::string::npos) << m;
+}
+
+TEST(Config, WrongTypeNamesTheKey) {
+  ::setenv("DTX_CONFIG_TEST_PW", "x", 1);
+  std::string m = error_of(replace(kGood, "port = 3306", "port = \"3306\""));
+  EXPECT_NE(m.find("dtx.toml:9"), std::string::npos) << m;
+  EXPECT_NE(m.find("resources.bank1.port"), std::string::npos) << m;
+  EXPECT_NE(m.find("expected an integer"), std::string::npos) << m;
+}
+
+TEST(Config, UnknownResourceTypeIsRejected) {
+  ::setenv("DTX_CONFIG_TEST_PW", "x", 1);
+  std::string m = error_of(replace(kGood, "type = \"mysql\"", "type = \"oracle\""));
+  EXPECT_NE(m.find("resources.bank1.type"), std::string::npos) << m;
+  EXPECT_NE(m.find("oracle"), std::string::npos) << m;
+}
+
+TEST(Config, BadCoordinatorIdIsRejected) {
+  ::setenv("DTX_CONFIG_TEST_PW", "x", 1);
+  EXPECT_NE(error_of(replace(kGood, "\"node1\"", "\"this-id-is-far-too-long\"")).find("coordinator.id"),
+            std::string::npos);
+  EXPECT_NE(error_of(replace(kGood, "\"node1\"", "\"no spaces\"")).find("coordinator.id"),
+            std::string::npos);
+}
+
+TEST(Config, MissingPieces) {
+  ::setenv("DTX_CONFIG_TEST_PW", "x", 1);
+  EXPECT_NE(error_of("[resources.a]\ntype='mysql'\nuser='u'\ndatabase='d'\n").find("coordinator"),
+            std::string::npos);
+  EXPECT_NE(error_of("[coordinator]\nid='a'\nlog_dir='/tmp'\n").find("resources"), std::string::npos);
+  EXPECT_NE(error_of(replace(kGood, "database = \"bank1\"", "")).find("resources.bank1.database"),
+            std::string::npos);
+}
+
+TEST(Config, UnsetPasswordEnvIsAnError) {
+  ::unsetenv("DTX_CONFIG_TEST_PW");
+  std::string m = error_of(kGood);
+  EXPECT_NE(m.find("DTX_CONFIG_TEST_PW"), std::string::npos) << m;
+}
+
+TEST(Config, SyntaxErrorNamesTheLine) {
+  std::string m = error_of("[coordinator]\nid = \n");
+  EXPECT_NE(m.find("dtx.toml:2"), std::string::npos) << m;
+}
+
+TEST(Config, UnknownResourceLookupListsTheKnownOnes) {
+  ::setenv("DTX_CONFIG_TEST_PW", "x", 1);
+  Config c = parse_config(kGood);
+  try {
+    c.resource("bank3");
+    FAIL();
+  } catch (const Error& e) {
+    std::string m = e.what();
+    EXPECT_NE(m.find("bank3"), std::string::npos) << m;
+    EXPECT_NE(m.find("bank1, bank2"), std::string::npos) << m;
+  }
+}
+
+TEST(Config, LoadConfigReportsAMissingFile) {
+  try {
+    load_config("/nonexistent/dtx.toml");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Errc::config);
+    EXPECT_NE(std::string(e.what()).find("/nonexistent/dtx.toml"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace dtx
