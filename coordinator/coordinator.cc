@@ -1,1 +1,378 @@
-// placeholder
+// The global transaction coordinator: two-phase commit with presumed abort.
+//
+// WHERE STATE LIVES
+// A global transaction (GlobalTransaction) lives in the memory of the process
+// that began it, owned by the application thread holding its dtx::Transaction.
+// Its branches are one per resource, each bound to one pooled connection
+// (SessionLease) for its whole life, xid = (kDtxFormatId, gtrid, resource
+// name). The gtrid names the coordinator id and this process incarnation
+// (transaction_id.h), so any prepared branch found in a database can be traced
+// to the process that owns it. The only durable coordinator state is the
+// decision log (decision_log.h): one set of files per incarnation, locked
+// while the incarnation lives.
+//
+// WHAT IS WRITTEN WHEN
+//   begin      nothing; the gtrid is drawn from an in-memory counter.
+//   execute    first statement on a resource: borrow a session, XA START /
+//              BEGIN; then the statement, on the application's thread.
+//   commit, one branch: XA COMMIT ... ONE PHASE / COMMIT. No log record:
+//              the database alone decides, as for a local transaction.
+//   commit, two or more branches:
+//     phase 1  prepare every branch in parallel (FanOut). Any "no" vote, error
+//              or timeout -> roll back every branch; nothing is logged
+//              (presumed abort: no record means abort).
+//     decide   force COMMIT(gtrid, [(resource, bqual)...]) to the decision log.
+//              Concurrent decisions share one fdatasync (group commit). This
+//              record is the commit point: once durable, the transaction WILL
+//              commit, whatever dies next.
+//     phase 2  commit every branch in parallel, each on the very connection
+//              that prepared it (MariaDB answers 1397 to XA COMMIT from another
+//              session while the preparing one lives). A failure is retried a
+//              few times, on a fresh connection if the old one broke; if the
+//              branch still cannot be committed the caller gets Errc::in_doubt
+//              and the decision stays in the log for recovery.
+//     end      every branch acknowledged -> append END(gtrid) lazily (no
+//              fsync); compaction later drops both records.
+//   rollback   roll back every branch in parallel. Nothing is logged.
+//
+// FAILURE OF THE DECISION LOG
+// If the COMMIT record cannot be made durable we cannot know whether it
+// reached the disk, so we must not roll back either: the branches stay
+// prepared and the caller gets Errc::log. Recovery decides them from what the
+// log really holds once this incarnation is gone.
+//
+// WHAT RECOVERY DOES (recovery/, see docs/recovery.md)
+// Lists prepared dtx branches on every resource; a branch whose gtrid has a
+// COMMIT record is committed; one without is rolled back once the
+// incarnation that owns it is provably dead (its log lock can be taken).
+#include <algorithm>
+#include <thread>
+
+#include "coordinator/coordinator_core.h"
+#include "drivers/logging.h"
+
+namespace dtx {
+namespace detail {
+
+namespace {
+
+constexpr int kPhase2Attempts = 5;
+
+Error usage_error(const std::string& gtrid, const std::string& what) {
+  return Error({.code = Errc::usage, .gtrid = gtrid}, what);
+}
+
+// Run `step` on every branch in parallel; collect the errors per branch.
+template <typename Branches, typename Step>
+std::vector<std::optional<Error>> for_each_branch(FanOut& fan_out, Branches& branches, Step step) {
+  std::vector<std::optional<Error>> errors(branches.size());
+  fan_out.run(branches.size(), [&](std::size_t i) {
+    try {
+      step(branches[i]);
+    } catch (const Error& e) {
+      errors[i] = e;
+    } catch (const std::exception& e) {
+      errors[i] = Error({.code = Errc::sql}, e.what());
+    }
+  });
+  return errors;
+}
+
+}  // namespace
+
+// ---- CoordinatorCore ----
+
+CoordinatorCore::CoordinatorCore(Config config, ResourceFactory factory,
+                                 DecisionLogOptions log_options)
+    : config_(std::move(config)),
+      ids_(config_.coordinator.id, new_incarnation()),
+      fan_out_(config_.coordinator.threads) {
+  if (!is_valid_coordinator_id(config_.coordinator.id))
+    throw Error({.code = Errc::config, .hint = "use 1-16 characters of [A-Za-z0-9_-]"},
+                "invalid coordinator id '" + config_.coordinator.id + "'");
+  if (config_.resources.empty())
+    throw Error({.code = Errc::config}, "no resource configured");
+  if (!factory) factory = make_resource_manager;
+  for (const auto& [name, rc] : config_.resources) resources_.emplace(name, factory(rc));
+  log_ = DecisionLog::open(config_.coordinator.log_dir, config_.coordinator.id, ids_.incarnation(),
+                           log_options);
+  logger().info("coordinator {} incarnation {} started, log in {}", config_.coordinator.id,
+                ids_.incarnation(), config_.coordinator.log_dir.string());
+}
+
+CoordinatorCore::~CoordinatorCore() = default;
+
+ResourceManager& CoordinatorCore::resource(std::string_view name) {
+  auto it = resources_.find(name);
+  if (it == resources_.end()) config_.resource(name);  // throws the "unknown resource" error
+  return *it->second;
+}
+
+std::unique_ptr<GlobalTransaction> CoordinatorCore::begin(TransactionOptions options) {
+  auto timeout = options.timeout.count() > 0 ? options.timeout : config_.coordinator.default_timeout;
+  return std::make_unique<GlobalTransaction>(shared_from_this(), ids_.next(),
+                                             std::chrono::steady_clock::now() + timeout, timeout);
+}
+
+// ---- GlobalTransaction ----
+
+GlobalTransaction::GlobalTransaction(std::shared_ptr<CoordinatorCore> core, std::string gtrid,
+                                     std::chrono::steady_clock::time_point deadline,
+                                     std::chrono::milliseconds timeout)
+    : core_(std::move(core)), gtrid_(std::move(gtrid)), deadline_(deadline), timeout_(timeout) {}
+
+GlobalTransaction::~GlobalTransaction() {
+  if (state_ == TransactionState::active) rollback_all();
+}
+
+std::vector<std::string> GlobalTransaction::resources() const {
+  std::vector<std::string> names;
+  for (const auto& b : branches_) names.push_back(b.rm->name());
+  return names;
+}
+
+void GlobalTransaction::check_active(const char* operation) const {
+  if (state_ == TransactionState::active) return;
+  const char* state = state_ == TransactionState::committed     ? "committed"
+                      : state_ == TransactionState::rolled_back ? "rolled back"
+                                                                : "in doubt";
+  throw usage_error(gtrid_, std::string("cannot ") + operation + ": the transaction is already " + state);
+}
+
+void GlobalTransaction::check_deadline(const char* step) {
+  if (std::chrono::steady_clock::now() <= deadline_) return;
+  fail_and_rollback(Error({.code = Errc::timeout,
+                           .gtrid = gtrid_,
+                           .hint = "raise TransactionOptions::timeout or "
+                                   "[coordinator] default_timeout_ms if this is expected"},
+                          std::string("global transaction exceeded its timeout of ") +
+                              std::to_string(timeout_.count()) + " ms before " + step +
+                              "; rolled back"));
+}
+
+void GlobalTransaction::fail_and_rollback(const Error& error) {
+  rollback_all();
+  throw error;
+}
+
+GlobalTransaction::Branch& GlobalTransaction::branch_for(std::string_view resource) {
+  for (auto& b : branches_)
+    if (b.rm->name() == resource) return b;
+  ResourceManager* rm;
+  try {
+    rm = &core_->resource(resource);
+  } catch (const Error& e) {
+    throw e.with_context(gtrid_);
+  }
+  Branch b{rm, {}, Xid::make(gtrid_, std::string(resource)), false};
+  try {
+    b.session = rm->acquire();
+    b.session->begin(b.xid);
+  } catch (const Error& e) {
+    throw e.with_context(gtrid_, rm->name());
+  }
+  logger().debug("{}: branch started on {}", gtrid_, rm->name());
+  branches_.push_back(std::move(b));
+  return branches_.back();
+}
+
+Result GlobalTransaction::execute(std::string_view resource, std::string_view sql,
+                                  std::span<const Param> params) {
+  check_active("execute");
+  if (failed_statement_)
+    throw usage_error(gtrid_,
+                      "a statement of this transaction already failed; it can only be rolled back");
+  check_deadline("a statement");
+  Branch& b = branch_for(resource);
+  try {
+    return b.session->execute(sql, params);
+  } catch (const Error& e) {
+    failed_statement_ = e.with_context(gtrid_, b.rm->name());
+    logger().info("{}: statement failed on {}: {}", gtrid_, b.rm->name(), e.what());
+    throw *failed_statement_;
+  }
+}
+
+void GlobalTransaction::rollback() {
+  if (state_ == TransactionState::rolled_back) return;
+  check_active("roll back");
+  rollback_all();
+}
+
+void GlobalTransaction::rollback_all() noexcept {
+  auto errors = for_each_branch(core_->fan_out(), branches_,
+                                [](Branch& b) { if (b.session) b.session->rollback(); });
+  for (std::size_t i = 0; i < errors.size(); ++i)
+    if (errors[i])
+      // The branch stays prepared; with no COMMIT record recovery rolls it back.
+      logger().warn("{}: rollback of branch on {} failed, left for recovery: {}", gtrid_,
+                    branches_[i].rm->name(), errors[i]->what());
+  branches_.clear();  // leases return sessions to the pool (or close broken ones)
+  state_ = TransactionState::rolled_back;
+}
+
+void GlobalTransaction::commit() {
+  check_active("commit");
+  if (failed_statement_)
+    fail_and_rollback(Error({.code = failed_statement_->code(),
+                             .resource = failed_statement_->resource(),
+                             .gtrid = gtrid_,
+                             .server_code = failed_statement_->server_code(),
+                             .sqlstate = failed_statement_->sqlstate(),
+                             .server_message = failed_statement_->server_message()},
+                            "cannot commit: a statement failed on " + failed_statement_->resource() +
+                                "; the transaction was rolled back"));
+  check_deadline("commit");
+  if (branches_.size() <= 1)
+    commit_one_phase();
+  else
+    commit_two_phase();
+}
+
+void GlobalTransaction::commit_one_phase() {
+  if (!branches_.empty()) {
+    Branch& b = branches_.front();
+    try {
+      b.session->commit_one_phase();
+    } catch (const Error& e) {
+      fail_and_rollback(e.with_context(gtrid_, b.rm->name()));
+    }
+  }
+  branches_.clear();
+  state_ = TransactionState::committed;
+}
+
+void GlobalTransaction::commit_two_phase() {
+  // Phase 1.
+  auto votes = for_each_branch(core_->fan_out(), branches_, [](Branch& b) { b.session->prepare(); });
+  for (std::size_t i = 0; i < votes.size(); ++i)
+    if (votes[i]) {
+      logger().info("{}: prepare failed on {}, rolling back: {}", gtrid_, branches_[i].rm->name(),
+                    votes[i]->what());
+      fail_and_rollback(votes[i]->with_context(gtrid_, branches_[i].rm->name()));
+    }
+  if (std::chrono::steady_clock::now() > deadline_) check_deadline("the commit decision");
+
+  // The commit point.
+  std::vector<BranchRef> refs;
+  refs.reserve(branches_.size());
+  for (const auto& b : branches_) refs.push_back({b.rm->name(), b.xid.bqual});
+  try {
+    core_->log().log_commit(gtrid_, refs);
+  } catch (const Error& e) {
+    // Unknown whether the record reached the disk: neither commit nor roll back.
+    state_ = TransactionState::in_doubt;
+    branches_.clear();  // closing the connections leaves the branches prepared
+    logger().error("{}: commit decision could not be made durable; branches left prepared for "
+                   "recovery: {}", gtrid_, e.what());
+    throw Error({.code = Errc::log,
+                 .gtrid = gtrid_,
+                 .hint = "fix the log directory, then run `dtx recover`; the branches stay "
+                         "prepared until recovery decides them from the log"},
+                std::string("commit decision could not be made durable: ") + e.what());
+  }
+
+  // Phase 2.
+  auto acks = for_each_branch(core_->fan_out(), branches_, [this](Branch& b) { commit_branch(b); });
+  std::string pending;
+  const Error* first = nullptr;
+  for (std::size_t i = 0; i < acks.size(); ++i)
+    if (acks[i]) {
+      pending += (pending.empty() ? "" : ", ") + branches_[i].rm->name();
+      if (!first) first = &*acks[i];
+    }
+  if (!first) {
+    core_->log().log_end(gtrid_);
+    branches_.clear();
+    state_ = TransactionState::committed;
+    return;
+  }
+  state_ = TransactionState::in_doubt;
+  Error::Details d = first->details();
+  d.code = Errc::in_doubt;
+  d.gtrid = gtrid_;
+  d.hint = "the commit decision is durable: run `dtx recover` (or let the coordinator's recovery "
+           "run) to finish the branch";
+  Error error(std::move(d), "committed, but the branch on " + pending +
+                                " could not be committed yet; it will be committed by recovery");
+  branches_.clear();
+  throw error;
+}
+
+// Commits one prepared branch; retries, on a fresh connection if needed.
+// Returns once the branch is known committed; throws after the last attempt.
+void GlobalTransaction::commit_branch(Branch& b) {
+  std::chrono::milliseconds backoff{10};
+  for (int attempt = 1;; ++attempt) {
+    try {
+      if (b.session && !b.session->broken() && b.session->state() == BranchState::prepared) {
+        b.session->commit();
+      } else {
+        b.session.discard();
+        SessionLease fresh = b.rm->acquire();
+        try {
+          fresh->commit_prepared(b.xid);
+        } catch (const Error& e) {
+          // "Unknown xid" means finished only if the database no longer lists
+          // it; MariaDB says 1397 while a dying session still owns the branch.
+          if (e.code() != Errc::unknown_xid) throw;
+          auto listed = fresh->recover();
+          if (std::any_of(listed.begin(), listed.end(), [&](const PreparedXid& p) { return p.xid == b.xid; }))
+            throw;
+        }
+      }
+      b.committed = true;
+      return;
+    } catch (const Error& e) {
+      if (e.code() == Errc::rolled_back) {
+        // The database says the branch was rolled back: a heuristic outcome
+        // against our decision. Never hide it.
+        logger().error("{}: HEURISTIC: branch on {} was rolled back by the database after the "
+                       "commit decision: {}", gtrid_, b.rm->name(), e.what());
+        throw;
+      }
+      logger().warn("{}: commit of branch on {} failed (attempt {} of {}): {}", gtrid_,
+                    b.rm->name(), attempt, kPhase2Attempts, e.what());
+      if (attempt >= kPhase2Attempts) throw;
+      std::this_thread::sleep_for(backoff);  // a retry delay, not a synchronisation
+      backoff *= 3;
+    }
+  }
+}
+
+}  // namespace detail
+
+// ---- Public API ----
+
+Transaction::Transaction(std::unique_ptr<detail::GlobalTransaction> impl) : impl_(std::move(impl)) {}
+Transaction::Transaction(Transaction&&) noexcept = default;
+Transaction& Transaction::operator=(Transaction&&) noexcept = default;
+Transaction::~Transaction() = default;
+
+const std::string& Transaction::id() const noexcept { return impl_->gtrid(); }
+TransactionState Transaction::state() const noexcept { return impl_->state(); }
+std::vector<std::string> Transaction::resources() const { return impl_->resources(); }
+
+Result Transaction::execute(std::string_view resource, std::string_view sql,
+                            std::initializer_list<Param> params) {
+  return impl_->execute(resource, sql, std::span<const Param>(params.begin(), params.size()));
+}
+
+Result Transaction::execute(std::string_view resource, std::string_view sql,
+                            std::span<const Param> params) {
+  return impl_->execute(resource, sql, params);
+}
+
+void Transaction::commit() { impl_->commit(); }
+void Transaction::rollback() { impl_->rollback(); }
+
+Coordinator::Coordinator(Config config)
+    : core_(std::make_shared<detail::CoordinatorCore>(std::move(config))) {}
+Coordinator::Coordinator(std::shared_ptr<detail::CoordinatorCore> core) : core_(std::move(core)) {}
+Coordinator::~Coordinator() = default;
+
+Transaction Coordinator::begin(TransactionOptions options) { return Transaction(core_->begin(options)); }
+const Config& Coordinator::config() const noexcept { return core_->config(); }
+const std::string& Coordinator::incarnation() const noexcept { return core_->incarnation(); }
+
+}  // namespace dtx

@@ -1,1 +1,30 @@
-int main() { return 0; }
+// dtx — command-line tool for dtx global transactions.
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+
+#include "dtx/version.h"
+#include "tools/commands.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"dtx: two-phase commit across MySQL/MariaDB and PostgreSQL"};
+  app.set_version_flag("--version", dtx::kVersion);
+  app.require_subcommand(1);
+  app.footer("Exit status: 0 ok, 1 failed (rolled back), 2 usage or config error, 3 in doubt.\n"
+             "Run `dtx <command> --help` for a command's options.");
+  auto run_exec = dtx::cli::add_exec_command(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::cerr << "dtx: " << e.what() << "\n" << "Run `dtx --help` for usage.\n";
+    return dtx::cli::kExitUsage;
+  }
+  if (app.got_subcommand("exec")) return run_exec();
+  return dtx::cli::kExitUsage;
+}

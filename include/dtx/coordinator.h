@@ -88,6 +88,8 @@ class Coordinator {
   // log (one file per process incarnation, held under a lock). Connections are
   // opened on first use. Throws dtx::Error.
   explicit Coordinator(Config config);
+  // Internal: wraps an already built core (tests, the null-RM benchmark).
+  explicit Coordinator(std::shared_ptr<detail::CoordinatorCore> core);
   ~Coordinator();
   Coordinator(const Coordinator&) = delete;
   Coordinator& operator=(const Coordinator&) = delete;

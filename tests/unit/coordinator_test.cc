@@ -1,1 +1,319 @@
+// The coordinator's state machine against in-memory resource managers with
+// fault injection. The real databases are exercised by tests/integration.
 #include <gtest/gtest.h>
+
+#include <atomic>
+#include <filesystem>
+#include <mutex>
+#include <set>
+
+#include "coordinator/coordinator_core.h"
+#include "dtx/dtx.h"
+#include "support/test_env.h"
+
+namespace dtx {
+namespace {
+
+// What one fake database saw and holds, and the faults it will inject.
+struct FakeDatabase {
+  std::mutex mu;
+  std::vector<std::string> events;  // "prepare <bqual>", "commit", ...
+  std::set<std::string> prepared;   // gtrids
+  std::set<std::string> committed;  // gtrids
+  std::set<std::string> rolled_back;
+  bool fail_execute = false;
+  bool fail_prepare = false;
+  int fail_commits = 0;  // fail this many commit attempts, then succeed
+
+  void record(const std::string& e) {
+    std::lock_guard lock(mu);
+    events.push_back(e);
+  }
+  bool has_event(const std::string& e) {
+    std::lock_guard lock(mu);
+    return std::find(events.begin(), events.end(), e) != events.end();
+  }
+};
+
+class FakeSession : public Session {
+ public:
+  FakeSession(std::string resource, FakeDatabase& db) : resource_(std::move(resource)), db_(db) {}
+
+  Result execute(std::string_view sql, std::span<const Param>) override {
+    if (db_.fail_execute)
+      throw Error({.code = Errc::sql, .resource = resource_, .server_code = 1146,
+                   .server_message = "injected failure"},
+                  "statement failed");
+    db_.record("execute " + std::string(sql));
+    return Result({}, {}, 1);
+  }
+  void begin(const Xid& xid) override {
+    xid_ = xid;
+    state_ = BranchState::active;
+    db_.record("begin " + xid.gtrid);
+  }
+  void prepare() override {
+    if (db_.fail_prepare) {
+      state_ = BranchState::none;
+      db_.record("prepare-failed " + xid_.gtrid);
+      throw Error({.code = Errc::rolled_back, .resource = resource_}, "injected prepare failure");
+    }
+    std::lock_guard lock(db_.mu);
+    db_.events.push_back("prepare " + xid_.gtrid);
+    db_.prepared.insert(xid_.gtrid);
+    state_ = BranchState::prepared;
+  }
+  void commit() override { finish_commit(xid_); }
+  void commit_one_phase() override {
+    std::lock_guard lock(db_.mu);
+    db_.events.push_back("commit-one-phase " + xid_.gtrid);
+    db_.committed.insert(xid_.gtrid);
+    state_ = BranchState::none;
+  }
+  void rollback() override {
+    std::lock_guard lock(db_.mu);
+    if (state_ != BranchState::none) {
+      db_.events.push_back("rollback " + xid_.gtrid);
+      db_.prepared.erase(xid_.gtrid);
+      db_.rolled_back.insert(xid_.gtrid);
+    }
+    state_ = BranchState::none;
+  }
+  BranchState state() const noexcept override { return state_; }
+  const Xid* current_xid() const noexcept override { return state_ == BranchState::none ? nullptr : &xid_; }
+  void commit_prepared(const Xid& xid) override { finish_commit(xid); }
+  void rollback_prepared(const Xid& xid) override {}
+  std::vector<PreparedXid> recover() override {
+    std::lock_guard lock(db_.mu);
+    std::vector<PreparedXid> out;
+    for (const auto& g : db_.prepared) out.push_back({Xid::make(g, resource_), true, g, {}, {}});
+    return out;
+  }
+  bool broken() const noexcept override { return false; }
+
+ private:
+  void finish_commit(const Xid& xid) {
+    std::lock_guard lock(db_.mu);
+    if (db_.fail_commits > 0) {
+      --db_.fail_commits;
+      db_.events.push_back("commit-failed " + xid.gtrid);
+      throw Error({.code = Errc::unavailable, .resource = resource_}, "injected commit failure");
+    }
+    db_.events.push_back("commit " + xid.gtrid);
+    db_.prepared.erase(xid.gtrid);
+    db_.committed.insert(xid.gtrid);
+    state_ = BranchState::none;
+  }
+
+  std::string resource_;
+  FakeDatabase& db_;
+  Xid xid_;
+  BranchState state_ = BranchState::none;
+};
+
+class CoordinatorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    log_dir_ = test::fresh_dir("coord");
+    config_.coordinator.id = "unit";
+    config_.coordinator.log_dir = log_dir_;
+    for (const char* name : {"a", "b", "c"}) {
+      ResourceConfig rc;
+      rc.name = name;
+      config_.resources[name] = rc;
+    }
+  }
+  void TearDown() override { std::filesystem::remove_all(log_dir_); }
+
+  std::shared_ptr<detail::CoordinatorCore> make_core() {
+    return std::make_shared<detail::CoordinatorCore>(config_, [this](const ResourceConfig& rc) {
+      FakeDatabase* db = &dbs_[rc.name];
+      std::string name = rc.name;
+      return std::make_unique<ResourceManager>(
+          rc, [name, db] { return std::make_unique<FakeSession>(name, *db); });
+    });
+  }
+
+  std::filesystem::path log_dir_;
+  Config config_;
+  std::map<std::string, FakeDatabase> dbs_;
+};
+
+TEST_F(CoordinatorTest, TwoBranchesPrepareLogThenCommit) {
+  auto core = make_core();
+  Coordinator coord(core);
+  Transaction tx = coord.begin();
+  tx.execute("a", "UPDATE a");
+  tx.execute("b", "UPDATE b");
+  tx.commit();
+  EXPECT_EQ(tx.state(), TransactionState::committed);
+  for (const char* r : {"a", "b"}) {
+    EXPECT_TRUE(dbs_[r].has_event("prepare " + tx.id())) << r;
+    EXPECT_EQ(dbs_[r].committed.count(tx.id()), 1u) << r;
+  }
+  EXPECT_EQ(core->log().open_decisions(), 0u);
+}
+
+TEST_F(CoordinatorTest, SingleBranchCommitsInOnePhaseWithoutALogRecord) {
+  auto core = make_core();
+  Coordinator coord(core);
+  Transaction tx = coord.begin();
+  tx.execute("a", "UPDATE a");
+  tx.commit();
+  EXPECT_TRUE(dbs_["a"].has_event("commit-one-phase " + tx.id()));
+  EXPECT_FALSE(dbs_["a"].has_event("prepare " + tx.id()));
+  EXPECT_EQ(core->log().sync_count(), 0u);
+}
+
+TEST_F(CoordinatorTest, PrepareFailureRollsBackEveryBranchAndLogsNothing) {
+  dbs_["b"].fail_prepare = true;
+  auto core = make_core();
+  Coordinator coord(core);
+  Transaction tx = coord.begin();
+  tx.execute("a", "UPDATE a");
+  tx.execute("b", "UPDATE b");
+  tx.execute("c", "UPDATE c");
+  try {
+    tx.commit();
+    FAIL() << "commit should fail";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.resource(), "b");
+    EXPECT_EQ(e.gtrid(), tx.id());
+  }
+  EXPECT_EQ(tx.state(), TransactionState::rolled_back);
+  EXPECT_TRUE(dbs_["a"].prepared.empty());
+  EXPECT_TRUE(dbs_["c"].prepared.empty());
+  EXPECT_TRUE(dbs_["a"].committed.empty());
+  EXPECT_EQ(core->log().sync_count(), 0u);
+}
+
+TEST_F(CoordinatorTest, FailedStatementForbidsCommit) {
+  auto core = make_core();
+  Coordinator coord(core);
+  Transaction tx = coord.begin();
+  tx.execute("a", "UPDATE a");
+  dbs_["b"].fail_execute = true;
+  EXPECT_THROW(tx.execute("b", "UPDATE b"), Error);
+  EXPECT_THROW(tx.commit(), Error);
+  EXPECT_EQ(tx.state(), TransactionState::rolled_back);
+  EXPECT_TRUE(dbs_["a"].has_event("rollback " + tx.id()));
+  EXPECT_TRUE(dbs_["a"].committed.empty());
+}
+
+TEST_F(CoordinatorTest, Phase2FailureIsRetriedUntilCommitted) {
+  dbs_["b"].fail_commits = 2;
+  auto core = make_core();
+  Coordinator coord(core);
+  Transaction tx = coord.begin();
+  tx.execute("a", "UPDATE a");
+  tx.execute("b", "UPDATE b");
+  tx.commit();
+  EXPECT_EQ(dbs_["b"].committed.count(tx.id()), 1u);
+  EXPECT_TRUE(dbs_["b"].has_event("commit-failed " + tx.id()));
+  EXPECT_EQ(core->log().open_decisions(), 0u);
+}
+
+TEST_F(CoordinatorTest, Phase2FailureThatPersistsIsInDoubtAndKeepsTheDecision) {
+  dbs_["b"].fail_commits = 1000;
+  auto core = make_core();
+  Coordinator coord(core);
+  Transaction tx = coord.begin();
+  tx.execute("a", "UPDATE a");
+  tx.execute("b", "UPDATE b");
+  try {
+    tx.commit();
+    FAIL() << "commit should report in-doubt";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Errc::in_doubt);
+    EXPECT_NE(std::string(e.what()).find("b"), std::string::npos);
+  }
+  EXPECT_EQ(tx.state(), TransactionState::in_doubt);
+  EXPECT_EQ(dbs_["a"].committed.count(tx.id()), 1u);
+  EXPECT_EQ(dbs_["b"].prepared.count(tx.id()), 1u);
+  EXPECT_EQ(core->log().open_decisions(), 1u);  // recovery will finish it
+}
+
+TEST_F(CoordinatorTest, DestroyedTransactionRollsBack) {
+  auto core = make_core();
+  Coordinator coord(core);
+  std::string id;
+  {
+    Transaction tx = coord.begin();
+    id = tx.id();
+    tx.execute("a", "UPDATE a");
+    tx.execute("b", "UPDATE b");
+  }
+  EXPECT_TRUE(dbs_["a"].has_event("rollback " + id));
+  EXPECT_TRUE(dbs_["b"].has_event("rollback " + id));
+}
+
+TEST_F(CoordinatorTest, UnknownResourceNamesItAndTheGlobalId) {
+  auto core = make_core();
+  Coordinator coord(core);
+  Transaction tx = coord.begin();
+  try {
+    tx.execute("nope", "SELECT 1");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Errc::config);
+    EXPECT_EQ(e.gtrid(), tx.id());
+    EXPECT_NE(std::string(e.what()).find("nope"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("a, b, c"), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(CoordinatorTest, TimeoutRollsBack) {
+  auto core = make_core();
+  Coordinator coord(core);
+  Transaction tx = coord.begin({.timeout = std::chrono::milliseconds(1)});
+  tx.execute("a", "UPDATE a");
+  tx.execute("b", "UPDATE b");
+  auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(5);
+  while (std::chrono::steady_clock::now() < until) {
+  }  // let the deadline pass (a clock condition, not a synchronisation)
+  try {
+    tx.commit();
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Errc::timeout);
+  }
+  EXPECT_TRUE(dbs_["a"].committed.empty());
+  EXPECT_EQ(tx.state(), TransactionState::rolled_back);
+}
+
+TEST_F(CoordinatorTest, GtridsAreUniqueAndNameTheIncarnation) {
+  auto core = make_core();
+  Coordinator coord(core);
+  std::set<std::string> ids;
+  for (int i = 0; i < 1000; ++i) ids.insert(coord.begin().id());
+  EXPECT_EQ(ids.size(), 1000u);
+  auto parts = parse_gtrid(*ids.begin());
+  ASSERT_TRUE(parts);
+  EXPECT_EQ(parts->coordinator_id, "unit");
+  EXPECT_EQ(parts->incarnation, coord.incarnation());
+}
+
+TEST_F(CoordinatorTest, ConcurrentTransactionsShareFlushes) {
+  auto core = make_core();
+  Coordinator coord(core);
+  constexpr int kThreads = 8, kPerThread = 50;
+  std::vector<std::thread> threads;
+  std::atomic<int> committed{0};
+  for (int t = 0; t < kThreads; ++t)
+    threads.emplace_back([&] {
+      for (int i = 0; i < kPerThread; ++i) {
+        Transaction tx = coord.begin();
+        tx.execute("a", "UPDATE a");
+        tx.execute("b", "UPDATE b");
+        tx.commit();
+        ++committed;
+      }
+    });
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(committed.load(), kThreads * kPerThread);
+  EXPECT_EQ(dbs_["a"].committed.size(), static_cast<std::size_t>(kThreads * kPerThread));
+  EXPECT_LE(core->log().sync_count(), static_cast<std::uint64_t>(kThreads * kPerThread));
+}
+
+}  // namespace
+}  // namespace dtx

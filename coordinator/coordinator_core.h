@@ -1,0 +1,91 @@
+// Internal: the coordinator behind the public dtx::Coordinator / Transaction.
+// See the design note at the top of coordinator.cc.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "coordinator/decision_log.h"
+#include "coordinator/fan_out.h"
+#include "coordinator/transaction_id.h"
+#include "drivers/resource_manager.h"
+#include "dtx/coordinator.h"
+
+namespace dtx::detail {
+
+class CoordinatorCore : public std::enable_shared_from_this<CoordinatorCore> {
+ public:
+  using ResourceFactory = std::function<std::unique_ptr<ResourceManager>(const ResourceConfig&)>;
+
+  // `factory` builds each resource's manager; empty = the real drivers. Tests
+  // and the null-RM benchmark pass in-memory resource managers here.
+  explicit CoordinatorCore(Config config, ResourceFactory factory = {},
+                           DecisionLogOptions log_options = {});
+  ~CoordinatorCore();
+
+  const Config& config() const noexcept { return config_; }
+  // Throws Errc::config naming the resource if it is not configured.
+  ResourceManager& resource(std::string_view name);
+  DecisionLog& log() noexcept { return *log_; }
+  FanOut& fan_out() noexcept { return fan_out_; }
+  const std::string& incarnation() const noexcept { return ids_.incarnation(); }
+
+  std::unique_ptr<GlobalTransaction> begin(TransactionOptions options);
+
+ private:
+  Config config_;
+  std::map<std::string, std::unique_ptr<ResourceManager>, std::less<>> resources_;
+  TransactionIdGenerator ids_;
+  std::unique_ptr<DecisionLog> log_;
+  FanOut fan_out_;
+};
+
+class GlobalTransaction {
+ public:
+  GlobalTransaction(std::shared_ptr<CoordinatorCore> core, std::string gtrid,
+                    std::chrono::steady_clock::time_point deadline,
+                    std::chrono::milliseconds timeout);
+  ~GlobalTransaction();
+
+  const std::string& gtrid() const noexcept { return gtrid_; }
+  TransactionState state() const noexcept { return state_; }
+  std::vector<std::string> resources() const;
+
+  Result execute(std::string_view resource, std::string_view sql, std::span<const Param> params);
+  void commit();
+  void rollback();
+
+ private:
+  struct Branch {
+    ResourceManager* rm = nullptr;
+    SessionLease session;
+    Xid xid;
+    bool committed = false;
+  };
+
+  Branch& branch_for(std::string_view resource);
+  void check_active(const char* operation) const;
+  void check_deadline(const char* step);
+  [[noreturn]] void fail_and_rollback(const Error& error);
+  void commit_one_phase();
+  void commit_two_phase();
+  void commit_branch(Branch& branch);
+  void rollback_all() noexcept;
+
+  std::shared_ptr<CoordinatorCore> core_;
+  std::string gtrid_;
+  std::chrono::steady_clock::time_point deadline_;
+  std::chrono::milliseconds timeout_;
+  TransactionState state_ = TransactionState::active;
+  std::vector<Branch> branches_;             // in order of first use
+  std::optional<Error> failed_statement_;    // set once a statement failed: only rollback remains
+};
+
+}  // namespace dtx::detail

@@ -1,0 +1,32 @@
+// Runs the per-branch steps of one global transaction in parallel.
+//
+// Branch work is blocking database I/O, so the pool is sized for waiting, not
+// for CPU: threads mostly sleep in recv(). The caller's own thread takes the
+// first item, so a two-branch transaction hands only one item to the pool.
+// Boost.Asio stays inside fan_out.cc; this header is cheap to include.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+
+namespace dtx {
+
+class FanOut {
+ public:
+  // threads = 0 picks a size suited to blocking I/O.
+  explicit FanOut(int threads);
+  ~FanOut();
+
+  // Calls fn(i) for every i in [0, n) and returns when all calls returned.
+  // Precondition: fn does not throw (capture errors inside it).
+  void run(std::size_t n, const std::function<void(std::size_t)>& fn);
+
+  int threads() const noexcept;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace dtx

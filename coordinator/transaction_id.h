@@ -1,0 +1,48 @@
+// Global transaction ids (gtrids).
+//
+//   <coordinator id>.<incarnation>.<sequence>
+//   node1.65a1f3c29d04b7e1.1f
+//
+// coordinator id: from the config, [A-Za-z0-9_-]{1,16};
+// incarnation:    16 lowercase hex digits, unique to one process start
+//                 (seconds since the epoch in the high 32 bits, random low bits);
+// sequence:       hex counter within the incarnation, from 1.
+// At most 16+1+16+1+16 = 50 bytes, inside XA's 64. The bqual of a branch is
+// the resource's config name. See docs/transaction-ids.md.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace dtx {
+
+struct GtridParts {
+  std::string coordinator_id;
+  std::string incarnation;
+  std::uint64_t sequence = 0;
+};
+
+// A fresh incarnation id: 16 lowercase hex digits.
+std::string new_incarnation();
+
+// nullopt if `gtrid` is not shaped like a dtx gtrid.
+std::optional<GtridParts> parse_gtrid(std::string_view gtrid);
+
+class TransactionIdGenerator {
+ public:
+  // Precondition: coordinator_id is valid (is_valid_coordinator_id).
+  TransactionIdGenerator(std::string coordinator_id, std::string incarnation);
+
+  std::string next();
+  const std::string& incarnation() const noexcept { return incarnation_; }
+
+ private:
+  std::string prefix_;  // "<id>.<incarnation>."
+  std::string incarnation_;
+  std::atomic<std::uint64_t> sequence_{0};
+};
+
+}  // namespace dtx
