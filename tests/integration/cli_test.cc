@@ -1,1 +1,212 @@
+// The dtx command-line tool and the bank example, run as real processes
+// against the real databases.
 #include <gtest/gtest.h>
+
+#include <sys/wait.h>
+
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "drivers/resource_manager.h"
+#include "dtx/dtx.h"
+#include "support/test_env.h"
+
+namespace dtx {
+namespace {
+
+struct Run {
+  int status = -1;
+  std::string out, err;
+};
+
+std::string slurp(const std::filesystem::path& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+class CliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::random_device rd;
+    tag_ = std::to_string(rd() % 1000000);
+    dir_ = test::fresh_dir("cli");
+    table_ = "cli_" + tag_;
+    my_ = make_resource_manager(test::mysql_resource());
+    pg_ = make_resource_manager(test::postgres_resource());
+    for (auto* rm : {my_.get(), pg_.get()}) {
+      run_sql(*rm, "CREATE TABLE " + table_ + " (id INT PRIMARY KEY, balance BIGINT NOT NULL CHECK (balance >= 0))");
+      run_sql(*rm, "INSERT INTO " + table_ + " VALUES (1, 100)");
+    }
+    write_config(dir_ / "dtx.toml", "dtx_test", "dtx_test");
+  }
+  void TearDown() override {
+    for (auto* rm : {my_.get(), pg_.get()}) run_sql(*rm, "DROP TABLE IF EXISTS " + table_);
+    std::filesystem::remove_all(dir_);
+  }
+
+  static Result run_sql(ResourceManager& rm, const std::string& sql) {
+    return rm.acquire()->execute(sql, {});
+  }
+  std::int64_t balance(ResourceManager& rm) {
+    return run_sql(rm, "SELECT balance FROM " + table_ + " WHERE id = 1")[0].as_int64(0);
+  }
+
+  void write_config(const std::filesystem::path& file, const std::string& my_db, const std::string& pg_db) {
+    auto my = test::mysql_resource(), pg = test::postgres_resource();
+    std::ofstream out(file);
+    out << "[coordinator]\nid = \"cli" << tag_ << "\"\nlog_dir = \"" << (dir_ / "log").string() << "\"\n\n"
+        << "[resources.bank1]\ntype = \"mysql\"\nhost = \"127.0.0.1\"\nport = " << my.port
+        << "\nuser = \"" << my.user << "\"\npassword = \"" << my.password << "\"\ndatabase = \"" << my_db
+        << "\"\n\n"
+        << "[resources.bank2]\ntype = \"postgres\"\nhost = \"127.0.0.1\"\nport = " << pg.port
+        << "\nuser = \"" << pg.user << "\"\npassword = \"" << pg.password << "\"\ndatabase = \"" << pg_db
+        << "\"\n";
+  }
+
+  Run run(const std::string& program, const std::vector<std::string>& args) {
+    std::string cmd = quote((test::binary_dir() / program).string());
+    for (const auto& a : args) cmd += " " + quote(a);
+    auto out = dir_ / "stdout", err = dir_ / "stderr";
+    cmd += " >" + quote(out.string()) + " 2>" + quote(err.string()) + " </dev/null";
+    Run r;
+    int raw = std::system(cmd.c_str());
+    r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
+    r.out = slurp(out);
+    r.err = slurp(err);
+    return r;
+  }
+  Run dtx(std::vector<std::string> args) { return run("dtx", args); }
+  std::string config() const { return (dir_ / "dtx.toml").string(); }
+  std::string upd(const std::string& delta) const {
+    return "UPDATE " + table_ + " SET balance = balance + (" + delta + ") WHERE id = 1";
+  }
+
+  std::string tag_, table_;
+  std::filesystem::path dir_;
+  std::unique_ptr<ResourceManager> my_, pg_;
+};
+
+TEST_F(CliTest, ExecCommitsAcrossBothDatabases) {
+  Run r = dtx({"exec", "--config", config(), "bank1=" + upd("-30"), "bank2=" + upd("30")});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_TRUE(r.out.starts_with("committed cli" + tag_ + ".")) << r.out;
+  EXPECT_EQ(balance(*my_), 70);
+  EXPECT_EQ(balance(*pg_), 130);
+}
+
+TEST_F(CliTest, ExecFailureRollsBackAndNamesResourceStatementAndServerError) {
+  Run r = dtx({"exec", "--config", config(), "bank1=" + upd("-30"),
+               "bank2=UPDATE " + table_ + " SET nope = 1"});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("statement 2 on bank2 failed"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("nope"), std::string::npos) << r.err;           // the server's message
+  EXPECT_NE(r.err.find("SQLSTATE 42703"), std::string::npos) << r.err;  // undefined_column
+  EXPECT_NE(r.err.find("rolled back cli" + tag_ + "."), std::string::npos) << r.err;
+  EXPECT_EQ(r.out.find("committed"), std::string::npos);
+  EXPECT_EQ(balance(*my_), 100);
+  EXPECT_EQ(balance(*pg_), 100);
+}
+
+TEST_F(CliTest, ExecConstraintViolationOnBank1RollsBackBank2) {
+  Run r = dtx({"exec", "--config", config(), "bank2=" + upd("500"), "bank1=" + upd("-500")});
+  EXPECT_EQ(r.status, 1) << r.out;
+  EXPECT_NE(r.err.find("on bank1 failed"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("rolled back"), std::string::npos) << r.err;
+  EXPECT_EQ(balance(*my_), 100);
+  EXPECT_EQ(balance(*pg_), 100);
+}
+
+TEST_F(CliTest, ExecRunsStatementsOnOneResourceInOrder) {
+  Run r = dtx({"exec", "--config", config(), "bank1=" + upd("-10"), "bank1=" + upd("-20"),
+               "bank2=" + upd("30"), "bank1=SELECT balance FROM " + table_ + " WHERE id = 1"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_TRUE(r.out.starts_with("70\ncommitted ")) << r.out;
+  EXPECT_EQ(balance(*my_), 70);
+  EXPECT_EQ(balance(*pg_), 130);
+}
+
+TEST_F(CliTest, ExecWithOneResourceCommits) {
+  Run r = dtx({"exec", "--config", config(), "bank2=" + upd("1")});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(balance(*pg_), 101);
+}
+
+TEST_F(CliTest, UsageAndConfigErrorsExitTwo) {
+  Run no_eq = dtx({"exec", "--config", config(), "bank1 UPDATE x"});
+  EXPECT_EQ(no_eq.status, 2);
+  EXPECT_NE(no_eq.err.find("RESOURCE=SQL"), std::string::npos) << no_eq.err;
+
+  Run unknown = dtx({"exec", "--config", config(), "bank9=" + upd("1")});
+  EXPECT_EQ(unknown.status, 2);
+  EXPECT_NE(unknown.err.find("bank9"), std::string::npos) << unknown.err;
+
+  std::ofstream(dir_ / "bad.toml") << "[coordinator]\nid = \"x\"\nlog_dir = \"/tmp\"\nbogus = 1\n";
+  Run bad = dtx({"exec", "--config", (dir_ / "bad.toml").string(), "bank1=" + upd("1")});
+  EXPECT_EQ(bad.status, 2);
+  EXPECT_NE(bad.err.find("bad.toml:4"), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find("coordinator.bogus"), std::string::npos) << bad.err;
+
+  Run missing = dtx({"exec", "--config", config()});
+  EXPECT_EQ(missing.status, 2);
+  Run nothing = dtx({});
+  EXPECT_EQ(nothing.status, 2);
+  EXPECT_EQ(balance(*my_), 100);
+}
+
+TEST_F(CliTest, HelpDescribesTheCommands) {
+  Run top = dtx({"--help"});
+  EXPECT_EQ(top.status, 0);
+  EXPECT_NE(top.out.find("exec"), std::string::npos) << top.out;
+  Run exec = dtx({"exec", "--help"});
+  EXPECT_EQ(exec.status, 0);
+  EXPECT_NE(exec.out.find("RESOURCE=SQL"), std::string::npos) << exec.out;
+  EXPECT_NE(exec.out.find("--config"), std::string::npos) << exec.out;
+}
+
+// examples/bank_transfer with its three scenarios, on its own bank databases.
+TEST_F(CliTest, BankExampleScenarios) {
+  std::string my_db = "cli_bank1_" + tag_, pg_db = "cli_bank2_" + tag_;
+  run_sql(*my_, "CREATE DATABASE " + my_db);
+  run_sql(*pg_, "CREATE DATABASE " + pg_db);
+  auto my_bank = make_resource_manager(test::mysql_resource("bank1", my_db));
+  auto pg_bank = make_resource_manager(test::postgres_resource("bank2", pg_db));
+  run_sql(*my_bank,
+          "CREATE TABLE account_info (id BIGINT PRIMARY KEY AUTO_INCREMENT, account_name VARCHAR(100), "
+          "account_no VARCHAR(100), account_password VARCHAR(100), account_balance DOUBLE, "
+          "CHECK (account_balance >= 0)) ENGINE=InnoDB");
+  run_sql(*my_bank, "INSERT INTO account_info VALUES (2, 'Zhang San', '1', '', 10000)");
+  run_sql(*pg_bank,
+          "CREATE TABLE account_info (id BIGINT PRIMARY KEY, account_name VARCHAR(100), "
+          "account_no VARCHAR(100), account_password VARCHAR(100), account_balance DOUBLE PRECISION "
+          "CHECK (account_balance >= 0))");
+  run_sql(*pg_bank, "INSERT INTO account_info VALUES (3, 'Li Si', '2', NULL, 0)");
+  write_config(dir_ / "bank.toml", my_db, pg_db);
+
+  for (const char* scenario : {"success", "bank2-fails", "bank1-fails"}) {
+    Run r = run("bank_transfer", {"--config", (dir_ / "bank.toml").string(), "--scenario", scenario,
+                                  "--amount", "100"});
+    EXPECT_EQ(r.status, 0) << scenario << "\n" << r.out << r.err;
+    EXPECT_NE(r.out.find("as expected"), std::string::npos) << r.out;
+  }
+  auto money = [&](ResourceManager& rm) {
+    return run_sql(rm, "SELECT account_balance FROM account_info")[0].as_double(0);
+  };
+  EXPECT_EQ(money(*my_bank), 9900);
+  EXPECT_EQ(money(*pg_bank), 100);
+  my_bank.reset();
+  pg_bank.reset();  // close its connections before dropping the database
+  run_sql(*my_, "DROP DATABASE " + my_db);
+  run_sql(*pg_, "DROP DATABASE " + pg_db);
+}
+
+}  // namespace
+}  // namespace dtx
