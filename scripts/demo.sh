@@ -1,0 +1,185 @@
+#!/usr/bin/env bash
+# scripts/demo.sh — the bank transfer demo: Zhang San (bank1, MariaDB) pays Li Si (bank2,
+# PostgreSQL), through the example program and through the dtx CLI, with failures on either side.
+#
+# It builds dtx (scripts/setup.sh), starts the test servers (scripts/db.sh start), re-creates
+# bank1 and bank2 from sql/*.sql, writes $BUILD/demo/dtx.toml, then runs:
+#
+#   a. bank_transfer --scenario success      100 moves          9900 / 100
+#   b. bank_transfer --scenario bank2-fails  rolled back        unchanged
+#   c. bank_transfer --scenario bank1-fails  rolled back        unchanged
+#   d. dtx exec: the same transfer           "committed <id>"   9800 / 200
+#   e. dtx exec: bank2's statement fails     "rolled back <id>", exit 1, unchanged
+#   f. dtx exec: bank1 overdraws (CHECK)     "rolled back <id>", exit 1, unchanged
+#
+# Balances are printed and checked after every step; the expected non-zero exits are captured,
+# not fatal. Exits 0 only if every step behaved as expected and the final balances are
+# Zhang San 9800, Li Si 200. The databases are left running: stop them with scripts/db.sh stop.
+#
+# Environment: DTX_BUILD_DIR (default build), DTX_SKIP_BUILD=1 (do not build; for trying the
+# database part), and the DTX_TEST_* ports of scripts/db.sh.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$REPO"
+BUILD_DIR=${DTX_BUILD_DIR:-build}
+[[ $BUILD_DIR == /* ]] || BUILD_DIR=$REPO/$BUILD_DIR
+DEMO_DIR=$BUILD_DIR/demo
+CONFIG=$DEMO_DIR/dtx.toml
+BANK_TRANSFER=$BUILD_DIR/bank_transfer
+DTX=$BUILD_DIR/dtx
+AMOUNT=100
+
+say() { printf 'demo: %s\n' "$*"; }
+die() { printf 'demo: error: %s\n' "$*" >&2; exit 1; }
+
+say "setup and build"
+bash scripts/setup.sh
+say "starting the databases"
+bash scripts/db.sh start
+eval "$(bash scripts/db.sh env)"
+export DTX_DEMO_PASSWORD=$DTX_TEST_PASSWORD
+
+my() {
+  timeout 60 mariadb --no-defaults --protocol=TCP -h127.0.0.1 -P"$DTX_TEST_MYSQL_PORT" \
+    -u"$DTX_TEST_USER" -p"$DTX_TEST_PASSWORD" --connect-timeout=5 -N -B "$@"
+}
+pg() {
+  PGPASSWORD=$DTX_TEST_PASSWORD PGCONNECT_TIMEOUT=5 timeout 60 \
+    /usr/lib/postgresql/15/bin/psql -X -q -At -v ON_ERROR_STOP=1 \
+    -h 127.0.0.1 -p "$DTX_TEST_PG_PORT" -U "$DTX_TEST_USER" "$@"
+}
+
+# ---------------------------------------------------------------- fresh banks
+
+say "re-creating bank1 (MariaDB :$DTX_TEST_MYSQL_PORT) and bank2 (PostgreSQL :$DTX_TEST_PG_PORT)"
+
+# A prepared transaction of an earlier, interrupted run would block DROP DATABASE. On PostgreSQL
+# we know which database each belongs to and roll back those of bank2; MariaDB's XA RECOVER does
+# not say, so we only show them (other users of the server may own them).
+while IFS= read -r gid; do
+  [[ -n $gid ]] || continue
+  say "rolling back leftover prepared transaction '$gid' of bank2"
+  pg -d bank2 -c "ROLLBACK PREPARED '${gid//\'/\'\'}'"
+done < <(pg -d dtx_test -c "SELECT gid FROM pg_prepared_xacts WHERE database = 'bank2'")
+
+if ! { echo "SET SESSION lock_wait_timeout = 5;"; cat sql/bank1.mysql.sql; } | my; then
+  echo "demo: prepared XA branches on MariaDB (one of them may hold bank1's locks):" >&2
+  my -e "XA RECOVER FORMAT='SQL'" >&2 || true
+  die "could not re-create bank1; finish or XA ROLLBACK the branch above, then run again"
+fi
+pg -d dtx_test -f sql/bank2.postgres.sql 2> >(grep -v 'does not exist, skipping' >&2) ||
+  die "could not re-create bank2"
+
+# The coordinator's decision log belongs to the old banks: start it afresh too.
+rm -rf "$DEMO_DIR/log"
+mkdir -p "$DEMO_DIR/log"
+cat >"$CONFIG" <<EOF
+# Written by scripts/demo.sh.
+[coordinator]
+id = "demo"
+log_dir = "$DEMO_DIR/log"
+
+[resources.bank1]
+type = "mysql"
+host = "127.0.0.1"
+port = $DTX_TEST_MYSQL_PORT
+user = "$DTX_TEST_USER"
+password_env = "DTX_DEMO_PASSWORD"
+database = "bank1"
+
+[resources.bank2]
+type = "postgres"
+host = "127.0.0.1"
+port = $DTX_TEST_PG_PORT
+user = "$DTX_TEST_USER"
+password_env = "DTX_DEMO_PASSWORD"
+database = "bank2"
+EOF
+say "config written to $CONFIG (password from \$DTX_DEMO_PASSWORD)"
+
+# ---------------------------------------------------------------- steps
+
+failures=0
+fail() { printf 'demo: FAIL: %s\n' "$*"; failures=$((failures + 1)); }
+
+# Prints both balances and checks them against the expected pair.
+check_balances() {
+  local want_z=$1 want_l=$2 z l
+  z=$(my -e "SELECT account_balance FROM bank1.account_info WHERE account_name = 'Zhang San'") || z="?"
+  l=$(pg -d bank2 -c "SELECT account_balance FROM account_info WHERE account_name = 'Li Si'") || l="?"
+  printf '   balances: Zhang San (bank1) = %s, Li Si (bank2) = %s   (expected %s / %s)\n' \
+    "${z:-?}" "${l:-?}" "$want_z" "$want_l"
+  awk -v z="$z" -v l="$l" -v wz="$want_z" -v wl="$want_l" \
+    'BEGIN { exit !(z != "" && l != "" && z + 0 == wz + 0 && l + 0 == wl + 0) }' ||
+    fail "balances are $z / $l, expected $want_z / $want_l"
+}
+
+# step LABEL WANT_EXIT WANT_OUTPUT_REGEX ZHANG_SAN LI_SI -- COMMAND...
+step() {
+  local label=$1 want_rc=$2 want_re=$3 want_z=$4 want_l=$5
+  shift 6
+  printf '\n== %s\n$' "$label"
+  local arg
+  for arg in "$@"; do
+    if [[ $arg =~ [[:space:]\'] ]]; then printf ' "%s"' "$arg"; else printf ' %s' "$arg"; fi
+  done
+  printf '\n'
+  if [[ ! -x $1 ]]; then
+    fail "$1 is not built"
+  else
+    local out rc=0
+    out=$(mktemp)
+    timeout 120 "$@" >"$out" 2>&1 || rc=$?
+    sed 's/^/   | /' "$out"
+    if ((rc == want_rc)); then
+      printf '   exit %d (expected)\n' "$rc"
+    else
+      fail "$label: exit $rc, expected $want_rc"
+    fi
+    if [[ -n $want_re ]] && ! grep -Eq "$want_re" "$out"; then
+      fail "$label: output has no line matching /$want_re/"
+    fi
+    rm -f "$out"
+  fi
+  check_balances "$want_z" "$want_l"
+}
+
+printf '\n== initial state\n'
+check_balances 10000 0
+
+step "a. bank_transfer: success" 0 "" 9900 100 -- \
+  "$BANK_TRANSFER" --config "$CONFIG" --scenario success --amount "$AMOUNT"
+step "b. bank_transfer: bank2 fails (bank1's debit must be rolled back)" 0 "" 9900 100 -- \
+  "$BANK_TRANSFER" --config "$CONFIG" --scenario bank2-fails --amount "$AMOUNT"
+step "c. bank_transfer: bank1 fails (bank2's credit must be rolled back)" 0 "" 9900 100 -- \
+  "$BANK_TRANSFER" --config "$CONFIG" --scenario bank1-fails --amount "$AMOUNT"
+
+debit="UPDATE account_info SET account_balance = account_balance - $AMOUNT WHERE account_name = 'Zhang San'"
+credit="UPDATE account_info SET account_balance = account_balance + $AMOUNT WHERE account_name = 'Li Si'"
+step "d. dtx exec: the same transfer" 0 '^committed ' 9800 200 -- \
+  "$DTX" exec --config "$CONFIG" "bank1=$debit" "bank2=$credit"
+step "e. dtx exec: bank2's statement fails (no such column)" 1 '^rolled back ' 9800 200 -- \
+  "$DTX" exec --config "$CONFIG" "bank1=$debit" \
+  "bank2=UPDATE account_info SET no_such_column = 1 WHERE account_name = 'Li Si'"
+step "f. dtx exec: bank1 overdraws (CHECK account_balance >= 0)" 1 '^rolled back ' 9800 200 -- \
+  "$DTX" exec --config "$CONFIG" \
+  "bank1=UPDATE account_info SET account_balance = account_balance - 1000000 WHERE account_name = 'Zhang San'" \
+  "bank2=UPDATE account_info SET account_balance = account_balance + 1000000 WHERE account_name = 'Li Si'"
+
+# ---------------------------------------------------------------- verdict
+
+printf '\n== final state\n'
+check_balances 9800 200
+leftover_pg=$(pg -d dtx_test -c "SELECT count(*) FROM pg_prepared_xacts WHERE database = 'bank2'")
+if [[ $leftover_pg != 0 ]]; then
+  fail "$leftover_pg prepared transaction(s) of bank2 left in pg_prepared_xacts"
+fi
+
+echo
+say "the databases are still running; stop them with: scripts/db.sh stop"
+if ((failures)); then
+  say "FAILED: $failures check(s) did not hold"
+  exit 1
+fi
+say "OK: every step behaved as expected; Zhang San has 9800, Li Si 200"
