@@ -1,1 +1,655 @@
-// placeholder
+// The decision log: record encoding, the group-commit writer, compaction, and
+// the read side used by recovery. docs/log-format.md is the format reference.
+//
+// Writing. log_commit() encodes its COMMIT record outside any lock, then
+// queues it under mu_ and takes a ticket (a sequence number). log_end() queues
+// its END the same way but never waits. A committer whose record is not yet
+// durable either waits on flushed_ or, if no flush is running, becomes the
+// leader: it takes the whole queue, drops mu_, frames the batch with the
+// LogWriter, issues one write() and one fdatasync(), retakes mu_, publishes
+// `durable_` = the last ticket of the batch and wakes everyone. There is no
+// log thread: whoever finds the log idle does the I/O, so a lone committer
+// pays one fdatasync and N concurrent committers share a few.
+//
+// One condition variable and ticket numbers, rather than a condition
+// variable per waiter: a flush takes everything queued, so when it ends every
+// waiter is either covered (and must wake) or queued after the batch was taken
+// (and must wake so that one of them leads the next flush). notify_all() wakes
+// exactly those threads; per-waiter signalling would save nothing.
+//
+// Failure. A failed write() or fdatasync() leaves the on-disk state unknown
+// (and after a failed fdatasync Linux may drop the dirty pages, so a retry
+// could "succeed" without the data). The log is poisoned: every waiter of the
+// failed batch and every later log_commit() throws, naming the file, so no
+// decision is ever claimed durable when it might not be. The files are kept.
+//
+// Open decisions. `open_` holds the COMMITs that are durable and not yet
+// ended: a COMMIT enters it when its flush succeeds, leaves it in log_end().
+// It is what compaction carries forward and what the destructor looks at.
+//
+// Compaction. After a flush that leaves the segment over its rollover size
+// the leader, still holding the flush role (flushing_), snapshots `open_`,
+// writes those COMMITs to segment seq+1, syncs it and the directory, switches
+// to it and unlinks the older segments. Waiters of the batch are woken before
+// this; newcomers queue and are flushed to the new segment. A COMMIT whose
+// END is still queued is not carried: log_end() is the caller's word that
+// every branch is finished, so the record is no longer needed even if the END
+// never reaches the disk. If compaction fails, the old segment stays current
+// and complete; it is retried after a later flush.
+//
+// Reopening an incarnation that has segments (a process that closed with open
+// decisions and was started again with the same incarnation) adopts them: the
+// open decisions are read back and carried into a fresh segment, so nothing is
+// ever appended after a possibly torn tail.
+
+#include "coordinator/decision_log.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <condition_variable>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <unordered_map>
+
+#include "coordinator/log_reader.h"
+#include "coordinator/log_writer.h"
+#include "drivers/logging.h"
+#include "dtx/config.h"
+#include "dtx/error.h"
+
+namespace dtx {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr std::size_t kIncarnationChars = 16;  // lowercase hex
+constexpr std::size_t kSeqDigits = 6;
+constexpr std::uint32_t kMaxSeq = 999'999;
+
+// ---- Record payload encoding ----
+
+void put_varint32(std::uint32_t v, std::string* out) {
+  while (v >= 0x80) {
+    out->push_back(static_cast<char>(v | 0x80));
+    v >>= 7;
+  }
+  out->push_back(static_cast<char>(v));
+}
+
+bool get_varint32(std::string_view* in, std::uint32_t* v) {
+  std::uint32_t result = 0;
+  for (int shift = 0; shift <= 28 && !in->empty(); shift += 7) {
+    const auto byte = static_cast<unsigned char>(in->front());
+    in->remove_prefix(1);
+    if (shift == 28 && byte > 0x0f) return false;  // more than 32 bits
+    result |= std::uint32_t{byte & 0x7fu} << shift;
+    if ((byte & 0x80) == 0) {
+      *v = result;
+      return true;
+    }
+  }
+  return false;  // truncated, or a fifth byte with its continuation bit
+}
+
+void put_string(std::string_view s, std::string* out) {
+  put_varint32(static_cast<std::uint32_t>(s.size()), out);
+  out->append(s);
+}
+
+bool get_string(std::string_view* in, std::string* s) {
+  std::uint32_t n = 0;
+  if (!get_varint32(in, &n) || n > in->size()) return false;
+  s->assign(in->substr(0, n));
+  in->remove_prefix(n);
+  return true;
+}
+
+// ---- Files ----
+
+[[noreturn]] void throw_io_error(const std::string& action, const fs::path& path,
+                                 std::string hint) {
+  throw Error({.code = Errc::log, .hint = std::move(hint)},
+              "cannot " + action + " " + path.string() + ": " + std::strerror(errno));
+}
+
+constexpr const char* kDiskHint =
+    "check the disk and the permissions of the log directory; no decision of this batch was "
+    "confirmed durable";
+
+// Writes all of `data` at the end of the file (opened O_APPEND).
+void write_all(int fd, std::string_view data, const fs::path& path) {
+  while (!data.empty()) {
+    const ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw_io_error("write decision log", path, kDiskHint);
+    }
+    data.remove_prefix(static_cast<std::size_t>(n));
+  }
+}
+
+void sync_file(int fd, const fs::path& path) {
+  if (::fdatasync(fd) != 0) throw_io_error("fdatasync decision log", path, kDiskHint);
+}
+
+// Makes the creation of a file in `dir` durable.
+void sync_dir(const fs::path& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) throw_io_error("open decision log directory", dir, kDiskHint);
+  const int rc = ::fsync(fd);
+  const int err = errno;
+  ::close(fd);
+  errno = err;
+  if (rc != 0) throw_io_error("fsync decision log directory", dir, kDiskHint);
+}
+
+bool is_lower_hex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+bool is_valid_incarnation(std::string_view s) {
+  return s.size() == kIncarnationChars && std::all_of(s.begin(), s.end(), is_lower_hex);
+}
+
+std::string lock_file_name(std::string_view id, std::string_view incarnation) {
+  return std::string(id) + "-" + std::string(incarnation) + ".lock";
+}
+
+std::string segment_file_name(std::string_view id, std::string_view incarnation,
+                              std::uint32_t seq) {
+  char digits[16];
+  std::snprintf(digits, sizeof digits, "%06u", seq);
+  return std::string(id) + "-" + std::string(incarnation) + "-" + digits + ".log";
+}
+
+// Removes "-<n characters accepted by ok>" from the end of *stem; false if
+// the stem does not end that way.
+bool take_field(std::string_view* stem, std::size_t n, bool (*ok)(char), std::string_view* field) {
+  if (stem->size() < n + 1 || (*stem)[stem->size() - n - 1] != '-') return false;
+  *field = stem->substr(stem->size() - n);
+  if (!std::all_of(field->begin(), field->end(), ok)) return false;
+  stem->remove_suffix(n + 1);
+  return true;
+}
+
+struct LogFileName {
+  std::string_view id;
+  std::string_view incarnation;
+  std::optional<std::uint32_t> seq;  // set for a segment, empty for the lock file
+};
+
+// Parses "<id>-<incarnation>.lock" and "<id>-<incarnation>-<seq>.log". Ids
+// may contain '-', so the fixed-width fields are taken from the right.
+std::optional<LogFileName> parse_log_file_name(std::string_view name) {
+  LogFileName parsed;
+  std::string_view stem = name;
+  if (stem.ends_with(".lock")) {
+    stem.remove_suffix(5);
+  } else if (stem.ends_with(".log")) {
+    stem.remove_suffix(4);
+    std::string_view seq;
+    if (!take_field(&stem, kSeqDigits, is_digit, &seq)) return std::nullopt;
+    parsed.seq = static_cast<std::uint32_t>(std::stoul(std::string(seq)));
+  } else {
+    return std::nullopt;
+  }
+  if (!take_field(&stem, kIncarnationChars, is_lower_hex, &parsed.incarnation)) return std::nullopt;
+  if (!is_valid_coordinator_id(stem)) return std::nullopt;
+  parsed.id = stem;
+  return parsed;
+}
+
+}  // namespace
+
+// ---- Record payloads ----
+
+std::string encode_record(const DecisionRecord& record) {
+  std::string out;
+  out.push_back(static_cast<char>(record.type));
+  put_string(record.gtrid, &out);
+  if (record.type == RecordType::commit) {
+    put_varint32(static_cast<std::uint32_t>(record.branches.size()), &out);
+    for (const BranchRef& branch : record.branches) {
+      put_string(branch.resource, &out);
+      put_string(branch.bqual, &out);
+    }
+  }
+  return out;
+}
+
+std::optional<DecisionRecord> decode_record(std::string_view payload) {
+  if (payload.empty()) return std::nullopt;
+  DecisionRecord record;
+  const auto type = static_cast<unsigned char>(payload.front());
+  payload.remove_prefix(1);
+  if (type != static_cast<unsigned char>(RecordType::commit) &&
+      type != static_cast<unsigned char>(RecordType::end)) {
+    return std::nullopt;
+  }
+  record.type = static_cast<RecordType>(type);
+  if (!get_string(&payload, &record.gtrid)) return std::nullopt;
+  if (record.type == RecordType::commit) {
+    std::uint32_t count = 0;
+    if (!get_varint32(&payload, &count)) return std::nullopt;
+    // Each branch takes at least two bytes: do not trust `count` further.
+    if (count > payload.size() / 2) return std::nullopt;
+    record.branches.resize(count);
+    for (BranchRef& branch : record.branches) {
+      if (!get_string(&payload, &branch.resource) || !get_string(&payload, &branch.bqual)) {
+        return std::nullopt;
+      }
+    }
+  }
+  if (!payload.empty()) return std::nullopt;  // trailing bytes
+  return record;
+}
+
+// ---- The writer ----
+
+class DecisionLog::Impl {
+ public:
+  Impl(fs::path dir, std::string_view id, std::string_view incarnation, DecisionLogOptions options)
+      : dir_(std::move(dir)),
+        id_(id),
+        incarnation_(incarnation),
+        options_(options),
+        lock_path_(dir_ / lock_file_name(id, incarnation)) {}
+  ~Impl();
+
+  // Takes the incarnation's lock and starts its first segment.
+  void open();
+  void log_commit(std::string_view gtrid, std::span<const BranchRef> branches);
+  void log_end(std::string_view gtrid) noexcept;
+
+  std::size_t open_decisions() const {
+    std::lock_guard lock(mu_);
+    return open_.size();
+  }
+  const fs::path& current_segment() const { return segment_path_; }
+  std::uint64_t sync_count() const {
+    std::lock_guard lock(mu_);
+    return sync_count_;
+  }
+
+ private:
+  struct QueuedRecord {
+    std::string payload;  // encode_record(record)
+    DecisionRecord record;
+  };
+
+  void lock();
+  void adopt_existing_segments();
+  void flush(std::unique_lock<std::mutex>& lock);
+  void start_segment(const std::vector<DecisionRecord>& carried);
+  [[noreturn]] void throw_poisoned() const;
+
+  const fs::path dir_;
+  const std::string id_;
+  const std::string incarnation_;
+  const DecisionLogOptions options_;
+  const fs::path lock_path_;
+  int lock_fd_ = -1;
+  bool opened_ = false;  // open() succeeded: the files are ours to delete
+
+  // Touched only by the thread holding the flush role (flushing_), or during
+  // construction and destruction.
+  int segment_fd_ = -1;
+  std::uint32_t segment_seq_ = 0;
+  fs::path segment_path_;
+  std::vector<fs::path> segments_;  // every segment on disk, current last
+  log::LogWriter writer_;
+  std::uint64_t rollover_at_ = 0;  // segment size that triggers compaction
+
+  mutable std::mutex mu_;
+  std::condition_variable flushed_;
+  bool flushing_ = false;            // some thread holds the flush role
+  std::vector<QueuedRecord> queue_;  // taken whole by the next flush
+  std::uint64_t queued_ = 0;         // ticket of the last record queued
+  std::uint64_t durable_ = 0;        // every ticket <= durable_ is on disk
+  std::optional<Error> failure_;     // set once a flush failed: poisoned
+  std::unordered_map<std::string, std::vector<BranchRef>> open_;
+  std::uint64_t sync_count_ = 0;
+};
+
+void DecisionLog::Impl::open() {
+  lock();
+  adopt_existing_segments();
+  opened_ = true;
+}
+
+void DecisionLog::Impl::lock() {
+  lock_fd_ = ::open(lock_path_.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+  if (lock_fd_ < 0) {
+    throw_io_error("create decision log lock file", lock_path_,
+                   "check that the log directory is writable");
+  }
+  if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    ::close(lock_fd_);
+    lock_fd_ = -1;
+    errno = err;
+    throw_io_error("lock decision log", lock_path_,
+                   err == EWOULDBLOCK
+                       ? "another live process uses incarnation " + incarnation_ +
+                             " of coordinator " + id_ + "; every process needs its own incarnation"
+                       : std::string());
+  }
+  if (options_.sync) sync_dir(dir_);
+}
+
+void DecisionLog::Impl::adopt_existing_segments() {
+  std::vector<DecisionRecord> carried;
+  for (const LogIncarnation& found : list_incarnations(dir_)) {
+    if (found.coordinator_id != id_ || found.incarnation != incarnation_) continue;
+    segments_ = found.segments;
+    if (!segments_.empty()) {
+      segment_seq_ = parse_log_file_name(segments_.back().filename().string())->seq.value();
+    }
+    carried = dtx::open_decisions(found);
+  }
+  for (DecisionRecord& record : carried) open_[record.gtrid] = record.branches;
+  start_segment(carried);
+}
+
+DecisionLog::Impl::~Impl() {
+  std::unique_lock lock(mu_);
+  if (opened_ && !failure_ && !queue_.empty()) flush(lock);  // the pending ENDs
+  const bool remove = opened_ && !failure_ && open_.empty();
+  lock.unlock();
+  if (segment_fd_ >= 0) ::close(segment_fd_);
+  if (remove) {
+    // Segments first, then the lock file while still holding its lock: a
+    // recovery scan that finds a lock file it can lock finds no segments.
+    for (const fs::path& segment : segments_) ::unlink(segment.c_str());
+    ::unlink(lock_path_.c_str());
+  }
+  if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
+}
+
+[[noreturn]] void DecisionLog::Impl::throw_poisoned() const {
+  throw Error(
+      {.code = Errc::log,
+       .hint = "no decision can be made durable in this process: restart the coordinator; "
+               "recovery will finish the decisions already logged"},
+      "decision log " + segment_path_.string() + " failed earlier (" + failure_->summary() + ")");
+}
+
+void DecisionLog::Impl::log_commit(std::string_view gtrid, std::span<const BranchRef> branches) {
+  QueuedRecord queued{.record = {.type = RecordType::commit,
+                                 .gtrid = std::string(gtrid),
+                                 .branches = {branches.begin(), branches.end()}}};
+  queued.payload = encode_record(queued.record);
+
+  std::unique_lock lock(mu_);
+  if (failure_) throw_poisoned();
+  queue_.push_back(std::move(queued));
+  const std::uint64_t ticket = ++queued_;
+  while (durable_ < ticket) {
+    if (failure_) throw *failure_;
+    if (flushing_) {
+      flushed_.wait(lock);
+    } else {
+      flush(lock);
+    }
+  }
+}
+
+void DecisionLog::Impl::log_end(std::string_view gtrid) noexcept {
+  try {
+    QueuedRecord queued{.record = {.type = RecordType::end, .gtrid = std::string(gtrid)}};
+    queued.payload = encode_record(queued.record);
+    std::lock_guard lock(mu_);
+    // An END for a decision that is not open (never logged, or ended twice)
+    // would change nothing on recovery.
+    if (failure_ || open_.erase(queued.record.gtrid) == 0) return;
+    queue_.push_back(std::move(queued));
+    ++queued_;
+  } catch (const std::exception& e) {
+    // Out of memory: the END is lost, which only keeps the COMMIT alive longer.
+    logger().warn("{}: could not queue END record: {}", gtrid, e.what());
+  }
+}
+
+// Called with mu_ held (as `lock`) and no flush running; returns with mu_
+// held. Drops mu_ while doing I/O.
+void DecisionLog::Impl::flush(std::unique_lock<std::mutex>& lock) {
+  flushing_ = true;
+  std::vector<QueuedRecord> batch;
+  batch.swap(queue_);
+  const std::uint64_t last_ticket = queued_;
+  lock.unlock();
+
+  // Nothing below may throw past here: the flush role must be given back.
+  std::optional<Error> error;
+  try {
+    std::string framed;
+    for (const QueuedRecord& queued : batch) writer_.append(queued.payload, &framed);
+    write_all(segment_fd_, framed, segment_path_);
+    if (options_.sync) sync_file(segment_fd_, segment_path_);
+  } catch (const Error& e) {
+    error = e;
+  } catch (const std::exception& e) {  // out of memory while framing
+    error = Error({.code = Errc::log, .hint = kDiskHint},
+                  "cannot write decision log " + segment_path_.string() + ": " + e.what());
+  }
+
+  lock.lock();
+  ++sync_count_;
+  std::vector<DecisionRecord> carried;
+  bool compact = false;
+  if (error) {
+    logger().error("{}", error->what());
+    failure_ = std::move(error);
+  } else {
+    durable_ = last_ticket;
+    for (QueuedRecord& queued : batch) {
+      if (queued.record.type == RecordType::commit) {
+        open_[std::move(queued.record.gtrid)] = std::move(queued.record.branches);
+      }
+    }
+    compact = writer_.segment_size() > rollover_at_ && segment_seq_ < kMaxSeq;
+    try {
+      if (compact) {
+        carried.reserve(open_.size());
+        for (const auto& [gtrid, branches] : open_) {
+          carried.push_back({.type = RecordType::commit, .gtrid = gtrid, .branches = branches});
+        }
+      }
+    } catch (const std::exception&) {
+      compact = false;  // out of memory: retried after a later flush
+    }
+  }
+  flushed_.notify_all();  // this batch's waiters need not wait for compaction
+  if (!compact) {
+    flushing_ = false;
+    return;
+  }
+
+  lock.unlock();
+  try {
+    start_segment(carried);
+  } catch (const std::exception& e) {
+    logger().warn("decision log compaction failed, {} stays current: {}", segment_path_.string(),
+                  e.what());
+    rollover_at_ = writer_.segment_size() + options_.max_segment_bytes;  // retry later
+  }
+  lock.lock();
+  flushing_ = false;
+  flushed_.notify_all();  // someone queued meanwhile must lead the next flush
+}
+
+// Creates segment seq+1 holding `carried`, makes it durable, switches to it
+// and deletes the older segments. On failure the current segment stays.
+void DecisionLog::Impl::start_segment(const std::vector<DecisionRecord>& carried) {
+  const std::uint32_t seq = segment_seq_ + 1;
+  if (seq > kMaxSeq) {
+    throw Error({.code = Errc::log, .hint = "start the coordinator with a new incarnation"},
+                "decision log of incarnation " + incarnation_ + " has used every segment number");
+  }
+  const fs::path path = dir_ / segment_file_name(id_, incarnation_, seq);
+  const int fd = ::open(path.c_str(), O_CREAT | O_WRONLY | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) throw_io_error("create decision log segment", path, kDiskHint);
+  log::LogWriter writer;
+  try {
+    if (options_.sync) sync_dir(dir_);
+    std::string framed;
+    for (const DecisionRecord& record : carried) writer.append(encode_record(record), &framed);
+    if (!framed.empty()) {
+      write_all(fd, framed, path);
+      if (options_.sync) sync_file(fd, path);
+    }
+  } catch (...) {
+    ::close(fd);
+    ::unlink(path.c_str());
+    throw;
+  }
+
+  if (segment_fd_ >= 0) ::close(segment_fd_);
+  segment_fd_ = fd;
+  segment_seq_ = seq;
+  segment_path_ = path;
+  writer_ = writer;
+  // Open decisions alone may exceed max_segment_bytes; compact again only
+  // once the segment has doubled, so compaction stays amortized.
+  rollover_at_ = std::max(options_.max_segment_bytes, 2 * writer.segment_size());
+  for (const fs::path& old : segments_) {
+    if (::unlink(old.c_str()) != 0 && errno != ENOENT) {
+      logger().warn("cannot delete old decision log segment {}: {}", old.string(),
+                    std::strerror(errno));
+    }
+  }
+  segments_.assign(1, path);
+}
+
+// ---- DecisionLog ----
+
+std::unique_ptr<DecisionLog> DecisionLog::open(const fs::path& log_dir,
+                                               std::string_view coordinator_id,
+                                               std::string_view incarnation,
+                                               DecisionLogOptions options) {
+  if (!is_valid_coordinator_id(coordinator_id) || !is_valid_incarnation(incarnation)) {
+    throw Error({.code = Errc::usage},
+                "bad decision log name '" + std::string(coordinator_id) + "-" +
+                    std::string(incarnation) +
+                    "': the coordinator id must be 1-16 characters of [A-Za-z0-9_-] and the "
+                    "incarnation 16 lowercase hex digits");
+  }
+  std::error_code ec;
+  fs::create_directories(log_dir, ec);
+  if (ec) {
+    throw Error({.code = Errc::log, .hint = "check the log_dir setting and its permissions"},
+                "cannot create decision log directory " + log_dir.string() + ": " + ec.message());
+  }
+  auto impl = std::make_unique<Impl>(log_dir, coordinator_id, incarnation, options);
+  impl->open();
+  return std::unique_ptr<DecisionLog>(new DecisionLog(std::move(impl)));
+}
+
+DecisionLog::DecisionLog(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+DecisionLog::~DecisionLog() = default;
+
+void DecisionLog::log_commit(std::string_view gtrid, std::span<const BranchRef> branches) {
+  impl_->log_commit(gtrid, branches);
+}
+void DecisionLog::log_end(std::string_view gtrid) noexcept { impl_->log_end(gtrid); }
+std::size_t DecisionLog::open_decisions() const { return impl_->open_decisions(); }
+const fs::path& DecisionLog::current_segment() const { return impl_->current_segment(); }
+std::uint64_t DecisionLog::sync_count() const { return impl_->sync_count(); }
+
+// ---- Reading ----
+
+std::vector<LogIncarnation> list_incarnations(const fs::path& log_dir) {
+  std::map<std::pair<std::string, std::string>, LogIncarnation> found;
+  std::map<std::pair<std::string, std::string>, std::map<std::uint32_t, fs::path>> segments;
+  std::error_code ec;
+  for (const fs::directory_entry& entry : fs::directory_iterator(log_dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    const std::optional<LogFileName> parsed = parse_log_file_name(name);
+    if (!parsed) continue;
+    const std::pair<std::string, std::string> key(parsed->id, parsed->incarnation);
+    LogIncarnation& incarnation = found[key];
+    incarnation.coordinator_id = key.first;
+    incarnation.incarnation = key.second;
+    incarnation.lock_file = log_dir / lock_file_name(key.first, key.second);
+    if (parsed->seq) segments[key][*parsed->seq] = entry.path();
+  }
+  if (ec && ec != std::errc::no_such_file_or_directory) {
+    throw Error({.code = Errc::log},
+                "cannot list decision log directory " + log_dir.string() + ": " + ec.message());
+  }
+  std::vector<LogIncarnation> result;
+  for (auto& [key, incarnation] : found) {
+    for (auto& [seq, path] : segments[key]) incarnation.segments.push_back(std::move(path));
+    result.push_back(std::move(incarnation));
+  }
+  return result;
+}
+
+bool incarnation_alive(const LogIncarnation& incarnation) {
+  const int fd = ::open(incarnation.lock_file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return false;
+    throw_io_error("open decision log lock file", incarnation.lock_file,
+                   "recovery cannot tell whether this incarnation is alive");
+  }
+  const int rc = ::flock(fd, LOCK_SH | LOCK_NB);
+  const int err = errno;
+  ::close(fd);  // also releases the shared lock if we got it
+  if (rc == 0) return false;
+  if (err == EWOULDBLOCK) return true;
+  errno = err;
+  throw_io_error("test the lock of decision log lock file", incarnation.lock_file,
+                 "recovery cannot tell whether this incarnation is alive");
+}
+
+SegmentReadResult read_segment(const fs::path& segment) {
+  log::LogReader reader = log::LogReader::from_file(segment);
+  SegmentReadResult result;
+  std::string payload;
+  while (reader.read(&payload)) {
+    std::optional<DecisionRecord> record = decode_record(payload);
+    if (!record) {
+      // Framing intact but the payload is not a record: corrupt, stop here.
+      result.clean = false;
+      result.problem = "malformed record at offset " + std::to_string(reader.record_offset());
+      return result;
+    }
+    result.records.push_back(std::move(*record));
+    result.valid_bytes = reader.valid_bytes();
+  }
+  result.clean = reader.clean();
+  result.problem = reader.problem();
+  return result;
+}
+
+std::vector<DecisionRecord> open_decisions(const LogIncarnation& incarnation) {
+  std::vector<std::optional<DecisionRecord>> in_order;  // ended ones reset
+  std::unordered_map<std::string, std::size_t> position;
+  for (const fs::path& segment : incarnation.segments) {
+    for (DecisionRecord& record : read_segment(segment).records) {
+      const auto it = position.find(record.gtrid);
+      if (record.type == RecordType::end) {
+        if (it != position.end()) {
+          in_order[it->second].reset();
+          position.erase(it);
+        }
+      } else if (it == position.end()) {  // a repeat (carried by compaction) changes nothing
+        position.emplace(record.gtrid, in_order.size());
+        in_order.push_back(std::move(record));
+      }
+    }
+  }
+  std::vector<DecisionRecord> result;
+  for (std::optional<DecisionRecord>& record : in_order) {
+    if (record) result.push_back(std::move(*record));
+  }
+  return result;
+}
+
+}  // namespace dtx

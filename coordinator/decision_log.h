@@ -86,7 +86,11 @@ class DecisionLog {
 
   // Decisions logged and not yet ended.
   std::size_t open_decisions() const;
+  // Not synchronized with a rollover that a concurrent log_commit() may do.
   const std::filesystem::path& current_segment() const;
+  // Group-commit flushes so far (each one write() and, with options.sync, one
+  // fdatasync()); for tests and benchmarks of batching.
+  std::uint64_t sync_count() const;
 
  private:
   class Impl;
@@ -107,7 +111,8 @@ struct LogIncarnation {
 std::vector<LogIncarnation> list_incarnations(const std::filesystem::path& log_dir);
 
 // True if the incarnation's lock is held by a live process (tested with a
-// non-blocking flock that is released at once).
+// non-blocking flock that is released at once). False if there is no lock
+// file. Throws dtx::Error(Errc::log) if the lock file cannot be opened.
 bool incarnation_alive(const LogIncarnation& incarnation);
 
 struct SegmentReadResult {
