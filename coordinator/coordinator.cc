@@ -49,6 +49,7 @@
 #include <thread>
 
 #include "coordinator/coordinator_core.h"
+#include "coordinator/failpoint.h"
 #include "drivers/logging.h"
 
 namespace dtx {
@@ -92,6 +93,7 @@ CoordinatorCore::CoordinatorCore(Config config, ResourceFactory factory,
                 "invalid coordinator id '" + config_.coordinator.id + "'");
   if (config_.resources.empty())
     throw Error({.code = Errc::config}, "no resource configured");
+  arm_failpoint_from_environment();
   if (!factory) factory = make_resource_manager;
   for (const auto& [name, rc] : config_.resources) resources_.emplace(name, factory(rc));
   log_ = DecisionLog::open(config_.coordinator.log_dir, config_.coordinator.id, ids_.incarnation(),
@@ -252,6 +254,7 @@ void GlobalTransaction::commit_two_phase() {
       fail_and_rollback(votes[i]->with_context(gtrid_, branches_[i].rm->name()));
     }
   if (std::chrono::steady_clock::now() > deadline_) check_deadline("the commit decision");
+  failpoint(Failpoint::after_prepare);
 
   // The commit point.
   std::vector<BranchRef> refs;
@@ -272,8 +275,16 @@ void GlobalTransaction::commit_two_phase() {
                 std::string("commit decision could not be made durable: ") + e.what());
   }
 
+  failpoint(Failpoint::after_decision);
+
   // Phase 2.
-  auto acks = for_each_branch(core_->fan_out(), branches_, [this](Branch& b) { commit_branch(b); });
+  if (failpoint_armed(Failpoint::after_first_commit)) {
+    commit_branch(branches_.front());
+    failpoint(Failpoint::after_first_commit);
+  }
+  auto acks = for_each_branch(core_->fan_out(), branches_, [this](Branch& b) {
+    if (!b.committed) commit_branch(b);
+  });
   std::string pending;
   const Error* first = nullptr;
   for (std::size_t i = 0; i < acks.size(); ++i)
