@@ -7,6 +7,7 @@
 #include <fstream>
 #include <random>
 #include <sstream>
+#include <thread>
 
 #include "drivers/resource_manager.h"
 #include "dtx/dtx.h"
@@ -138,6 +139,35 @@ TEST_F(CliTest, ExecWithOneResourceCommits) {
   Run r = dtx({"exec", "--config", config(), "bank2=" + upd("1")});
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(balance(*pg_), 101);
+}
+
+TEST_F(CliTest, ConcurrentExecProcessesShareOneLogDir) {
+  constexpr int kProcesses = 8;
+  std::vector<std::thread> threads;
+  std::vector<Run> runs(kProcesses);
+  for (int i = 0; i < kProcesses; ++i)
+    threads.emplace_back([&, i] {
+      // Each process writes its own stdout/stderr files.
+      std::string cmd = quote((test::binary_dir() / "dtx").string()) + " exec --config " +
+                        quote(config()) + " " + quote("bank1=" + upd("-1")) + " " + quote("bank2=" + upd("1"));
+      auto out = dir_ / ("out" + std::to_string(i)), err = dir_ / ("err" + std::to_string(i));
+      int raw = std::system((cmd + " >" + quote(out.string()) + " 2>" + quote(err.string())).c_str());
+      runs[i] = {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, slurp(out), slurp(err)};
+    });
+  for (auto& t : threads) t.join();
+  for (const Run& r : runs) {
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_TRUE(r.out.starts_with("committed ")) << r.out;
+  }
+  EXPECT_EQ(balance(*my_), 100 - kProcesses);
+  EXPECT_EQ(balance(*pg_), 100 + kProcesses);
+  // Every process finished its decisions, so each removed its own log files.
+  std::size_t leftover = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir_ / "log")) {
+    ++leftover;
+    ADD_FAILURE() << "left in log_dir: " << entry.path();
+  }
+  EXPECT_EQ(leftover, 0u);
 }
 
 TEST_F(CliTest, UsageAndConfigErrorsExitTwo) {
