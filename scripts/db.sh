@@ -149,7 +149,11 @@ my_socket_alive() {
     timeout 10 mariadb-admin --defaults-file="$MY_CNF" -uroot --connect-timeout=2 ping >/dev/null 2>&1
 }
 my_pid() { [[ -f $MY_PID ]] && cat "$MY_PID" 2>/dev/null; }
-my_pid_alive() { local p; p=$(my_pid) && [[ -n $p ]] && kill -0 "$p" 2>/dev/null; }
+# The pid file may be stale (kill -9) and its number reused: check the process is our mariadbd.
+my_pid_alive() {
+  local p
+  p=$(my_pid) && [[ -n $p ]] && grep -qaF -- "$MY_CNF" "/proc/$p/cmdline" 2>/dev/null
+}
 
 my_write_cnf() {
   cat >"$MY_CNF" <<EOF
@@ -177,7 +181,8 @@ innodb_log_file_size=48M
 max_connections=400
 character-set-server=utf8mb4
 collation-server=utf8mb4_general_ci
-# A prepared XA branch must survive its session's disconnect (exists from 10.11.10 on).
+# A prepared XA branch must survive its session's disconnect. The variable is missing from
+# some 10.11 builds (Debian's 10.11.19 among them): loose- makes that a warning in the log.
 loose-legacy_xa_rollback_at_disconnect=OFF
 EOF
   chmod 0644 "$MY_CNF"
@@ -245,7 +250,7 @@ mariadb_start() {
   # setsid: own session, so nothing that signals the caller's process group reaches the server.
   cd /
   # 9>&-: the server must not inherit (and so hold) the flock of with_lock.
-  setsid mariadbd --defaults-file="$MY_CNF" --user=mysql </dev/null >>"$MY_DIR/mariadbd.out" 2>&1 9>&- &
+  setsid mariadbd --defaults-file="$MY_CNF" --user=mysql </dev/null >"$MY_DIR/mariadbd.out" 2>&1 9>&- &
   pid=$!
   disown
   cd "$OLDPWD"
@@ -271,6 +276,8 @@ mariadb_stop() {
     how=(mariadb-admin --defaults-file="$MY_CNF" -uroot)
   elif my_login_ok; then
     how=(mariadb-admin --no-defaults --protocol=TCP -h127.0.0.1 -P"$MYSQL_PORT" -u"$DB_USER" -p"$DB_PASSWORD")
+  elif my_port_alive; then
+    die "a server on 127.0.0.1:$MYSQL_PORT refuses $DB_USER and is not ours ($MY_DIR); not stopping it"
   elif my_pid_alive; then
     say "mariadb: not answering; sending SIGTERM to pid $(my_pid)"
     kill -TERM "$(my_pid)" || true
@@ -418,7 +425,7 @@ pg_start_one() {
   pg_init_if_needed "$name"
   say "$name: starting on 127.0.0.1:$PORT (data $DATA, max_prepared_transactions=$MAX_PREP)"
   as_postgres "$PGBIN/pg_ctl" -D "$DATA" -l "$LOG" -w -t "$TIMEOUT" start >"$DIR/pg_ctl.out" 2>&1 ||
-    die_with_log "$name did not start within ${TIMEOUT}s (see also $DIR/pg_ctl.out)" "$LOG"
+    die_with_log "$name did not start; pg_ctl said: $(tr '\n' ' ' <"$DIR/pg_ctl.out")" "$LOG"
   pg_bootstrap "$name"
   wait_for 10 pg_login_ok "$PORT" || die_with_log "$name is up but $DB_USER cannot log in over TCP" "$LOG"
   pg_ensure "$name"
