@@ -16,7 +16,7 @@
 namespace dtx {
 namespace {
 
-struct Run {
+struct Outcome {
   int status = -1;
   std::string out, err;
 };
@@ -73,19 +73,19 @@ class CliTest : public ::testing::Test {
         << "\"\n";
   }
 
-  Run run(const std::string& program, const std::vector<std::string>& args) {
+  Outcome run(const std::string& program, const std::vector<std::string>& args) {
     std::string cmd = quote((test::binary_dir() / program).string());
     for (const auto& a : args) cmd += " " + quote(a);
     auto out = dir_ / "stdout", err = dir_ / "stderr";
     cmd += " >" + quote(out.string()) + " 2>" + quote(err.string()) + " </dev/null";
-    Run r;
+    Outcome r;
     int raw = std::system(cmd.c_str());
     r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
     r.out = slurp(out);
     r.err = slurp(err);
     return r;
   }
-  Run dtx(std::vector<std::string> args) { return run("dtx", args); }
+  Outcome dtx(std::vector<std::string> args) { return run("dtx", args); }
   std::string config() const { return (dir_ / "dtx.toml").string(); }
   std::string upd(const std::string& delta) const {
     return "UPDATE " + table_ + " SET balance = balance + (" + delta + ") WHERE id = 1";
@@ -97,7 +97,7 @@ class CliTest : public ::testing::Test {
 };
 
 TEST_F(CliTest, ExecCommitsAcrossBothDatabases) {
-  Run r = dtx({"exec", "--config", config(), "bank1=" + upd("-30"), "bank2=" + upd("30")});
+  Outcome r = dtx({"exec", "--config", config(), "bank1=" + upd("-30"), "bank2=" + upd("30")});
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_TRUE(r.out.starts_with("committed cli" + tag_ + ".")) << r.out;
   EXPECT_EQ(balance(*my_), 70);
@@ -105,7 +105,7 @@ TEST_F(CliTest, ExecCommitsAcrossBothDatabases) {
 }
 
 TEST_F(CliTest, ExecFailureRollsBackAndNamesResourceStatementAndServerError) {
-  Run r = dtx({"exec", "--config", config(), "bank1=" + upd("-30"),
+  Outcome r = dtx({"exec", "--config", config(), "bank1=" + upd("-30"),
                "bank2=UPDATE " + table_ + " SET nope = 1"});
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.err.find("statement 2 on bank2 failed"), std::string::npos) << r.err;
@@ -118,7 +118,7 @@ TEST_F(CliTest, ExecFailureRollsBackAndNamesResourceStatementAndServerError) {
 }
 
 TEST_F(CliTest, ExecConstraintViolationOnBank1RollsBackBank2) {
-  Run r = dtx({"exec", "--config", config(), "bank2=" + upd("500"), "bank1=" + upd("-500")});
+  Outcome r = dtx({"exec", "--config", config(), "bank2=" + upd("500"), "bank1=" + upd("-500")});
   EXPECT_EQ(r.status, 1) << r.out;
   EXPECT_NE(r.err.find("on bank1 failed"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("rolled back"), std::string::npos) << r.err;
@@ -127,7 +127,7 @@ TEST_F(CliTest, ExecConstraintViolationOnBank1RollsBackBank2) {
 }
 
 TEST_F(CliTest, ExecRunsStatementsOnOneResourceInOrder) {
-  Run r = dtx({"exec", "--config", config(), "bank1=" + upd("-10"), "bank1=" + upd("-20"),
+  Outcome r = dtx({"exec", "--config", config(), "bank1=" + upd("-10"), "bank1=" + upd("-20"),
                "bank2=" + upd("30"), "bank1=SELECT balance FROM " + table_ + " WHERE id = 1"});
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_TRUE(r.out.starts_with("70\ncommitted ")) << r.out;
@@ -136,7 +136,7 @@ TEST_F(CliTest, ExecRunsStatementsOnOneResourceInOrder) {
 }
 
 TEST_F(CliTest, ExecWithOneResourceCommits) {
-  Run r = dtx({"exec", "--config", config(), "bank2=" + upd("1")});
+  Outcome r = dtx({"exec", "--config", config(), "bank2=" + upd("1")});
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(balance(*pg_), 101);
 }
@@ -144,7 +144,7 @@ TEST_F(CliTest, ExecWithOneResourceCommits) {
 TEST_F(CliTest, ConcurrentExecProcessesShareOneLogDir) {
   constexpr int kProcesses = 8;
   std::vector<std::thread> threads;
-  std::vector<Run> runs(kProcesses);
+  std::vector<Outcome> runs(kProcesses);
   for (int i = 0; i < kProcesses; ++i)
     threads.emplace_back([&, i] {
       // Each process writes its own stdout/stderr files.
@@ -155,7 +155,7 @@ TEST_F(CliTest, ConcurrentExecProcessesShareOneLogDir) {
       runs[i] = {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, slurp(out), slurp(err)};
     });
   for (auto& t : threads) t.join();
-  for (const Run& r : runs) {
+  for (const Outcome& r : runs) {
     EXPECT_EQ(r.status, 0) << r.err;
     EXPECT_TRUE(r.out.starts_with("committed ")) << r.out;
   }
@@ -171,32 +171,32 @@ TEST_F(CliTest, ConcurrentExecProcessesShareOneLogDir) {
 }
 
 TEST_F(CliTest, UsageAndConfigErrorsExitTwo) {
-  Run no_eq = dtx({"exec", "--config", config(), "bank1 UPDATE x"});
+  Outcome no_eq = dtx({"exec", "--config", config(), "bank1 UPDATE x"});
   EXPECT_EQ(no_eq.status, 2);
   EXPECT_NE(no_eq.err.find("RESOURCE=SQL"), std::string::npos) << no_eq.err;
 
-  Run unknown = dtx({"exec", "--config", config(), "bank9=" + upd("1")});
+  Outcome unknown = dtx({"exec", "--config", config(), "bank9=" + upd("1")});
   EXPECT_EQ(unknown.status, 2);
   EXPECT_NE(unknown.err.find("bank9"), std::string::npos) << unknown.err;
 
   std::ofstream(dir_ / "bad.toml") << "[coordinator]\nid = \"x\"\nlog_dir = \"/tmp\"\nbogus = 1\n";
-  Run bad = dtx({"exec", "--config", (dir_ / "bad.toml").string(), "bank1=" + upd("1")});
+  Outcome bad = dtx({"exec", "--config", (dir_ / "bad.toml").string(), "bank1=" + upd("1")});
   EXPECT_EQ(bad.status, 2);
   EXPECT_NE(bad.err.find("bad.toml:4"), std::string::npos) << bad.err;
   EXPECT_NE(bad.err.find("coordinator.bogus"), std::string::npos) << bad.err;
 
-  Run missing = dtx({"exec", "--config", config()});
+  Outcome missing = dtx({"exec", "--config", config()});
   EXPECT_EQ(missing.status, 2);
-  Run nothing = dtx({});
+  Outcome nothing = dtx({});
   EXPECT_EQ(nothing.status, 2);
   EXPECT_EQ(balance(*my_), 100);
 }
 
 TEST_F(CliTest, HelpDescribesTheCommands) {
-  Run top = dtx({"--help"});
+  Outcome top = dtx({"--help"});
   EXPECT_EQ(top.status, 0);
   EXPECT_NE(top.out.find("exec"), std::string::npos) << top.out;
-  Run exec = dtx({"exec", "--help"});
+  Outcome exec = dtx({"exec", "--help"});
   EXPECT_EQ(exec.status, 0);
   EXPECT_NE(exec.out.find("RESOURCE=SQL"), std::string::npos) << exec.out;
   EXPECT_NE(exec.out.find("--config"), std::string::npos) << exec.out;
@@ -222,7 +222,7 @@ TEST_F(CliTest, BankExampleScenarios) {
   write_config(dir_ / "bank.toml", my_db, pg_db);
 
   for (const char* scenario : {"success", "bank2-fails", "bank1-fails"}) {
-    Run r = run("bank_transfer", {"--config", (dir_ / "bank.toml").string(), "--scenario", scenario,
+    Outcome r = run("bank_transfer", {"--config", (dir_ / "bank.toml").string(), "--scenario", scenario,
                                   "--amount", "100"});
     EXPECT_EQ(r.status, 0) << scenario << "\n" << r.out << r.err;
     EXPECT_NE(r.out.find("as expected"), std::string::npos) << r.out;

@@ -309,6 +309,7 @@ TEST_F(XaTest, DisabledPreparedTransactionsGiveAClearError) {
 TEST_F(XaTest, UnreachableDatabaseNamesResourceAndAddress) {
   ResourceConfig dead = test::postgres_resource("dead");
   dead.port = 1;  // nothing listens there
+  dead.password = "never-show-this-secret";
   dead.connect_timeout_s = 2;
   config_.resources["dead"] = dead;
   Coordinator coord(config_);
