@@ -1,0 +1,399 @@
+// Recovery: finishing the branches a crash left prepared.
+//
+// WHAT IS IN DOUBT
+// A branch prepared on a database and never committed or rolled back stays
+// prepared forever, holding its row locks (MariaDB and PostgreSQL never ask
+// a coordinator). dtx's branches carry xid (kDtxFormatId, gtrid, resource),
+// and the gtrid names the coordinator id and the process incarnation that
+// owns it (coordinator/transaction_id.h).
+//
+// WHO DECIDES
+// Presumed abort: a COMMIT record in the owner's decision log means commit;
+// no record means abort — but only once the owner can no longer write one.
+// An incarnation is provably gone when the flock on its lock file can be
+// taken (decision_log.h); a live one may be between phase 1 and its
+// decision, so its undecided branches are left alone. Age is never used.
+//
+// ONE PASS (Citus's double scan, with liveness in the middle)
+//   1. list prepared branches on every resource            (scan 1)
+//   2. find which incarnations of our coordinator id are alive
+//   3. read the logs of the dead ones -> gtrid -> COMMIT decision
+//   4. list prepared branches again                        (scan 2)
+//   5. act only on branches seen in both scans; a branch first seen in
+//      scan 2 is judged next pass (its owner may have decided after step 3):
+//        not dtx format / another coordinator id  -> report, never touch
+//        COMMIT decision                          -> XA COMMIT / COMMIT PREPARED
+//        no decision, owner dead                  -> XA ROLLBACK / ROLLBACK PREPARED
+//        no decision, owner alive                 -> leave (report)
+//        owner's log corrupt before its end       -> leave (report; operator decides)
+//   6. "unknown xid" (1397 / 42704) means finished only if a third listing no
+//      longer shows the branch: MariaDB says 1397 while a live session owns it.
+//   7. a dead incarnation whose every decided branch is confirmed finished is
+//      settled: its segments and lock file are deleted (under its lock).
+// Branches are finished in parallel, several connections per resource.
+//
+// SAFETY WITH OTHERS RUNNING
+// Live dtx processes: their undecided branches are never touched, their logs
+// never read or deleted. Another recovery pass: both may commit/roll back the
+// same branch — the loser sees "unknown xid" and step 6 sorts it out; log
+// deletion takes the dead incarnation's lock first, so only one pass deletes.
+#include "recovery/recovery.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <ctime>
+#include <fstream>
+#include <future>
+#include <thread>
+#include <unordered_map>
+
+#include "coordinator/decision_log.h"
+#include "coordinator/transaction_id.h"
+#include "drivers/logging.h"
+#include "dtx/error.h"
+
+namespace dtx {
+
+namespace fs = std::filesystem;
+
+const char* to_string(BranchAction action) noexcept {
+  switch (action) {
+    case BranchAction::committed: return "committed";
+    case BranchAction::rolled_back: return "rolled_back";
+    case BranchAction::already_finished: return "already_finished";
+    case BranchAction::would_commit: return "would_commit";
+    case BranchAction::would_roll_back: return "would_roll_back";
+    case BranchAction::left_owner_alive: return "left_owner_alive";
+    case BranchAction::left_session_busy: return "left_session_busy";
+    case BranchAction::left_seen_once: return "left_seen_once";
+    case BranchAction::left_log_damaged: return "left_log_damaged";
+    case BranchAction::left_foreign: return "left_foreign";
+    case BranchAction::left_other_coordinator: return "left_other_coordinator";
+    case BranchAction::failed: return "failed";
+  }
+  return "unknown";
+}
+
+bool is_left_in_doubt(BranchAction action) noexcept {
+  switch (action) {
+    case BranchAction::committed:
+    case BranchAction::rolled_back:
+    case BranchAction::already_finished:
+      return false;
+    default:
+      return true;
+  }
+}
+
+std::size_t RecoveryReport::left_in_doubt() const {
+  return static_cast<std::size_t>(std::count_if(branches.begin(), branches.end(), [](const InDoubtBranch& b) {
+    return is_left_in_doubt(b.action);
+  }));
+}
+
+namespace {
+
+constexpr std::size_t kConnectionsPerResource = 4;
+
+std::string xid_key(const Xid& xid) {
+  return std::to_string(xid.format_id) + '\0' + xid.gtrid + '\0' + xid.bqual;
+}
+
+// resource -> the prepared branches it listed; absent if it could not be scanned.
+using Scan = std::map<std::string, std::vector<PreparedXid>, std::less<>>;
+
+struct Incarnation {
+  LogIncarnation files;
+  bool alive = true;
+  bool damaged = false;  // a segment is corrupt before its end
+  std::vector<DecisionRecord> decisions;
+};
+
+std::string json_escape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          out += buf;
+        } else {
+          out += c;
+        }
+    }
+  }
+  return out;
+}
+
+// Deletes a dead incarnation's files if its lock can be taken (so that two
+// passes never both delete, and a live owner is never touched).
+bool delete_incarnation(const LogIncarnation& inc) {
+  int fd = ::open(inc.lock_file.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) return false;
+  bool deleted = false;
+  if (::flock(fd, LOCK_EX | LOCK_NB) == 0) {
+    std::error_code ec;
+    for (const auto& segment : inc.segments) fs::remove(segment, ec);
+    fs::remove(inc.lock_file, ec);
+    deleted = true;
+  }
+  ::close(fd);
+  return deleted;
+}
+
+}  // namespace
+
+void record_heuristic(const fs::path& log_dir, const HeuristicOutcome& h) {
+  fs::create_directories(log_dir);
+  fs::path file = log_dir / "heuristics.log";
+  std::time_t now = std::time(nullptr);
+  char when[32];
+  std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+  std::string line = std::string("{\"time\":\"") + when + "\",\"gtrid\":\"" + json_escape(h.gtrid) +
+                     "\",\"resource\":\"" + json_escape(h.resource) + "\",\"decision\":\"" +
+                     json_escape(h.decision) + "\",\"outcome\":\"" + json_escape(h.outcome) +
+                     "\",\"by\":\"" + json_escape(h.by) + "\",\"detail\":\"" + json_escape(h.detail) +
+                     "\"}\n";
+  int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  bool ok = fd >= 0 && ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) &&
+            ::fdatasync(fd) == 0;
+  if (fd >= 0) ::close(fd);
+  if (!ok)
+    throw Error({.code = Errc::log, .gtrid = h.gtrid},
+                "cannot record heuristic outcome in " + file.string() + ": " + std::strerror(errno));
+  logger().error("{}: HEURISTIC outcome on {}: decision {}, branch {} by {}{}{}", h.gtrid, h.resource,
+                 h.decision, h.outcome, h.by, h.detail.empty() ? "" : ": ", h.detail);
+}
+
+RecoveryScanner::RecoveryScanner(const Config& config, ResourceLookup resources)
+    : config_(config), resources_(std::move(resources)) {}
+
+RecoveryReport RecoveryScanner::run(const RecoveryOptions& options) {
+  const auto started = std::chrono::steady_clock::now();
+  RecoveryReport report;
+  const std::string& my_id = config_.coordinator.id;
+
+  auto scan = [&](const char* which) {
+    Scan result;
+    std::vector<std::pair<std::string, std::future<std::vector<PreparedXid>>>> jobs;
+    for (const auto& [name, _] : config_.resources)
+      jobs.emplace_back(name, std::async(std::launch::async, [this, name = name] {
+                          return resources_(name).acquire()->recover();
+                        }));
+    for (auto& [name, job] : jobs) {
+      try {
+        result.emplace(name, job.get());
+      } catch (const std::exception& e) {
+        report.errors.push_back(std::string("cannot list prepared branches on ") + name + " (" + which +
+                                "): " + e.what());
+      }
+    }
+    return result;
+  };
+
+  // 1. Scan 1.
+  Scan first = scan("scan 1");
+
+  // 2. Liveness, then 3. the logs of the dead.
+  std::map<std::string, Incarnation> incarnations;  // by incarnation id
+  std::unordered_map<std::string, const DecisionRecord*> decided;  // gtrid -> COMMIT
+  try {
+    for (LogIncarnation& files : list_incarnations(config_.coordinator.log_dir)) {
+      if (files.coordinator_id != my_id) continue;
+      Incarnation inc;
+      inc.alive = incarnation_alive(files);
+      inc.files = std::move(files);
+      incarnations.emplace(inc.files.incarnation, std::move(inc));
+    }
+    for (auto& [id, inc] : incarnations) {
+      if (inc.alive) continue;
+      // Dead: its segments stay put now; list them again to be sure of the set.
+      for (LogIncarnation& again : list_incarnations(config_.coordinator.log_dir))
+        if (again.coordinator_id == my_id && again.incarnation == id) inc.files = std::move(again);
+      for (const auto& segment : inc.files.segments) {
+        SegmentReadResult r = read_segment(segment);
+        if (!r.clean && !r.problem.starts_with("torn tail")) {
+          inc.damaged = true;
+          report.errors.push_back("decision log " + segment.string() + " is damaged: " + r.problem +
+                                  "; undecided branches of incarnation " + id +
+                                  " are left for an operator (dtx commit / dtx rollback)");
+        }
+      }
+      inc.decisions = open_decisions(inc.files);
+    }
+    for (auto& [id, inc] : incarnations)
+      for (const auto& d : inc.decisions) decided.emplace(d.gtrid, &d);
+  } catch (const std::exception& e) {
+    report.errors.push_back(std::string("cannot read the decision logs in ") +
+                            config_.coordinator.log_dir.string() + ": " + e.what());
+    // Without the logs nothing can be decided safely: report only.
+    Scan second = scan("scan 2");
+    for (auto& [resource, list] : second)
+      for (auto& p : list)
+        report.branches.push_back({resource, p, p.xid.gtrid, {}, {}, {}, LoggedDecision::none,
+                                   BranchAction::left_log_damaged, "decision logs unreadable"});
+    report.elapsed = std::chrono::duration_cast<std::chrono::microseconds>(
+        std::chrono::steady_clock::now() - started);
+    return report;
+  }
+
+  // 4. Scan 2.
+  Scan second = scan("scan 2");
+
+  // 5. Classify.
+  std::set<std::string> seen_first;
+  for (const auto& [resource, list] : first)
+    for (const auto& p : list) seen_first.insert(resource + '\0' + xid_key(p.xid));
+
+  struct Work {
+    std::size_t index;  // into report.branches
+    bool commit;
+  };
+  std::map<std::string, std::vector<Work>, std::less<>> work;  // by resource
+
+  for (auto& [resource, list] : second) {
+    for (auto& p : list) {
+      InDoubtBranch b{resource, p, p.is_dtx ? p.xid.gtrid : p.raw, {}, {}, {}, LoggedDecision::none,
+                      BranchAction::failed, {}};
+      auto parts = p.is_dtx ? parse_gtrid(p.xid.gtrid) : std::nullopt;
+      if (!p.is_dtx || !parts) {
+        b.action = BranchAction::left_foreign;
+        b.detail = "not in dtx's format";
+      } else {
+        b.coordinator_id = parts->coordinator_id;
+        b.incarnation = parts->incarnation;
+        auto own = b.incarnation == options.own_incarnation ? options.own_orphans.find(b.gtrid)
+                                                            : options.own_orphans.end();
+        auto inc = incarnations.find(b.incarnation);
+        auto d = decided.find(b.gtrid);
+        if (d != decided.end()) b.decision = LoggedDecision::commit;
+        if (own != options.own_orphans.end()) b.decision = own->second;
+        b.owner_alive = b.incarnation == options.own_incarnation ||
+                        (inc != incarnations.end() && inc->second.alive);
+
+        if (b.coordinator_id != my_id) {
+          b.action = BranchAction::left_other_coordinator;
+          b.detail = "belongs to coordinator " + b.coordinator_id;
+        } else if (!seen_first.count(resource + '\0' + xid_key(p.xid))) {
+          b.action = BranchAction::left_seen_once;
+          b.detail = "prepared during this pass; judged next pass";
+        } else if (*b.owner_alive && own == options.own_orphans.end()) {
+          b.action = BranchAction::left_owner_alive;
+          b.detail = "incarnation " + b.incarnation + " is alive and may still decide";
+        } else if (b.decision == LoggedDecision::none && inc != incarnations.end() &&
+                   inc->second.damaged) {
+          b.action = BranchAction::left_log_damaged;
+          b.detail = "the owner's decision log is damaged; decide with dtx commit/rollback";
+        } else {
+          bool commit = b.decision == LoggedDecision::commit;
+          if (options.dry_run) {
+            b.action = commit ? BranchAction::would_commit : BranchAction::would_roll_back;
+          } else {
+            work[resource].push_back({report.branches.size(), commit});
+          }
+        }
+      }
+      report.branches.push_back(std::move(b));
+    }
+  }
+
+  // Act, in parallel: several connections per resource.
+  std::set<std::string> need_listing;  // resources that answered "unknown xid"
+  std::mutex mu;
+  std::vector<std::thread> workers;
+  for (auto& [resource, items] : work) {
+    std::size_t n = std::min(kConnectionsPerResource, items.size());
+    for (std::size_t w = 0; w < n; ++w)
+      workers.emplace_back([&, w, n, resource = resource] {
+        std::optional<SessionLease> session;
+        for (std::size_t i = w; i < items.size(); i += n) {
+          InDoubtBranch& b = report.branches[items[i].index];
+          try {
+            if (!session || (*session)->broken()) session = resources_(resource).acquire();
+            if (items[i].commit)
+              (*session)->commit_prepared(b.prepared.xid);
+            else
+              (*session)->rollback_prepared(b.prepared.xid);
+            b.action = items[i].commit ? BranchAction::committed : BranchAction::rolled_back;
+          } catch (const Error& e) {
+            b.detail = e.what();
+            if (e.code() == Errc::unknown_xid) {
+              b.action = BranchAction::already_finished;  // confirmed by step 6 below
+              std::lock_guard lock(mu);
+              need_listing.insert(resource);
+            } else if (e.code() == Errc::rolled_back && items[i].commit) {
+              // XA_RBROLLBACK on commit: the branch had nothing to commit
+              // (see docs/recovery.md); finished either way.
+              b.action = BranchAction::already_finished;
+            } else {
+              b.action = BranchAction::failed;
+            }
+          } catch (const std::exception& e) {
+            b.detail = e.what();
+            b.action = BranchAction::failed;
+          }
+        }
+      });
+  }
+  for (auto& t : workers) t.join();
+
+  // 6. "Unknown xid" is "finished" only if the branch is no longer listed.
+  for (const auto& resource : need_listing) {
+    std::set<std::string> still;
+    try {
+      for (const auto& p : resources_(resource).acquire()->recover()) still.insert(xid_key(p.xid));
+    } catch (const std::exception& e) {
+      report.errors.push_back("cannot re-list " + resource + ": " + e.what());
+      for (auto& b : report.branches)
+        if (b.resource == resource && b.action == BranchAction::already_finished)
+          b.action = BranchAction::failed;
+      continue;
+    }
+    for (auto& b : report.branches)
+      if (b.resource == resource && b.action == BranchAction::already_finished &&
+          still.count(xid_key(b.prepared.xid))) {
+        b.action = BranchAction::left_session_busy;
+        b.detail = "the database lists the branch but a live session owns it (" + b.detail + ")";
+      }
+  }
+
+  // 7. Drop settled decisions: a dead incarnation whose every decided branch
+  // is confirmed finished (its resource scanned, the branch not left).
+  if (!options.dry_run) {
+    std::set<std::string> still_prepared;  // resource \0 xid
+    for (const auto& b : report.branches)
+      if (is_left_in_doubt(b.action)) still_prepared.insert(b.resource + '\0' + xid_key(b.prepared.xid));
+    for (auto& [id, inc] : incarnations) {
+      if (inc.alive || inc.damaged) continue;
+      bool settled = true;
+      for (const auto& d : inc.decisions)
+        for (const auto& br : d.branches) {
+          Xid xid{Xid::kDtxFormatId, d.gtrid, br.bqual};
+          if (!second.count(br.resource) || still_prepared.count(br.resource + '\0' + xid_key(xid)))
+            settled = false;
+        }
+      // Undecided branches of this incarnation that are still prepared keep it too.
+      for (const auto& b : report.branches)
+        if (b.incarnation == id && is_left_in_doubt(b.action)) settled = false;
+      if (settled && delete_incarnation(inc.files)) report.decisions_dropped += inc.decisions.size();
+    }
+  }
+
+  for (const auto& b : report.branches)
+    if (b.action == BranchAction::failed)
+      logger().warn("{}: recovery could not finish the branch on {}: {}", b.gtrid, b.resource, b.detail);
+    else if (!is_left_in_doubt(b.action))
+      logger().info("{}: recovery: branch on {} {}", b.gtrid, b.resource, to_string(b.action));
+  report.elapsed = std::chrono::duration_cast<std::chrono::microseconds>(
+      std::chrono::steady_clock::now() - started);
+  return report;
+}
+
+}  // namespace dtx

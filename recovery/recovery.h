@@ -1,0 +1,107 @@
+// The recovery scanner: finds prepared branches on every configured resource
+// and finishes dtx's own according to the decision logs. See the design note
+// at the top of recovery.cc and docs/recovery.md.
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "drivers/resource_manager.h"
+#include "dtx/config.h"
+
+namespace dtx {
+
+// What the scanner did, or (dry run) would do, with one prepared branch.
+enum class BranchAction {
+  committed,             // had a COMMIT decision; committed now
+  rolled_back,           // no decision and its owner is gone; rolled back now (presumed abort)
+  already_finished,      // someone else finished it between our scans
+  would_commit,          // dry run
+  would_roll_back,       // dry run
+  left_owner_alive,      // no decision yet and the owning process lives: it may still decide
+  left_session_busy,     // the database says a live session owns it (MariaDB 1397 while listed)
+  left_seen_once,        // appeared between the two scans: judged next pass
+  left_log_damaged,      // the owner's log is corrupt before its end: decide by hand
+  left_foreign,          // not in dtx's format: never touched unless an operator names it
+  left_other_coordinator,  // another coordinator id's branch: its own recovery finishes it
+  failed,                // the commit/rollback failed (see detail); retried next pass
+};
+
+const char* to_string(BranchAction action) noexcept;
+// True for every left_* and failed: the branch is still prepared after the pass.
+bool is_left_in_doubt(BranchAction action) noexcept;
+
+enum class LoggedDecision { none, commit };
+
+struct InDoubtBranch {
+  std::string resource;
+  PreparedXid prepared;
+  std::string gtrid;             // prepared.xid.gtrid, or the raw gid for foreign ones
+  std::string coordinator_id;    // from the gtrid; empty if not a dtx gtrid
+  std::string incarnation;       // from the gtrid
+  std::optional<bool> owner_alive;  // unknown for foreign branches
+  LoggedDecision decision = LoggedDecision::none;
+  BranchAction action = BranchAction::failed;
+  std::string detail;            // the error, or why it was left
+};
+
+// A transaction finished against its logged decision, by a database or an
+// operator with --force. Recorded in <log_dir>/heuristics.log and reported.
+struct HeuristicOutcome {
+  std::string gtrid;
+  std::string resource;
+  std::string decision;  // what the log said: "commit" or "none"
+  std::string outcome;   // what happened to the branch: "rolled_back" / "committed"
+  std::string by;        // "database", "operator"
+  std::string detail;
+};
+
+struct RecoveryReport {
+  std::vector<InDoubtBranch> branches;
+  std::vector<std::string> errors;            // resources that could not be scanned, log problems
+  std::vector<HeuristicOutcome> heuristics;   // found or caused in this pass
+  std::size_t decisions_dropped = 0;          // COMMIT records of dead incarnations now settled
+  std::chrono::microseconds elapsed{0};
+
+  std::size_t left_in_doubt() const;
+  // Nothing left prepared and no error.
+  bool settled() const { return left_in_doubt() == 0 && errors.empty(); }
+};
+
+struct RecoveryOptions {
+  bool dry_run = false;
+  // In a live coordinator: branches of its own incarnation that it handed to
+  // recovery (gtrid -> decision). External passes leave live owners alone.
+  std::string own_incarnation;
+  std::map<std::string, LoggedDecision, std::less<>> own_orphans;
+};
+
+class RecoveryScanner {
+ public:
+  using ResourceLookup = std::function<ResourceManager&(std::string_view name)>;
+
+  // `resources` gives the manager of every configured resource.
+  RecoveryScanner(const Config& config, ResourceLookup resources);
+
+  // One pass: scan, read the logs of dead incarnations, scan again, act on
+  // branches seen both times, drop settled decisions. Never throws for a
+  // database or log problem: those are reported in the RecoveryReport.
+  RecoveryReport run(const RecoveryOptions& options = {});
+
+ private:
+  const Config& config_;
+  ResourceLookup resources_;
+};
+
+// Appends one heuristic outcome to <log_dir>/heuristics.log (JSON lines,
+// fsync'ed). Throws dtx::Error(Errc::log) if it cannot.
+void record_heuristic(const std::filesystem::path& log_dir, const HeuristicOutcome& outcome);
+
+}  // namespace dtx
