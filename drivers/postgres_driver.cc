@@ -1,1 +1,635 @@
-// placeholder
+// PostgreSQL as an XA resource manager, over libpqxx 6.4.
+//
+// A session is one connection with one pqxx::nontransaction open for its whole
+// life; the driver writes the transaction control itself, because a pqxx::work
+// cannot be prepared:
+//
+//   begin             BEGIN
+//   prepare           PREPARE TRANSACTION 'gid'; SELECT count(*) FROM pg_prepared_xacts ...
+//   commit            COMMIT PREPARED 'gid'
+//   commit_one_phase  COMMIT
+//   rollback          active: ROLLBACK          prepared: ROLLBACK PREPARED 'gid'
+//   recover           pg_prepared_xacts of the current database
+//
+// gid is Xid::postgres_gid() ("dtx:<gtrid>:<bqual>"), quoted by the connection.
+//
+// The trap: in a transaction block that already failed, PREPARE TRANSACTION
+// (and COMMIT) raise no error — PostgreSQL rolls back and answers with the
+// command tag ROLLBACK, which libpqxx 6.4 does not show. Guards:
+//   - the session remembers a failed statement in its block and refuses to
+//     prepare or commit it (rolls back, throws Errc::rolled_back);
+//   - begin() sets the transaction-local setting dtx.branch to the gid, and
+//     prepare() and commit_one_phase() send, as one simple query (one round
+//     trip): a check that divides by zero unless dtx.branch still holds the
+//     gid, the PREPARE TRANSACTION or COMMIT, and for prepare a count of
+//     pg_prepared_xacts for the gid. In a failed block the check fails with
+//     25P02 (-> rolled_back); if the block was ended behind the driver's back
+//     (a ROLLBACK or COMMIT through execute()) the check runs in the query's
+//     implicit block and divides by zero, so that PREPARE never prepares an
+//     empty implicit transaction (-> usage); and the vote is yes only if the
+//     count is 1.
+// max_prepared_transactions is read at connect; when it is 0, prepare() fails
+// fast with Errc::misconfigured saying what to change, instead of a bare 55000.
+#include "drivers/postgres_driver.h"
+
+#include <pqxx/pqxx>
+
+#include "drivers/logging.h"
+#include "dtx/error.h"
+
+namespace dtx {
+
+namespace {
+
+constexpr std::string_view kUndefinedObject = "42704";  // unknown gid in COMMIT/ROLLBACK PREPARED
+constexpr std::string_view kInFailedTransaction = "25P02";
+constexpr std::string_view kDivisionByZero = "22012";
+// Transaction-local setting that marks the branch's own block (see the top).
+constexpr std::string_view kBranchSetting = "dtx.branch";
+
+// What the server (or libpq) said.
+struct Failure {
+  std::string sqlstate;
+  std::string message;
+  bool lost = false;  // the connection is gone or in an unknown state
+};
+
+std::string trimmed(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\t')) s.pop_back();
+  return s;
+}
+
+// The exception being handled, as a Failure. libpqxx 6.4 throws SQLSTATE
+// class 40 as transaction_rollback subclasses without the SQLSTATE, and
+// class 08 as broken_connection.
+Failure current_failure() {
+  try {
+    throw;
+  } catch (const pqxx::broken_connection& e) {
+    return {"", trimmed(e.what()), true};
+  } catch (const pqxx::sql_error& e) {
+    // 08: connection exception; 57P0x: the server is shutting down or
+    // terminated this backend.
+    const std::string& state = e.sqlstate();
+    return {state, trimmed(e.what()), state.starts_with("08") || state.starts_with("57P")};
+  } catch (const pqxx::deadlock_detected& e) {
+    return {"40P01", trimmed(e.what()), false};
+  } catch (const pqxx::serialization_failure& e) {
+    return {"40001", trimmed(e.what()), false};
+  } catch (const pqxx::statement_completion_unknown& e) {
+    return {"40003", trimmed(e.what()), true};
+  } catch (const pqxx::transaction_rollback& e) {
+    return {"40000", trimmed(e.what()), false};
+  } catch (const std::exception& e) {
+    return {"", trimmed(e.what()), true};  // libpqxx's own failures: state unknown
+  }
+}
+
+bool prepared_xacts_disabled(const Failure& f) {
+  return f.sqlstate == "55000" &&
+         f.message.find("prepared transactions are disabled") != std::string::npos;
+}
+
+Errc classify(const Failure& f) {
+  if (f.lost) return Errc::unavailable;
+  if (f.sqlstate == "40001" || f.sqlstate == "40P01") return Errc::retryable;
+  if (prepared_xacts_disabled(f)) return Errc::misconfigured;
+  return Errc::sql;
+}
+
+// For COMMIT PREPARED / ROLLBACK PREPARED, where 42704 names the gid.
+Errc classify_by_gid(const Failure& f) {
+  return f.sqlstate == kUndefinedObject ? Errc::unknown_xid : classify(f);
+}
+
+std::string excerpt(std::string_view sql) {
+  constexpr std::size_t kMax = 120;
+  return sql.size() <= kMax ? std::string(sql) : std::string(sql.substr(0, kMax)) + "...";
+}
+
+std::string disabled_hint(const std::string& resource) {
+  return "set max_prepared_transactions > 0 (at least max_connections) in postgresql.conf on " +
+         resource + " and restart the server";
+}
+
+// A libpq connection-string value, quoted.
+std::string conninfo_value(const std::string& v) {
+  std::string out = "'";
+  for (char c : v) {
+    if (c == '\'' || c == '\\') out.push_back('\\');
+    out.push_back(c);
+  }
+  return out + "'";
+}
+
+Result to_result(const pqxx::result& r) {
+  std::vector<std::string> columns;
+  const auto ncols = r.columns();
+  for (pqxx::row::size_type c = 0; c < ncols; ++c) columns.emplace_back(r.column_name(c));
+  std::vector<Row> rows;
+  rows.reserve(r.size());
+  for (const auto& row : r) {
+    std::vector<std::optional<std::string>> cells;
+    cells.reserve(ncols);
+    for (const auto& field : row) {
+      if (field.is_null())
+        cells.emplace_back();
+      else
+        cells.emplace_back(std::string(field.c_str(), field.size()));
+    }
+    rows.emplace_back(std::move(cells));
+  }
+  const std::uint64_t affected = ncols == 0 ? r.affected_rows() : 0;
+  return Result(std::move(columns), std::move(rows), affected);
+}
+
+// Server notices ("there is no transaction in progress", ...) go to the debug
+// log instead of libpq's default, stderr.
+class NoticeLog final : public pqxx::errorhandler {
+ public:
+  NoticeLog(pqxx::connection_base& conn, std::string resource)
+      : pqxx::errorhandler(conn), resource_(std::move(resource)) {}
+  bool operator()(const char msg[]) noexcept override {
+    try {
+      logger().debug("resource {}: {}", resource_, trimmed(msg));
+    } catch (...) {
+    }
+    return false;
+  }
+
+ private:
+  std::string resource_;
+};
+
+const char* to_string(BranchState s) {
+  switch (s) {
+    case BranchState::none: return "none";
+    case BranchState::active: return "active";
+    case BranchState::prepared: return "prepared";
+  }
+  return "?";
+}
+
+class PostgresSession final : public Session {
+ public:
+  PostgresSession(std::string resource, std::unique_ptr<pqxx::connection> conn)
+      : resource_(std::move(resource)),
+        conn_(std::move(conn)),
+        notices_(*conn_, resource_),
+        tx_(*conn_, "dtx") {}
+
+  // Reads what prepare() needs to know about the server.
+  void read_settings();
+
+  Result execute(std::string_view sql, std::span<const Param> params) override;
+  void begin(const Xid& xid) override;
+  void prepare() override;
+  void commit() override;
+  void commit_one_phase() override;
+  void rollback() override;
+  BranchState state() const noexcept override { return state_; }
+  const Xid* current_xid() const noexcept override { return xid_ ? &*xid_ : nullptr; }
+  void commit_prepared(const Xid& xid) override;
+  void rollback_prepared(const Xid& xid) override;
+  std::vector<PreparedXid> recover() override;
+  bool broken() const noexcept override { return broken_; }
+
+ private:
+  // Runs `sql` as one simple query; marks the session broken on connection loss.
+  pqxx::result exec(const std::string& sql, Failure* failure);
+  // Runs `statement` (which ends the block) only if the open block is still
+  // the one begin() opened, in one round trip; see the top of the file.
+  pqxx::result end_block(const std::string& statement, Failure* failure);
+  Error end_block_error(const Failure& f, const std::string& statement);
+  std::optional<Failure> attempt(const std::string& sql) noexcept;
+  // Counts a closed connection as lost, and a lost one as breaking the session.
+  void note(Failure& f) noexcept;
+  Error error(Errc code, const Failure* f, std::string what, std::string hint = {},
+              const Xid* xid = nullptr) const;
+  void require(BranchState expected, const char* operation) const;
+  // ROLLBACK of the active block, whatever state it is in; state none.
+  void abandon_block() noexcept;
+  void finish() noexcept;
+  std::string quoted_gid(const Xid& xid) const;
+
+  std::string resource_;
+  std::unique_ptr<pqxx::connection> conn_;  // declared first: outlives the handler and tx_
+  NoticeLog notices_;
+  pqxx::nontransaction tx_;
+  int max_prepared_transactions_ = 0;
+  BranchState state_ = BranchState::none;
+  std::optional<Xid> xid_;
+  bool failed_ = false;  // a statement of the open block failed
+  bool broken_ = false;
+};
+
+void PostgresSession::read_settings() {
+  Failure f;
+  try {
+    pqxx::result r = tx_.exec("SHOW max_prepared_transactions");
+    max_prepared_transactions_ = r.at(0).at(0).as<int>();
+  } catch (...) {
+    f = current_failure();
+    throw error(f.lost ? Errc::unavailable : Errc::sql, &f,
+                "reading max_prepared_transactions failed");
+  }
+}
+
+pqxx::result PostgresSession::exec(const std::string& sql, Failure* failure) {
+  try {
+    return tx_.exec(sql);
+  } catch (...) {
+    *failure = current_failure();
+    note(*failure);
+    throw;
+  }
+}
+
+void PostgresSession::note(Failure& f) noexcept {
+  if (!conn_->is_open()) f.lost = true;
+  if (f.lost) broken_ = true;
+}
+
+Result PostgresSession::execute(std::string_view sql, std::span<const Param> params) {
+  if (broken_ || state_ == BranchState::prepared) require(BranchState::active, "run a statement");
+  if (failed_)
+    throw error(Errc::usage, nullptr,
+                "an earlier statement of the branch failed; the branch can only be rolled back");
+  NumberedSql numbered;
+  std::vector<std::optional<std::string>> texts;
+  std::vector<const char*> values;  // nullptr is how libpqxx 6.4 spells NULL here
+  if (!params.empty()) {
+    numbered = number_placeholders(sql);
+    if (numbered.placeholders != params.size())
+      throw error(Errc::usage, nullptr,
+                  "statement has " + std::to_string(numbered.placeholders) +
+                      " placeholders but " + std::to_string(params.size()) +
+                      " parameters were given: " + excerpt(sql));
+    texts.reserve(params.size());
+    for (const Param& p : params) texts.push_back(p.to_text());
+    for (const auto& t : texts) values.push_back(t ? t->c_str() : nullptr);
+  }
+  try {
+    if (params.empty()) return to_result(tx_.exec(std::string(sql)));
+    return to_result(tx_.exec_params(numbered.sql, pqxx::prepare::make_dynamic_params(values)));
+  } catch (...) {
+    Failure f = current_failure();
+    note(f);
+    if (state_ == BranchState::active) failed_ = true;
+    throw error(classify(f), &f, "statement failed: " + excerpt(sql));
+  }
+}
+
+void PostgresSession::begin(const Xid& xid) {
+  require(BranchState::none, "begin a branch");
+  const std::string gid = quoted_gid(xid);
+  xid_ = xid;
+  if (auto f = attempt("BEGIN; SELECT set_config('" + std::string(kBranchSetting) + "', " + gid +
+                       ", true)")) {
+    Error err = error(classify(*f), &*f, "BEGIN failed");
+    abandon_block();
+    throw err;
+  }
+  state_ = BranchState::active;
+  failed_ = false;
+}
+
+pqxx::result PostgresSession::end_block(const std::string& statement, Failure* failure) {
+  return exec("SELECT 1 / (coalesce(current_setting('" + std::string(kBranchSetting) +
+                  "', true), '') = " + quoted_gid(*xid_) + ")::int; " + statement,
+              failure);
+}
+
+Error PostgresSession::end_block_error(const Failure& f, const std::string& statement) {
+  if (f.sqlstate == kDivisionByZero)  // only end_block's guard divides
+    return error(Errc::usage, &f,
+                 "the branch's transaction block was ended behind the driver's back (a COMMIT or "
+                 "ROLLBACK run through execute()?), so " + statement + " was not run");
+  if (f.sqlstate == kInFailedTransaction)
+    return error(Errc::rolled_back, &f,
+                 "the branch's transaction block had failed, so PostgreSQL can only roll it back; "
+                 "it was rolled back");
+  const Errc code = classify(f);
+  return error(code, &f, statement + " failed; the branch was rolled back",
+               code == Errc::misconfigured ? disabled_hint(resource_) : "");
+}
+
+void PostgresSession::prepare() {
+  require(BranchState::active, "prepare");
+  if (failed_) {
+    Error err = error(Errc::rolled_back, nullptr,
+                      "a statement of the branch failed, so PostgreSQL can only roll it back; it "
+                      "was rolled back instead of prepared");
+    abandon_block();
+    throw err;
+  }
+  if (max_prepared_transactions_ == 0) {
+    Error err = error(Errc::misconfigured, nullptr,
+                      "cannot prepare the branch: resource '" + resource_ +
+                          "' has max_prepared_transactions = 0 (prepared transactions are "
+                          "disabled); the branch was rolled back",
+                      disabled_hint(resource_));
+    abandon_block();
+    throw err;
+  }
+  const std::string gid = quoted_gid(*xid_);
+  Failure f;
+  try {
+    pqxx::result r = end_block("PREPARE TRANSACTION " + gid +
+                                   "; SELECT count(*) FROM pg_prepared_xacts WHERE gid = " + gid +
+                                   " AND database = current_database()",
+                               &f);
+    if (r.at(0).at(0).as<long>() == 1) {
+      state_ = BranchState::prepared;
+      return;
+    }
+  } catch (...) {
+    if (f.message.empty()) f = current_failure();
+    if (f.lost)  // may or may not be prepared: recovery decides
+      throw error(Errc::unavailable, &f, "connection lost while preparing the branch");
+    Error err = end_block_error(f, "PREPARE TRANSACTION");
+    abandon_block();  // PostgreSQL already rolled back; this ends any block left open
+    throw err;
+  }
+  Error err = error(Errc::rolled_back, nullptr,
+                    "PostgreSQL rolled the branch back instead of preparing it (the transaction "
+                    "block had failed)");
+  finish();
+  throw err;
+}
+
+void PostgresSession::commit() {
+  require(BranchState::prepared, "commit");
+  std::optional<Failure> f = attempt("COMMIT PREPARED " + quoted_gid(*xid_));
+  if (!f) {
+    finish();
+    return;
+  }
+  const Errc code = classify_by_gid(*f);
+  Error err = error(code, &*f, "COMMIT PREPARED failed");
+  if (code == Errc::unknown_xid) finish();  // nothing left to hold
+  throw err;
+}
+
+void PostgresSession::commit_one_phase() {
+  require(BranchState::active, "commit in one phase");
+  if (failed_) {
+    Error err = error(Errc::rolled_back, nullptr,
+                      "a statement of the branch failed, so PostgreSQL can only roll it back; it "
+                      "was rolled back instead of committed");
+    abandon_block();
+    throw err;
+  }
+  Failure f;
+  try {
+    end_block("COMMIT", &f);
+    finish();
+    return;
+  } catch (...) {
+    if (f.message.empty()) f = current_failure();
+  }
+  if (f.lost)
+    throw error(Errc::unavailable, &f,
+                "connection lost during the one-phase commit; its outcome is unknown");
+  // A failed COMMIT (deferred constraint, serialization failure) rolls back.
+  Error err = end_block_error(f, "COMMIT");
+  abandon_block();
+  throw err;
+}
+
+void PostgresSession::rollback() {
+  if (state_ == BranchState::none) return;
+  if (state_ == BranchState::active) {
+    abandon_block();
+    return;
+  }
+  if (broken_)
+    throw error(Errc::unavailable, nullptr,
+                "cannot roll back the prepared branch: the connection was lost; it stays prepared "
+                "for recovery");
+  std::optional<Failure> f = attempt("ROLLBACK PREPARED " + quoted_gid(*xid_));
+  if (!f || f->sqlstate == kUndefinedObject) {
+    finish();
+    return;
+  }
+  throw error(classify(*f), &*f,
+              "ROLLBACK PREPARED failed; the branch stays prepared for recovery");
+}
+
+void PostgresSession::commit_prepared(const Xid& xid) {
+  require(BranchState::none, "commit a prepared branch by xid");
+  if (auto f = attempt("COMMIT PREPARED " + quoted_gid(xid)))
+    throw error(classify_by_gid(*f), &*f, "COMMIT PREPARED of " + xid.to_string() + " failed", {},
+                &xid);
+}
+
+void PostgresSession::rollback_prepared(const Xid& xid) {
+  require(BranchState::none, "roll back a prepared branch by xid");
+  if (auto f = attempt("ROLLBACK PREPARED " + quoted_gid(xid)))
+    throw error(classify_by_gid(*f), &*f, "ROLLBACK PREPARED of " + xid.to_string() + " failed",
+                {}, &xid);
+}
+
+std::vector<PreparedXid> PostgresSession::recover() {
+  if (broken_) require(BranchState::none, "list prepared branches");
+  Failure f;
+  pqxx::result r;
+  try {
+    r = exec(
+        "SELECT gid, (extract(epoch FROM prepared) * 1000000)::bigint, owner "
+        "FROM pg_prepared_xacts WHERE database = current_database() ORDER BY prepared",
+        &f);
+  } catch (...) {
+    if (f.message.empty()) f = current_failure();
+    throw error(classify(f), &f, "listing pg_prepared_xacts failed");
+  }
+  std::vector<PreparedXid> out;
+  for (const auto& row : r) {
+    PreparedXid p;
+    p.raw = row[0].as<std::string>();
+    if (std::optional<Xid> x = Xid::from_postgres_gid(p.raw)) {
+      p.xid = std::move(*x);
+      p.is_dtx = true;
+    } else {
+      p.xid = Xid{0, p.raw, ""};  // not ours: the gid, for display and for operators
+    }
+    p.prepared_at = std::chrono::system_clock::time_point(
+        std::chrono::duration_cast<std::chrono::system_clock::duration>(
+            std::chrono::microseconds(row[1].as<long long>())));
+    p.owner = row[2].as<std::string>();
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+std::optional<Failure> PostgresSession::attempt(const std::string& sql) noexcept {
+  Failure f;
+  try {
+    exec(sql, &f);
+    return std::nullopt;
+  } catch (...) {
+    logger().debug("{}: {} on resource {}: {}", xid_ ? xid_->to_string() : "-", sql, resource_,
+                   f.message);
+    return f;
+  }
+}
+
+Error PostgresSession::error(Errc code, const Failure* f, std::string what, std::string hint,
+                             const Xid* xid) const {
+  if (!xid) xid = current_xid();
+  Error::Details d{.code = code, .resource = resource_, .gtrid = xid ? xid->gtrid : "",
+                   .hint = std::move(hint)};
+  if (f) {
+    d.sqlstate = f->sqlstate;
+    d.server_message = f->message;
+  }
+  if (d.hint.empty() && code == Errc::retryable)
+    d.hint = "the transaction can only roll back; retry it";
+  if (d.hint.empty() && code == Errc::misconfigured) d.hint = disabled_hint(resource_);
+  return Error(std::move(d), std::move(what));
+}
+
+void PostgresSession::require(BranchState expected, const char* operation) const {
+  if (broken_)
+    throw error(Errc::unavailable, nullptr,
+                std::string("cannot ") + operation + ": the connection was lost earlier",
+                "take a new session");
+  if (state_ != expected)
+    throw error(Errc::usage, nullptr,
+                std::string("cannot ") + operation + " while the session's branch is " +
+                    to_string(state_) + " (expected " + to_string(expected) + ")");
+}
+
+void PostgresSession::abandon_block() noexcept {
+  // Outside a block (PostgreSQL already rolled back) this is only a warning.
+  if (!broken_ && attempt("ROLLBACK")) broken_ = true;  // unknown state: close it
+  finish();
+}
+
+void PostgresSession::finish() noexcept {
+  state_ = BranchState::none;
+  xid_.reset();
+  failed_ = false;
+}
+
+std::string PostgresSession::quoted_gid(const Xid& xid) const {
+  // Foreign branches (from recover()) carry their gid as the gtrid.
+  return conn_->quote(xid.is_dtx() ? xid.postgres_gid() : xid.gtrid);
+}
+
+}  // namespace
+
+std::unique_ptr<Session> connect_postgres(const ResourceConfig& config) {
+  // The password lives only in this string, which no message or log repeats.
+  const std::string conninfo =
+      "host=" + conninfo_value(config.host) + " port=" + std::to_string(config.port) +
+      " user=" + conninfo_value(config.user) + " password=" + conninfo_value(config.password) +
+      " dbname=" + conninfo_value(config.database) +
+      " connect_timeout=" + std::to_string(config.connect_timeout_s) + " application_name=dtx";
+  std::unique_ptr<pqxx::connection> conn;
+  try {
+    conn = std::make_unique<pqxx::connection>(conninfo);
+  } catch (...) {
+    Failure f = current_failure();
+    throw Error({.code = Errc::unavailable,
+                 .resource = config.name,
+                 .sqlstate = f.sqlstate,
+                 .server_message = f.message},
+                "cannot connect");
+  }
+  auto session = std::make_unique<PostgresSession>(config.name, std::move(conn));
+  session->read_settings();
+  return session;
+}
+
+NumberedSql number_placeholders(std::string_view sql) {
+  NumberedSql out;
+  out.sql.reserve(sql.size() + 8);
+  auto is_ident = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           static_cast<unsigned char>(c) >= 0x80;
+  };
+  const std::size_t n = sql.size();
+  std::size_t i = 0;
+  // Copies sql[i, end) and moves i there.
+  auto copy_to = [&](std::size_t end) {
+    end = std::min(end, n);
+    out.sql.append(sql.substr(i, end - i));
+    i = end;
+  };
+  while (i < n) {
+    const char c = sql[i];
+    const bool after_ident = i > 0 && is_ident(sql[i - 1]);
+    if (c == '?') {
+      out.sql += "$" + std::to_string(++out.placeholders);
+      ++i;
+    } else if (c == '\'') {
+      // E'...' allows backslash escapes; '' is a quote in both kinds.
+      const bool escapes =
+          i > 0 && (sql[i - 1] == 'E' || sql[i - 1] == 'e') && !(i > 1 && is_ident(sql[i - 2]));
+      std::size_t j = i + 1;
+      while (j < n) {
+        if (escapes && sql[j] == '\\') {
+          j += 2;
+        } else if (sql[j] == '\'') {
+          if (j + 1 < n && sql[j + 1] == '\'') {
+            j += 2;
+          } else {
+            ++j;
+            break;
+          }
+        } else {
+          ++j;
+        }
+      }
+      copy_to(j);
+    } else if (c == '"') {
+      std::size_t j = i + 1;
+      while (j < n) {
+        if (sql[j] == '"') {
+          if (j + 1 < n && sql[j + 1] == '"') {
+            j += 2;
+            continue;
+          }
+          ++j;
+          break;
+        }
+        ++j;
+      }
+      copy_to(j);
+    } else if (c == '-' && i + 1 < n && sql[i + 1] == '-') {
+      copy_to(sql.find('\n', i));
+    } else if (c == '/' && i + 1 < n && sql[i + 1] == '*') {
+      std::size_t j = i + 2;
+      int depth = 1;  // PostgreSQL nests block comments
+      while (j < n && depth > 0) {
+        if (sql.compare(j, 2, "/*") == 0) {
+          ++depth;
+          j += 2;
+        } else if (sql.compare(j, 2, "*/") == 0) {
+          --depth;
+          j += 2;
+        } else {
+          ++j;
+        }
+      }
+      copy_to(j);
+    } else if (c == '$' && !after_ident) {
+      // $tag$...$tag$; $1 is a positional parameter, not a quote.
+      std::size_t j = i + 1;
+      while (j < n && is_ident(sql[j]) && !(j == i + 1 && sql[j] >= '0' && sql[j] <= '9')) ++j;
+      if (j < n && sql[j] == '$') {
+        const std::string_view tag = sql.substr(i, j - i + 1);
+        const std::size_t close = sql.find(tag, j + 1);
+        copy_to(close == std::string_view::npos ? n : close + tag.size());
+      } else {
+        copy_to(i + 1);
+      }
+    } else {
+      copy_to(i + 1);
+    }
+  }
+  return out;
+}
+
+}  // namespace dtx

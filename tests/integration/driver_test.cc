@@ -1,1 +1,694 @@
+// The resource-manager drivers against the real servers of scripts/db.sh.
+//
+// The shared behaviour is one typed suite run on MariaDB and on PostgreSQL;
+// each database's own traps follow it. Every gtrid starts with this process's
+// run prefix, every test rolls back what it left prepared, and at the end a
+// check (a test, and an environment tear-down for runs of single tests) pins
+// that nothing of this run is still prepared on either server.
 #include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <future>
+#include <ostream>
+#include <random>
+#include <thread>
+
+#include "drivers/mysql_driver.h"
+#include "drivers/postgres_driver.h"
+#include "drivers/resource_manager.h"
+#include "dtx/error.h"
+#include "support/test_env.h"
+
+namespace dtx {
+
+// Readable gtest output for the enums this file compares.
+void PrintTo(Errc code, std::ostream* os) { *os << to_string(code); }
+void PrintTo(BranchState s, std::ostream* os) {
+  *os << (s == BranchState::none ? "none" : s == BranchState::active ? "active" : "prepared");
+}
+
+namespace {
+
+using namespace std::chrono_literals;
+using Params = std::vector<Param>;
+
+std::string random_hex(int digits) {
+  static std::mt19937_64 rng{std::random_device{}()};
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string s;
+  for (int i = 0; i < digits; ++i) s += kHex[rng() % 16];
+  return s;
+}
+
+const std::string& run_prefix() {
+  static const std::string prefix = "drvtest-" + random_hex(8);
+  return prefix;
+}
+
+Xid fresh_xid(const std::string& tag) {
+  static std::atomic<int> counter{0};
+  return Xid::make(run_prefix() + "-" + tag + "-" + std::to_string(++counter), "b1");
+}
+
+Result run(Session& s, const std::string& sql, Params params = {}) {
+  return s.execute(sql, params);
+}
+
+// The dtx::Error `f` throws; a test failure if it throws none.
+template <typename F>
+Error error_from(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e;
+  }
+  ADD_FAILURE() << "expected a dtx::Error";
+  return Error({}, "no error was thrown");
+}
+
+bool contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+bool is_listed(Session& s, const Xid& xid) {
+  for (const PreparedXid& p : s.recover())
+    if (p.xid == xid) return true;
+  return false;
+}
+
+// Polls an observable condition on the server (never a fixed sleep).
+template <typename F>
+void wait_until(F condition, const std::string& what) {
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (!condition()) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "timed out waiting until " << what;
+    std::this_thread::sleep_for(2ms);  // poll interval, not synchronisation
+  }
+}
+
+void roll_back_leftovers(Session& s) {
+  for (const PreparedXid& p : s.recover()) {
+    if (!p.xid.gtrid.starts_with(run_prefix())) continue;
+    try {
+      s.rollback_prepared(p.xid);
+    } catch (const Error& e) {
+      ADD_FAILURE() << "could not clean up " << p.raw << ": " << e.what();
+    }
+  }
+}
+
+struct MariaDB {
+  static ResourceConfig config() { return test::mysql_resource("my"); }
+  static std::int64_t backend_id(Session& s) {
+    return run(s, "SELECT CONNECTION_ID()")[0].as_int64(0);
+  }
+  static void kill(Session& killer, std::int64_t id) {
+    run(killer, "KILL " + std::to_string(id));
+  }
+  // The server detaches a prepared branch from its session only once it has
+  // processed the disconnect, which happens after the client has closed.
+  static bool is_gone(Session& s, std::int64_t id) {
+    return run(s, "SELECT count(*) FROM information_schema.PROCESSLIST WHERE ID = ?", {id})[0]
+               .as_int64(0) == 0;
+  }
+  // The server rolls the whole transaction back; the driver ends the branch.
+  static constexpr BranchState kAfterDeadlock = BranchState::none;
+  static constexpr const char* kDuplicateKeySqlstate = "23000";
+  static constexpr int kDuplicateKeyCode = 1062;
+};
+
+struct PostgreSQL {
+  static ResourceConfig config() { return test::postgres_resource("pg"); }
+  static std::int64_t backend_id(Session& s) {
+    return run(s, "SELECT pg_backend_pid()")[0].as_int64(0);
+  }
+  static void kill(Session& killer, std::int64_t id) {
+    ASSERT_EQ(run(killer, "SELECT pg_terminate_backend(CAST(? AS integer))", {id})[0].text(0), "t");
+  }
+  static bool is_gone(Session& s, std::int64_t id) {
+    return run(s, "SELECT count(*) FROM pg_stat_activity WHERE pid = CAST(? AS integer)", {id})[0]
+               .as_int64(0) == 0;
+  }
+  // The block is failed and open until rollback().
+  static constexpr BranchState kAfterDeadlock = BranchState::active;
+  static constexpr const char* kDuplicateKeySqlstate = "23505";
+  static constexpr int kDuplicateKeyCode = 0;
+};
+
+// A resource manager and a private table per test.
+template <typename Db>
+class DriverTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    rm_ = make_resource_manager(Db::config());
+    table_ = "drv_" + random_hex(10);
+    auto s = rm_->acquire();
+    run(*s, "CREATE TABLE " + table_ +
+                " (id BIGINT PRIMARY KEY, v VARCHAR(200), d DOUBLE PRECISION, n BIGINT)");
+  }
+
+  void TearDown() override {
+    auto s = rm_->acquire();
+    roll_back_leftovers(*s);  // prepared branches would hold the table's locks
+    run(*s, "DROP TABLE IF EXISTS " + table_);
+  }
+
+  void insert(Session& s, std::int64_t id, Param v = nullptr) {
+    EXPECT_EQ(run(s, "INSERT INTO " + table_ + " (id, v) VALUES (?, ?)", {id, v}).affected_rows(),
+              1u);
+  }
+  // Rows with `id`, as another session sees them.
+  std::int64_t committed_rows(std::int64_t id) {
+    auto observer = rm_->acquire();
+    return run(*observer, "SELECT count(*) FROM " + table_ + " WHERE id = ?", {id})[0].as_int64(0);
+  }
+
+  std::unique_ptr<ResourceManager> rm_;
+  std::string table_;
+};
+
+class DatabaseNames {
+ public:
+  template <typename T>
+  static std::string GetName(int) {
+    return std::is_same_v<T, MariaDB> ? "MariaDB" : "PostgreSQL";
+  }
+};
+
+using Databases = ::testing::Types<MariaDB, PostgreSQL>;
+TYPED_TEST_SUITE(DriverTest, Databases, DatabaseNames);
+
+TYPED_TEST(DriverTest, ExecuteBindsNullIntegerDoubleAndAwkwardStrings) {
+  auto s = this->rm_->acquire();
+  const std::string awkward = "O'Re\\il \"ly\" ? -- /* $$";
+  Result ins = run(*s, "INSERT INTO " + this->table_ + " (id, v, d, n) VALUES (?, ?, ?, ?)",
+                   {7, awkward, 2.5, nullptr});
+  EXPECT_EQ(ins.affected_rows(), 1u);
+
+  Result r = run(*s, "SELECT v, d, n FROM " + this->table_ + " WHERE id = ?", {7});
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r.columns(), (std::vector<std::string>{"v", "d", "n"}));
+  EXPECT_EQ(r[0].text(0), awkward);
+  EXPECT_DOUBLE_EQ(r[0].as_double(1), 2.5);
+  EXPECT_TRUE(r[0].is_null(2));
+
+  // A `?` inside a literal is text, not a placeholder.
+  Result lit = run(*s, "SELECT '?' AS q, ? AS p FROM " + this->table_ + " WHERE v <> '?' AND id = ?",
+                   {"x", 7});
+  ASSERT_EQ(lit.size(), 1u);
+  EXPECT_EQ(lit.columns(), (std::vector<std::string>{"q", "p"}));
+  EXPECT_EQ(lit[0].text(0), "?");
+  EXPECT_EQ(lit[0].text(1), "x");
+
+  EXPECT_EQ(run(*s, "UPDATE " + this->table_ + " SET n = ? WHERE id = ?", {-42, 7}).affected_rows(),
+            1u);
+  EXPECT_EQ(run(*s, "SELECT n FROM " + this->table_ + " WHERE id = ?", {7})[0].as_int64(0), -42);
+  EXPECT_EQ(run(*s, "SELECT count(*) FROM " + this->table_ + " WHERE n IS NULL")[0].as_int64(0), 0);
+}
+
+TYPED_TEST(DriverTest, WrongParameterCountIsAUsageError) {
+  auto s = this->rm_->acquire();
+  EXPECT_EQ(error_from([&] { run(*s, "SELECT ? + ?", {1}); }).code(), Errc::usage);
+  EXPECT_FALSE(s->broken());
+  EXPECT_EQ(run(*s, "SELECT ? AS one", {1})[0].as_int64(0), 1);
+}
+
+TYPED_TEST(DriverTest, CommitAfterPrepareIsVisibleFromAnotherSession) {
+  auto s = this->rm_->acquire();
+  const Xid xid = fresh_xid("commit");
+  s->begin(xid);
+  EXPECT_EQ(s->state(), BranchState::active);
+  ASSERT_NE(s->current_xid(), nullptr);
+  EXPECT_EQ(*s->current_xid(), xid);
+  this->insert(*s, 1, "one");
+  EXPECT_EQ(this->committed_rows(1), 0);
+  s->prepare();
+  EXPECT_EQ(s->state(), BranchState::prepared);
+  EXPECT_EQ(this->committed_rows(1), 0);
+  s->commit();
+  EXPECT_EQ(s->state(), BranchState::none);
+  EXPECT_EQ(s->current_xid(), nullptr);
+  EXPECT_EQ(this->committed_rows(1), 1);
+  EXPECT_FALSE(is_listed(*s, xid));
+}
+
+TYPED_TEST(DriverTest, RollbackFromActiveLeavesNothing) {
+  auto s = this->rm_->acquire();
+  const Xid xid = fresh_xid("rb-active");
+  s->begin(xid);
+  this->insert(*s, 1);
+  s->rollback();
+  EXPECT_EQ(s->state(), BranchState::none);
+  EXPECT_EQ(this->committed_rows(1), 0);
+  EXPECT_FALSE(is_listed(*s, xid));
+  s->rollback();  // nothing to do, no error
+}
+
+TYPED_TEST(DriverTest, RollbackFromPreparedLeavesNothing) {
+  auto s = this->rm_->acquire();
+  const Xid xid = fresh_xid("rb-prep");
+  s->begin(xid);
+  this->insert(*s, 1);
+  s->prepare();
+  EXPECT_TRUE(is_listed(*this->rm_->acquire(), xid));
+  s->rollback();
+  EXPECT_EQ(s->state(), BranchState::none);
+  EXPECT_EQ(this->committed_rows(1), 0);
+  EXPECT_FALSE(is_listed(*s, xid));
+}
+
+TYPED_TEST(DriverTest, OnePhaseCommitIsVisibleAndNeverPrepared) {
+  auto s = this->rm_->acquire();
+  const Xid xid = fresh_xid("1pc");
+  s->begin(xid);
+  this->insert(*s, 1);
+  s->commit_one_phase();
+  EXPECT_EQ(s->state(), BranchState::none);
+  EXPECT_EQ(this->committed_rows(1), 1);
+  EXPECT_FALSE(is_listed(*s, xid));
+}
+
+TYPED_TEST(DriverTest, RecoverListsBranchAfterItsSessionClosedAndAnotherSessionCommitsIt) {
+  const Xid xid = fresh_xid("recover");
+  std::int64_t preparer_id = 0;
+  {
+    auto s = this->rm_->acquire();
+    preparer_id = TypeParam::backend_id(*s);
+    s->begin(xid);
+    this->insert(*s, 1);
+    s->prepare();
+    s.discard();  // the connection closes; the branch stays prepared
+  }
+  auto other = this->rm_->acquire();
+  wait_until([&] { return TypeParam::is_gone(*other, preparer_id); }, "the server dropped the session");
+  bool found = false;
+  for (const PreparedXid& p : other->recover()) {
+    if (p.xid != xid) continue;
+    found = true;
+    EXPECT_TRUE(p.is_dtx);
+    EXPECT_FALSE(p.raw.empty());
+  }
+  ASSERT_TRUE(found) << "recover() does not list " << xid.to_string();
+  EXPECT_EQ(this->committed_rows(1), 0);
+  other->commit_prepared(xid);
+  EXPECT_EQ(this->committed_rows(1), 1);
+  EXPECT_FALSE(is_listed(*other, xid));
+}
+
+TYPED_TEST(DriverTest, UnknownXidIsReportedAsUnknown) {
+  auto s = this->rm_->acquire();
+  const Xid xid = fresh_xid("nosuch");
+  Error c = error_from([&] { s->commit_prepared(xid); });
+  EXPECT_EQ(c.code(), Errc::unknown_xid) << c.what();
+  EXPECT_EQ(c.gtrid(), xid.gtrid);
+  EXPECT_EQ(c.resource(), TypeParam::config().name);
+  EXPECT_EQ(error_from([&] { s->rollback_prepared(xid); }).code(), Errc::unknown_xid);
+  EXPECT_FALSE(s->broken());
+}
+
+TYPED_TEST(DriverTest, DuplicateKeyIsAnSqlErrorAndTheBranchCanOnlyRollBack) {
+  auto s = this->rm_->acquire();
+  const Xid xid = fresh_xid("dupkey");
+  s->begin(xid);
+  this->insert(*s, 1);
+  Error dup = error_from([&] { this->insert(*s, 1); });
+  EXPECT_EQ(dup.code(), Errc::sql) << dup.what();
+  EXPECT_EQ(dup.sqlstate(), TypeParam::kDuplicateKeySqlstate);
+  EXPECT_EQ(dup.server_code(), TypeParam::kDuplicateKeyCode);
+  EXPECT_EQ(dup.gtrid(), xid.gtrid);
+  EXPECT_FALSE(dup.server_message().empty());
+
+  EXPECT_EQ(error_from([&] { run(*s, "SELECT 1"); }).code(), Errc::usage);
+  Error vote = error_from([&] { s->prepare(); });
+  EXPECT_EQ(vote.code(), Errc::rolled_back) << vote.what();
+  EXPECT_EQ(s->state(), BranchState::none);
+  EXPECT_FALSE(is_listed(*s, xid));
+  EXPECT_EQ(this->committed_rows(1), 0);
+
+  // The session is clean: a new branch works on it.
+  s->begin(fresh_xid("dupkey-after"));
+  this->insert(*s, 2);
+  s->commit_one_phase();
+  EXPECT_EQ(this->committed_rows(2), 1);
+}
+
+TYPED_TEST(DriverTest, FailedStatementRefusesOnePhaseCommit) {
+  auto s = this->rm_->acquire();
+  s->begin(fresh_xid("fail-1pc"));
+  this->insert(*s, 1);
+  EXPECT_EQ(error_from([&] { run(*s, "SELECT * FROM no_such_table_here"); }).code(), Errc::sql);
+  EXPECT_EQ(error_from([&] { s->commit_one_phase(); }).code(), Errc::rolled_back);
+  EXPECT_EQ(s->state(), BranchState::none);
+  EXPECT_EQ(this->committed_rows(1), 0);
+}
+
+TYPED_TEST(DriverTest, DeadlockIsRetryableAndTheVictimSessionIsReusable) {
+  auto a = this->rm_->acquire();
+  auto b = this->rm_->acquire();
+  this->insert(*a, 1);
+  this->insert(*a, 2);
+  a->begin(fresh_xid("dl-a"));
+  b->begin(fresh_xid("dl-b"));
+  run(*a, "UPDATE " + this->table_ + " SET n = 1 WHERE id = 1");
+  run(*b, "UPDATE " + this->table_ + " SET n = 2 WHERE id = 2");
+  // Each now wants the other's row. Whichever asks second closes the cycle;
+  // the server picks a victim, and the other's update then goes through.
+  auto cross_update = [this](Session& s, int id) {
+    return std::async(std::launch::async, [this, &s, id]() -> std::optional<Error> {
+      try {
+        run(s, "UPDATE " + this->table_ + " SET n = 3 WHERE id = ?", {id});
+        return std::nullopt;
+      } catch (const Error& e) {
+        return e;
+      }
+    });
+  };
+  auto a_update = cross_update(*a, 2);
+  auto b_update = cross_update(*b, 1);
+  std::optional<Error> a_error = a_update.get(), b_error = b_update.get();
+  ASSERT_NE(a_error.has_value(), b_error.has_value()) << "exactly one side is the deadlock victim";
+  const Error& e = a_error ? *a_error : *b_error;
+  EXPECT_EQ(e.code(), Errc::retryable) << e.what();
+  Session& victim = a_error ? *a : *b;
+  Session& winner = a_error ? *b : *a;
+  EXPECT_EQ(victim.state(), TypeParam::kAfterDeadlock);
+
+  victim.rollback();
+  EXPECT_EQ(victim.state(), BranchState::none);
+  EXPECT_FALSE(victim.broken());
+  winner.rollback();
+  EXPECT_EQ(winner.state(), BranchState::none);
+  auto observer = this->rm_->acquire();
+  EXPECT_EQ(run(*observer, "SELECT count(*) FROM " + this->table_ + " WHERE n IS NOT NULL")[0]
+                .as_int64(0),
+            0);
+
+  victim.begin(fresh_xid("dl-after"));
+  this->insert(victim, 3);
+  victim.prepare();
+  victim.commit();
+  EXPECT_EQ(this->committed_rows(3), 1);
+}
+
+TYPED_TEST(DriverTest, UnreachablePortIsUnavailableNamingWhereItTried) {
+  ResourceConfig c = TypeParam::config();
+  c.name = "nowhere";
+  c.port = 1;
+  c.password = "pw-never-shown-9f3";
+  auto rm = make_resource_manager(c);
+  Error e = error_from([&] { rm->acquire(); });
+  EXPECT_EQ(e.code(), Errc::unavailable);
+  const std::string m = e.what();
+  EXPECT_TRUE(contains(m, "127.0.0.1:1")) << m;
+  EXPECT_TRUE(contains(m, "nowhere")) << m;
+  EXPECT_TRUE(contains(m, c.database)) << m;
+  EXPECT_TRUE(contains(m, "[resources.nowhere]")) << m;
+  EXPECT_FALSE(e.server_message().empty());
+  EXPECT_FALSE(contains(m, c.password)) << m;
+  EXPECT_EQ(rm->idle_count(), 0u);
+}
+
+TYPED_TEST(DriverTest, PoolReusesAnIdleSessionAndClosesABrokenOne) {
+  Session* first = nullptr;
+  {
+    auto s = this->rm_->acquire();
+    first = &*s;
+  }
+  EXPECT_EQ(this->rm_->idle_count(), 1u);
+  {
+    auto s = this->rm_->acquire();
+    EXPECT_EQ(&*s, first);
+    EXPECT_EQ(this->rm_->idle_count(), 0u);
+    const std::int64_t id = TypeParam::backend_id(*s);
+    {
+      auto killer = this->rm_->acquire();
+      EXPECT_NE(&*killer, first);
+      TypeParam::kill(*killer, id);
+    }
+    Error e = error_from([&] { run(*s, "SELECT 1"); });
+    EXPECT_EQ(e.code(), Errc::unavailable) << e.what();
+    EXPECT_TRUE(s->broken());
+    EXPECT_EQ(error_from([&] { s->begin(fresh_xid("broken")); }).code(), Errc::unavailable);
+  }
+  EXPECT_EQ(this->rm_->idle_count(), 1u);  // the killer came back, the broken one did not
+  auto s = this->rm_->acquire();
+  EXPECT_NE(&*s, first);
+  EXPECT_EQ(run(*s, "SELECT 1 AS one")[0].as_int64(0), 1);
+}
+
+TYPED_TEST(DriverTest, LeaseHoldingABranchIsClosedNotPooled) {
+  {
+    auto s = this->rm_->acquire();
+    s->begin(fresh_xid("held"));
+    this->insert(*s, 1);
+  }
+  EXPECT_EQ(this->rm_->idle_count(), 0u);
+  EXPECT_EQ(this->committed_rows(1), 0);
+}
+
+TYPED_TEST(DriverTest, PoolKeepsAtMostPoolSizeIdle) {
+  ResourceConfig c = TypeParam::config();
+  c.pool_size = 2;
+  auto rm = make_resource_manager(c);
+  {
+    std::vector<SessionLease> leases;
+    for (int i = 0; i < 4; ++i) leases.push_back(rm->acquire());
+  }
+  EXPECT_EQ(rm->idle_count(), 2u);
+}
+
+TYPED_TEST(DriverTest, LifecycleCallsInTheWrongStateAreUsageErrors) {
+  auto s = this->rm_->acquire();
+  EXPECT_EQ(error_from([&] { s->prepare(); }).code(), Errc::usage);
+  EXPECT_EQ(error_from([&] { s->commit(); }).code(), Errc::usage);
+  const Xid xid = fresh_xid("states");
+  s->begin(xid);
+  EXPECT_EQ(error_from([&] { s->begin(fresh_xid("states2")); }).code(), Errc::usage);
+  EXPECT_EQ(error_from([&] { s->commit_prepared(xid); }).code(), Errc::usage);
+  s->prepare();
+  EXPECT_EQ(error_from([&] { run(*s, "SELECT 1"); }).code(), Errc::usage);
+  s->rollback();
+  EXPECT_EQ(s->state(), BranchState::none);
+}
+
+// ---- MariaDB ----
+
+class MariaDBDriver : public DriverTest<MariaDB> {};
+
+// The trap from docs/drivers.md: while the preparing session lives, another
+// session's XA COMMIT says 1397 XAER_NOTA although XA RECOVER lists the branch.
+// unknown_xid from commit_prepared therefore never means "finished" by itself.
+TEST_F(MariaDBDriver, PinsTheTrap1397WhileThePreparingSessionLives) {
+  auto owner = rm_->acquire();
+  auto other = rm_->acquire();
+  const Xid xid = fresh_xid("trap1397");
+  owner->begin(xid);
+  insert(*owner, 1);
+  owner->prepare();
+
+  Error e = error_from([&] { other->commit_prepared(xid); });
+  EXPECT_EQ(e.code(), Errc::unknown_xid) << e.what();
+  EXPECT_EQ(e.server_code(), 1397);
+  EXPECT_TRUE(contains(e.hint(), "live session")) << e.hint();
+  EXPECT_TRUE(is_listed(*other, xid));
+  EXPECT_EQ(committed_rows(1), 0);
+
+  owner->commit();
+  EXPECT_EQ(committed_rows(1), 1);
+  EXPECT_FALSE(is_listed(*other, xid));
+}
+
+TEST_F(MariaDBDriver, RecoverReturnsBinaryXidBytesExactly) {
+  const Xid foreign{7, run_prefix() + std::string("\0\xff\x01 '", 5), std::string("\x02\0", 2)};
+  std::int64_t id = 0;
+  {
+    auto s = rm_->acquire();
+    id = MariaDB::backend_id(*s);
+    run(*s, "XA START " + foreign.mysql_literal());
+    run(*s, "XA END " + foreign.mysql_literal());
+    run(*s, "XA PREPARE " + foreign.mysql_literal());
+    s.discard();  // the driver does not know this branch: never pool the session
+  }
+  auto s = rm_->acquire();
+  wait_until([&] { return MariaDB::is_gone(*s, id); }, "the server dropped the session");
+  bool found = false;
+  for (const PreparedXid& p : s->recover()) {
+    if (p.xid != foreign) continue;
+    found = true;
+    EXPECT_FALSE(p.is_dtx);
+    EXPECT_EQ(p.raw, foreign.mysql_literal());
+  }
+  EXPECT_TRUE(found);
+  s->rollback_prepared(foreign);
+  EXPECT_FALSE(is_listed(*s, foreign));
+}
+
+// Connector/C++ crashed when 32 threads connected at once; the driver
+// initialises it once and registers each thread itself.
+TEST_F(MariaDBDriver, ThirtyTwoThreadsShareThePoolWithoutCrashing) {
+  constexpr int kThreads = 32, kRounds = 5;
+  std::atomic<int> committed{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int r = 0; r < kRounds; ++r) {
+        try {
+          auto s = rm_->acquire();
+          s->begin(fresh_xid("t" + std::to_string(t)));
+          run(*s, "INSERT INTO " + table_ + " (id) VALUES (?)", {t * 100 + r});
+          s->prepare();
+          s->commit();
+          ++committed;
+        } catch (const Error& e) {
+          ADD_FAILURE() << "thread " << t << ": " << e.what();
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(committed.load(), kThreads * kRounds);
+  auto s = rm_->acquire();
+  EXPECT_EQ(run(*s, "SELECT count(*) FROM " + table_)[0].as_int64(0), kThreads * kRounds);
+  EXPECT_LE(rm_->idle_count(), static_cast<std::size_t>(rm_->config().pool_size));
+}
+
+// ---- PostgreSQL ----
+
+class PostgreSQLDriver : public DriverTest<PostgreSQL> {
+ protected:
+  std::int64_t listed_gids(const Xid& xid) {
+    auto s = rm_->acquire();
+    return run(*s, "SELECT count(*) FROM pg_prepared_xacts WHERE gid = ?", {xid.postgres_gid()})[0]
+        .as_int64(0);
+  }
+};
+
+// The trap: in a failed block PostgreSQL answers PREPARE TRANSACTION with
+// ROLLBACK and no error. The vote must be no.
+TEST_F(PostgreSQLDriver, FailedBlockIsNeverVotedPrepared) {
+  auto s = rm_->acquire();
+  const Xid xid = fresh_xid("failed-block");
+  s->begin(xid);
+  insert(*s, 1);
+  Error bad = error_from([&] { run(*s, "SELECT 1 / 0"); });
+  EXPECT_EQ(bad.code(), Errc::sql);
+  EXPECT_EQ(bad.sqlstate(), "22012");
+  Error vote = error_from([&] { s->prepare(); });
+  EXPECT_EQ(vote.code(), Errc::rolled_back) << vote.what();
+  EXPECT_EQ(vote.gtrid(), xid.gtrid);
+  EXPECT_EQ(s->state(), BranchState::none);
+  EXPECT_EQ(listed_gids(xid), 0);
+  EXPECT_EQ(committed_rows(1), 0);
+}
+
+// A block ended behind the driver's back (ROLLBACK through execute()) must not
+// let PREPARE TRANSACTION prepare the empty implicit transaction of the next
+// query: the driver checks, in the same round trip, that its own block is open.
+TEST_F(PostgreSQLDriver, BlockEndedBehindTheDriversBackIsNeverPrepared) {
+  auto s = rm_->acquire();
+  const Xid xid = fresh_xid("silent");
+  s->begin(xid);
+  insert(*s, 1);
+  run(*s, "ROLLBACK");
+  Error vote = error_from([&] { s->prepare(); });
+  EXPECT_EQ(vote.code(), Errc::usage) << vote.what();
+  EXPECT_TRUE(contains(vote.what(), "behind the driver's back")) << vote.what();
+  EXPECT_EQ(s->state(), BranchState::none);
+  EXPECT_EQ(listed_gids(xid), 0);
+  EXPECT_EQ(committed_rows(1), 0);
+
+  s->begin(fresh_xid("silent-1pc"));
+  insert(*s, 2);
+  run(*s, "ROLLBACK");
+  EXPECT_EQ(error_from([&] { s->commit_one_phase(); }).code(), Errc::usage);
+  EXPECT_EQ(s->state(), BranchState::none);
+  EXPECT_EQ(committed_rows(2), 0);
+
+  s->begin(fresh_xid("silent-after"));
+  insert(*s, 3);
+  s->prepare();
+  s->commit();
+  EXPECT_EQ(committed_rows(3), 1);
+}
+
+TEST_F(PostgreSQLDriver, DisabledPreparedTransactionsAreAMisconfiguration) {
+  auto rm = make_resource_manager(test::postgres_noprep_resource("pg_noprep"));
+  auto s = rm->acquire();
+  const Xid xid = fresh_xid("noprep");
+  s->begin(xid);
+  run(*s, "SELECT 1");
+  Error e = error_from([&] { s->prepare(); });
+  EXPECT_EQ(e.code(), Errc::misconfigured) << e.what();
+  const std::string m = e.what();
+  EXPECT_TRUE(contains(m, "max_prepared_transactions")) << m;
+  EXPECT_TRUE(contains(m, "pg_noprep")) << m;
+  EXPECT_TRUE(contains(m, xid.gtrid)) << m;
+  EXPECT_TRUE(contains(e.hint(), "restart")) << e.hint();
+  EXPECT_EQ(s->state(), BranchState::none);
+  EXPECT_FALSE(s->broken());
+  EXPECT_EQ(run(*s, "SELECT count(*) FROM pg_prepared_xacts")[0].as_int64(0), 0);
+}
+
+TEST_F(PostgreSQLDriver, ForeignGidsAreListedAsNotOurs) {
+  const std::string gid = run_prefix() + "-foreign";
+  {
+    auto s = rm_->acquire();
+    run(*s, "BEGIN");
+    run(*s, "INSERT INTO " + table_ + " (id) VALUES (1)");
+    run(*s, "PREPARE TRANSACTION '" + gid + "'");
+  }
+  auto s = rm_->acquire();
+  std::optional<PreparedXid> found;
+  for (PreparedXid& p : s->recover())
+    if (p.raw == gid) found = p;
+  ASSERT_TRUE(found.has_value());
+  EXPECT_FALSE(found->is_dtx);
+  EXPECT_EQ(found->xid.gtrid, gid);
+  EXPECT_EQ(found->owner, "dtx");
+  ASSERT_TRUE(found->prepared_at.has_value());
+  EXPECT_LT(std::chrono::system_clock::now() - *found->prepared_at, 10min);
+  s->rollback_prepared(found->xid);
+  EXPECT_EQ(committed_rows(1), 0);
+}
+
+TEST(Placeholders, AreNumberedOutsideQuotesAndComments) {
+  auto n = [](std::string_view sql) { return number_placeholders(sql).sql; };
+  EXPECT_EQ(n("SELECT ?, ?"), "SELECT $1, $2");
+  EXPECT_EQ(n("SELECT '?', ?"), "SELECT '?', $1");
+  EXPECT_EQ(n("SELECT 'it''s ?', ?"), "SELECT 'it''s ?', $1");
+  EXPECT_EQ(n("SELECT E'\\' ?', ?"), "SELECT E'\\' ?', $1");
+  EXPECT_EQ(n("SELECT \"col?\" FROM t WHERE a = ?"), "SELECT \"col?\" FROM t WHERE a = $1");
+  EXPECT_EQ(n("SELECT \"a\"\"?\" , ?"), "SELECT \"a\"\"?\" , $1");
+  EXPECT_EQ(n("SELECT $$ ? $$, $tag$ '?' $$ ? $tag$, ?"), "SELECT $$ ? $$, $tag$ '?' $$ ? $tag$, $1");
+  EXPECT_EQ(n("SELECT ? -- what?\n, ?"), "SELECT $1 -- what?\n, $2");
+  EXPECT_EQ(n("SELECT /* a /* nested ? */ still ? */ ?"), "SELECT /* a /* nested ? */ still ? */ $1");
+  EXPECT_EQ(n("SELECT a$b, ?"), "SELECT a$b, $1");
+  EXPECT_EQ(n("SELECT '?"), "SELECT '?");  // unterminated: left for the server to reject
+  EXPECT_EQ(number_placeholders("INSERT INTO t VALUES (?, ?, ?)").placeholders, 3u);
+  EXPECT_EQ(number_placeholders("SELECT '?'").placeholders, 0u);
+}
+
+// ---- nothing left behind ----
+
+void expect_nothing_of_this_run_prepared() {
+  for (const ResourceConfig& c : {MariaDB::config(), PostgreSQL::config()}) {
+    auto rm = make_resource_manager(c);
+    auto s = rm->acquire();
+    for (const PreparedXid& p : s->recover())
+      EXPECT_FALSE(p.xid.gtrid.starts_with(run_prefix()))
+          << c.name << " still has a prepared branch of this run: " << p.raw;
+  }
+}
+
+class NothingLeftPrepared : public ::testing::Environment {
+ public:
+  void TearDown() override { expect_nothing_of_this_run_prepared(); }
+};
+[[maybe_unused]] ::testing::Environment* const nothing_left_prepared =
+    ::testing::AddGlobalTestEnvironment(new NothingLeftPrepared);
+
+TEST(ZzAfterAllDriverTests, NoBranchOfThisRunIsLeftPrepared) { expect_nothing_of_this_run_prepared(); }
+
+}  // namespace
+}  // namespace dtx

@@ -1,0 +1,28 @@
+// PostgreSQL resource-manager driver (libpqxx 6.4). See docs/drivers.md.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "drivers/resource_manager.h"
+
+namespace dtx {
+
+// Opens one session on `config`. Throws Errc::unavailable (server message
+// filled in) when the server cannot be reached; ResourceManager::acquire adds
+// where it tried.
+std::unique_ptr<Session> connect_postgres(const ResourceConfig& config);
+
+// `?` placeholders renumbered to $1..$n, skipping single-quoted strings
+// (including E'' escapes), double-quoted identifiers, dollar-quoted strings
+// and -- / nested /* */ comments. A jsonb `?` operator is rewritten too, so
+// statements with parameters spell it jsonb_exists().
+struct NumberedSql {
+  std::string sql;
+  std::size_t placeholders = 0;
+};
+NumberedSql number_placeholders(std::string_view sql);
+
+}  // namespace dtx
