@@ -51,6 +51,7 @@
 #include <unordered_map>
 #include <variant>
 
+#include "drivers/branch_session.h"
 #include "drivers/logging.h"
 #include "dtx/error.h"
 
@@ -113,31 +114,6 @@ Errc classify(int code) {
   if (code == kXaerNota) return Errc::unknown_xid;
   if (is_connection_lost(code)) return Errc::unavailable;
   return Errc::sql;
-}
-
-const char* to_string(BranchState s) {
-  switch (s) {
-    case BranchState::none: return "none";
-    case BranchState::active: return "active";
-    case BranchState::prepared: return "prepared";
-  }
-  return "?";
-}
-
-// What the server (or the client library) said.
-struct Failure {
-  int code = 0;
-  std::string sqlstate;
-  std::string message;
-};
-
-Failure failure_of(const sql::SQLException& e) {
-  return {e.getErrorCode(), e.getSQLState(), e.what()};
-}
-
-std::string excerpt(std::string_view sql) {
-  constexpr std::size_t kMax = 120;
-  return sql.size() <= kMax ? std::string(sql) : std::string(sql.substr(0, kMax)) + "...";
 }
 
 // Server-side prepared statements by SQL text, least recently used evicted,
@@ -205,15 +181,19 @@ Result read_rows(sql::ResultSet& rs) {
   return Result(std::move(columns), std::move(rows), 0);
 }
 
-class MysqlSession final : public Session {
+constexpr const char* kNotaHint =
+    "on MariaDB this also means another live session still owns the branch; if XA RECOVER lists "
+    "it, retry once that session has ended";
+
+class MysqlSession final : public BranchSession {
  public:
   MysqlSession(std::string resource, std::unique_ptr<sql::Connection> conn)
-      : resource_(std::move(resource)), conn_(std::move(conn)), stmt_(conn_->createStatement()) {}
+      : BranchSession(std::move(resource)), conn_(std::move(conn)), stmt_(conn_->createStatement()) {}
 
   ~MysqlSession() override { library(); }  // the closing thread must be registered too
 
   // Refuses servers that would undo prepared branches when a connection drops.
-  void check_server(const ResourceConfig& config);
+  void check_server();
 
   Result execute(std::string_view sql, std::span<const Param> params) override;
   void begin(const Xid& xid) override;
@@ -221,39 +201,28 @@ class MysqlSession final : public Session {
   void commit() override;
   void commit_one_phase() override;
   void rollback() override;
-  BranchState state() const noexcept override { return state_; }
-  const Xid* current_xid() const noexcept override { return xid_ ? &*xid_ : nullptr; }
-  void commit_prepared(const Xid& xid) override;
-  void rollback_prepared(const Xid& xid) override;
+  void commit_prepared(const Xid& xid) override { finish_prepared(xid, "COMMIT"); }
+  void rollback_prepared(const Xid& xid) override { finish_prepared(xid, "ROLLBACK"); }
   std::vector<PreparedXid> recover() override;
-  bool broken() const noexcept override { return broken_; }
 
  private:
   Result run(const std::string& sql, std::span<const Param> params);
+  // What `e` says; marks the session broken when the connection is gone.
+  ServerError said(const sql::SQLException& e) noexcept;
   // Runs a statement that returns no rows; the failure instead of an exception.
-  std::optional<Failure> attempt(const std::string& sql) noexcept;
-  // Marks the session broken when `f` says the connection is gone or unknown.
-  void observe(const Failure& f) noexcept;
-  Error error(Errc code, const Failure* f, std::string what, std::string hint = {},
-              const Xid* xid = nullptr) const;
-  void require(BranchState expected, const char* operation) const;
-  void require_statements_allowed() const;
-  // Ends and rolls back the active branch however the server left it; state none.
-  void abandon_branch() noexcept;
-  void finish() noexcept;
+  std::optional<ServerError> attempt(const std::string& sql) noexcept;
+  // XA COMMIT or XA ROLLBACK (`verb`) of a prepared branch by xid.
+  void finish_prepared(const Xid& xid, const std::string& verb);
+  // XA END (errors ignored: already ended, or rollback-only) and XA ROLLBACK.
+  void abandon() noexcept override;
   std::string literal() const { return xid_->mysql_literal(); }
 
-  std::string resource_;
   std::unique_ptr<sql::Connection> conn_;  // declared first: outlives the statements
   std::unique_ptr<sql::Statement> stmt_;   // for statements without parameters
   StatementCache cache_;
-  BranchState state_ = BranchState::none;
-  std::optional<Xid> xid_;
-  bool failed_ = false;  // a statement of the active branch failed
-  bool broken_ = false;
 };
 
-void MysqlSession::check_server(const ResourceConfig& config) {
+void MysqlSession::check_server() {
   try {
     std::unique_ptr<sql::ResultSet> rs(stmt_->executeQuery("SELECT VERSION()"));
     const std::string version = rs->next() ? rs->getString(1).asStdString() : "";
@@ -264,7 +233,7 @@ void MysqlSession::check_server(const ResourceConfig& config) {
                                  : (major < 5 || (major == 5 && (minor < 7 || (minor == 7 && patch < 7))));
     if (too_old)
       throw error(Errc::misconfigured, nullptr,
-                  "server version " + version + " of resource '" + config.name +
+                  "server version " + version + " of resource '" + resource_ +
                       "' rolls back prepared XA branches when a connection drops, which breaks "
                       "two-phase commit",
                   "use MariaDB 10.5 or later, or MySQL 5.7.7 or later");
@@ -274,15 +243,15 @@ void MysqlSession::check_server(const ResourceConfig& config) {
       const std::string value = rs->getString(2).asStdString();
       if (value == "ON" || value == "1")
         throw error(Errc::misconfigured, nullptr,
-                    "resource '" + config.name +
+                    "resource '" + resource_ +
                         "' would roll back prepared XA branches when a connection drops "
                         "(legacy_xa_rollback_at_disconnect=ON), which breaks two-phase commit",
                     "set legacy_xa_rollback_at_disconnect=OFF (SET GLOBAL, and in the server's "
                     "configuration file)");
     }
   } catch (const sql::SQLException& e) {
-    Failure f = failure_of(e);
-    throw error(is_connection_lost(f.code) ? Errc::unavailable : Errc::sql, &f,
+    ServerError f = said(e);
+    throw error(f.lost ? Errc::unavailable : Errc::sql, &f,
                 "checking the server's XA settings failed");
   }
 }
@@ -293,14 +262,12 @@ Result MysqlSession::execute(std::string_view sql, std::span<const Param> params
   try {
     return run(std::string(sql), params);
   } catch (const sql::SQLException& e) {
-    Failure f = failure_of(e);
-    observe(f);
+    ServerError f = said(e);
     Error err = error(classify(f.code), &f, "statement failed: " + excerpt(sql));
-    if (state_ == BranchState::active) {
-      failed_ = true;
-      // The server rolled the whole transaction back; end the branch to match.
-      if (f.code == kDeadlock) abandon_branch();
-    }
+    statement_failed(f);
+    // After a deadlock the server has rolled the whole transaction back; end
+    // the branch to match.
+    if (state() == BranchState::active && f.code == kDeadlock) abandon();
     throw err;
   }
 }
@@ -330,43 +297,30 @@ Result MysqlSession::run(const std::string& sql, std::span<const Param> params) 
 void MysqlSession::begin(const Xid& xid) {
   library();
   require(BranchState::none, "begin a branch");
-  xid_ = xid;
-  if (auto f = attempt("XA START " + literal())) {
-    Error err = error(classify(f->code), &*f, "XA START failed");
-    xid_.reset();
-    throw err;
-  }
-  state_ = BranchState::active;
-  failed_ = false;
+  if (auto f = attempt("XA START " + xid.mysql_literal()))
+    throw error(classify(f->code), &*f, "XA START failed", {}, &xid);
+  started(xid);
 }
 
 void MysqlSession::prepare() {
   library();
   require(BranchState::active, "prepare");
-  if (failed_) {
-    Error err = error(Errc::rolled_back, nullptr,
-                      "a statement of the branch failed, so it was rolled back instead of prepared");
-    abandon_branch();
-    throw err;
-  }
-  std::optional<Failure> f = attempt("XA END " + literal());
+  refuse_if_failed("prepared");
+  std::optional<ServerError> f = attempt("XA END " + literal());
   if (!f) f = attempt("XA PREPARE " + literal());
   if (!f) {
-    state_ = BranchState::prepared;
+    mark_prepared();
     return;
   }
-  const Errc code = classify(f->code);
-  if (code == Errc::unavailable)  // may or may not be prepared: recovery decides
-    throw error(code, &*f, "connection lost while preparing the branch");
-  Error err = error(code, &*f, "XA PREPARE failed; the branch was rolled back");
-  abandon_branch();
-  throw err;
+  if (f->lost)  // may or may not be prepared: recovery decides
+    throw error(Errc::unavailable, &*f, "connection lost while preparing the branch");
+  abandon_and_throw(error(classify(f->code), &*f, "XA PREPARE failed; the branch was rolled back"));
 }
 
 void MysqlSession::commit() {
   library();
   require(BranchState::prepared, "commit");
-  std::optional<Failure> f = attempt("XA COMMIT " + literal());
+  std::optional<ServerError> f = attempt("XA COMMIT " + literal());
   if (!f || f->code == kXaRbRollback) {  // 1402: nothing was written, see the top of the file
     finish();
     return;
@@ -380,39 +334,32 @@ void MysqlSession::commit() {
 void MysqlSession::commit_one_phase() {
   library();
   require(BranchState::active, "commit in one phase");
-  if (failed_) {
-    Error err = error(Errc::rolled_back, nullptr,
-                      "a statement of the branch failed, so it was rolled back instead of committed");
-    abandon_branch();
-    throw err;
-  }
-  std::optional<Failure> f = attempt("XA END " + literal());
+  refuse_if_failed("committed");
+  std::optional<ServerError> f = attempt("XA END " + literal());
   if (!f) f = attempt("XA COMMIT " + literal() + " ONE PHASE");
   if (!f) {
     finish();
     return;
   }
-  const Errc code = classify(f->code);
-  if (code == Errc::unavailable)
-    throw error(code, &*f, "connection lost during the one-phase commit; its outcome is unknown");
-  Error err = error(is_xa_rb(f->code) ? Errc::rolled_back : code, &*f,
-                    "XA COMMIT ONE PHASE failed; the branch was rolled back");
-  abandon_branch();
-  throw err;
+  if (f->lost)
+    throw error(Errc::unavailable, &*f,
+                "connection lost during the one-phase commit; its outcome is unknown");
+  abandon_and_throw(error(classify(f->code), &*f,
+                          "XA COMMIT ONE PHASE failed; the branch was rolled back"));
 }
 
 void MysqlSession::rollback() {
   library();
-  if (state_ == BranchState::none) return;
-  if (state_ == BranchState::active) {
-    abandon_branch();
+  if (state() == BranchState::none) return;
+  if (state() == BranchState::active) {
+    abandon();
     return;
   }
   if (broken_)
     throw error(Errc::unavailable, nullptr,
                 "cannot roll back the prepared branch: the connection was lost; it stays prepared "
                 "for recovery");
-  std::optional<Failure> f = attempt("XA ROLLBACK " + literal());
+  std::optional<ServerError> f = attempt("XA ROLLBACK " + literal());
   if (!f || is_xa_rb(f->code) || f->code == kXaerNota) {
     finish();
     return;
@@ -421,30 +368,15 @@ void MysqlSession::rollback() {
               "XA ROLLBACK of the prepared branch failed; it stays prepared for recovery");
 }
 
-void MysqlSession::commit_prepared(const Xid& xid) {
+void MysqlSession::finish_prepared(const Xid& xid, const std::string& verb) {
   library();
-  require(BranchState::none, "commit a prepared branch by xid");
-  std::optional<Failure> f = attempt("XA COMMIT " + xid.mysql_literal());
-  if (!f || f->code == kXaRbRollback) return;
-  throw error(classify(f->code), &*f, "XA COMMIT of prepared branch " + xid.to_string() + " failed",
-              f->code == kXaerNota ? "on MariaDB this also means another live session still owns "
-                                     "the branch; if XA RECOVER lists it, retry once that session "
-                                     "has ended"
-                                   : "",
-              &xid);
-}
-
-void MysqlSession::rollback_prepared(const Xid& xid) {
-  library();
-  require(BranchState::none, "roll back a prepared branch by xid");
-  std::optional<Failure> f = attempt("XA ROLLBACK " + xid.mysql_literal());
-  if (!f || is_xa_rb(f->code)) return;
-  throw error(classify(f->code), &*f, "XA ROLLBACK of prepared branch " + xid.to_string() + " failed",
-              f->code == kXaerNota ? "on MariaDB this also means another live session still owns "
-                                     "the branch; if XA RECOVER lists it, retry once that session "
-                                     "has ended"
-                                   : "",
-              &xid);
+  require(BranchState::none, "finish a prepared branch by xid");
+  std::optional<ServerError> f = attempt("XA " + verb + " " + xid.mysql_literal());
+  // XA_RB*: already rolled back — done for a rollback, and for a commit only
+  // 1402 (see the top of the file).
+  if (!f || f->code == kXaRbRollback || (verb == "ROLLBACK" && is_xa_rb(f->code))) return;
+  throw error(classify(f->code), &*f, "XA " + verb + " of prepared branch " + xid.to_string() + " failed",
+              f->code == kXaerNota ? kNotaHint : "", &xid);
 }
 
 std::vector<PreparedXid> MysqlSession::recover() {
@@ -467,92 +399,50 @@ std::vector<PreparedXid> MysqlSession::recover() {
       out.push_back(std::move(p));
     }
   } catch (const sql::SQLException& e) {
-    Failure f = failure_of(e);
-    observe(f);
+    ServerError f = said(e);
     throw error(classify(f.code), &f, "XA RECOVER failed",
                 "MySQL 8 needs the XA_RECOVER_ADMIN privilege for XA RECOVER");
   }
   return out;
 }
 
-std::optional<Failure> MysqlSession::attempt(const std::string& sql) noexcept {
+ServerError MysqlSession::said(const sql::SQLException& e) noexcept {
+  ServerError f{e.getErrorCode(), e.getSQLState(), e.what(), false};
+  // Client-library errors (2xxx) leave the connection in an unknown state.
+  f.lost = is_connection_lost(f.code) || (f.code >= 2000 && f.code < 3000);
+  try {
+    if (conn_->isClosed()) f.lost = true;
+  } catch (...) {
+    f.lost = true;
+  }
+  if (f.lost) broken_ = true;
+  return f;
+}
+
+std::optional<ServerError> MysqlSession::attempt(const std::string& sql) noexcept {
   try {
     stmt_->execute(sql);
     return std::nullopt;
   } catch (const sql::SQLException& e) {
-    Failure f = failure_of(e);
-    observe(f);
+    ServerError f = said(e);
     logger().debug("{}: {} on resource {}: {} ({})", xid_ ? xid_->to_string() : "-", sql, resource_,
                    f.message, f.code);
     return f;
   }
 }
 
-void MysqlSession::observe(const Failure& f) noexcept {
-  if (is_connection_lost(f.code) || (f.code >= 2000 && f.code < 3000)) {
-    broken_ = true;
-    return;
-  }
-  try {
-    if (conn_->isClosed()) broken_ = true;
-  } catch (...) {
-    broken_ = true;
-  }
-}
-
-Error MysqlSession::error(Errc code, const Failure* f, std::string what, std::string hint,
-                          const Xid* xid) const {
-  if (!xid) xid = current_xid();
-  Error::Details d{.code = code, .resource = resource_, .gtrid = xid ? xid->gtrid : "",
-                   .hint = std::move(hint)};
-  if (f) {
-    d.server_code = f->code;
-    d.sqlstate = f->sqlstate;
-    d.server_message = f->message;
-  }
-  if (d.hint.empty() && code == Errc::retryable)
-    d.hint = "the transaction was rolled back or can only roll back; retry it";
-  return Error(std::move(d), std::move(what));
-}
-
-void MysqlSession::require(BranchState expected, const char* operation) const {
-  if (broken_)
-    throw error(Errc::unavailable, nullptr,
-                std::string("cannot ") + operation + ": the connection was lost earlier",
-                "take a new session");
-  if (state_ != expected)
-    throw error(Errc::usage, nullptr,
-                std::string("cannot ") + operation + " while the session's branch is " +
-                    to_string(state_) + " (expected " + to_string(expected) + ")");
-}
-
-void MysqlSession::require_statements_allowed() const {
-  if (broken_ || state_ == BranchState::prepared) require(BranchState::active, "run a statement");
-  if (failed_)
-    throw error(Errc::usage, nullptr,
-                "an earlier statement of the branch failed; the branch can only be rolled back");
-}
-
-void MysqlSession::abandon_branch() noexcept {
+void MysqlSession::abandon() noexcept {
+  if (!broken_) attempt("XA END " + literal());  // fails when already ended or rolled back: fine
   if (!broken_) {
-    attempt("XA END " + literal());  // fails when already ended or rolled back: fine
-    if (!broken_) {
-      std::optional<Failure> f = attempt("XA ROLLBACK " + literal());
-      if (f && !is_xa_rb(f->code) && f->code != kXaerNota) {
-        // Unknown server-side state: closing the connection rolls the branch back.
-        logger().warn("{}: could not roll back the active branch on resource {}: {}",
-                      xid_->to_string(), resource_, f->message);
-        broken_ = true;
-      }
+    std::optional<ServerError> f = attempt("XA ROLLBACK " + literal());
+    if (f && !is_xa_rb(f->code) && f->code != kXaerNota) {
+      // Unknown server-side state: closing the connection rolls the branch back.
+      logger().warn("{}: could not roll back the active branch on resource {}: {}",
+                    xid_->to_string(), resource_, f->message);
+      broken_ = true;
     }
   }
   finish();
-}
-
-void MysqlSession::finish() noexcept {
-  state_ = BranchState::none;
-  xid_.reset();
-  failed_ = false;
 }
 
 }  // namespace
@@ -581,7 +471,7 @@ std::unique_ptr<Session> connect_mysql(const ResourceConfig& config) {
                 "cannot connect");
   }
   auto session = std::make_unique<MysqlSession>(config.name, std::move(conn));
-  session->check_server(config);
+  session->check_server();
   return session;
 }
 

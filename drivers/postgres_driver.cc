@@ -34,6 +34,7 @@
 
 #include <pqxx/pqxx>
 
+#include "drivers/branch_session.h"
 #include "drivers/logging.h"
 #include "dtx/error.h"
 
@@ -47,50 +48,43 @@ constexpr std::string_view kDivisionByZero = "22012";
 // Transaction-local setting that marks the branch's own block (see the top).
 constexpr std::string_view kBranchSetting = "dtx.branch";
 
-// What the server (or libpq) said.
-struct Failure {
-  std::string sqlstate;
-  std::string message;
-  bool lost = false;  // the connection is gone or in an unknown state
-};
-
 std::string trimmed(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\t')) s.pop_back();
   return s;
 }
 
-// The exception being handled, as a Failure. libpqxx 6.4 throws SQLSTATE
+// The exception being handled, as a ServerError. libpqxx 6.4 throws SQLSTATE
 // class 40 as transaction_rollback subclasses without the SQLSTATE, and
 // class 08 as broken_connection.
-Failure current_failure() {
+ServerError current_failure() {
   try {
     throw;
   } catch (const pqxx::broken_connection& e) {
-    return {"", trimmed(e.what()), true};
+    return {0, "", trimmed(e.what()), true};
   } catch (const pqxx::sql_error& e) {
     // 08: connection exception; 57P0x: the server is shutting down or
     // terminated this backend.
     const std::string& state = e.sqlstate();
-    return {state, trimmed(e.what()), state.starts_with("08") || state.starts_with("57P")};
+    return {0, state, trimmed(e.what()), state.starts_with("08") || state.starts_with("57P")};
   } catch (const pqxx::deadlock_detected& e) {
-    return {"40P01", trimmed(e.what()), false};
+    return {0, "40P01", trimmed(e.what()), false};
   } catch (const pqxx::serialization_failure& e) {
-    return {"40001", trimmed(e.what()), false};
+    return {0, "40001", trimmed(e.what()), false};
   } catch (const pqxx::statement_completion_unknown& e) {
-    return {"40003", trimmed(e.what()), true};
+    return {0, "40003", trimmed(e.what()), true};
   } catch (const pqxx::transaction_rollback& e) {
-    return {"40000", trimmed(e.what()), false};
+    return {0, "40000", trimmed(e.what()), false};
   } catch (const std::exception& e) {
-    return {"", trimmed(e.what()), true};  // libpqxx's own failures: state unknown
+    return {0, "", trimmed(e.what()), true};  // libpqxx's own failures: state unknown
   }
 }
 
-bool prepared_xacts_disabled(const Failure& f) {
+bool prepared_xacts_disabled(const ServerError& f) {
   return f.sqlstate == "55000" &&
          f.message.find("prepared transactions are disabled") != std::string::npos;
 }
 
-Errc classify(const Failure& f) {
+Errc classify(const ServerError& f) {
   if (f.lost) return Errc::unavailable;
   if (f.sqlstate == "40001" || f.sqlstate == "40P01") return Errc::retryable;
   if (prepared_xacts_disabled(f)) return Errc::misconfigured;
@@ -98,13 +92,8 @@ Errc classify(const Failure& f) {
 }
 
 // For COMMIT PREPARED / ROLLBACK PREPARED, where 42704 names the gid.
-Errc classify_by_gid(const Failure& f) {
+Errc classify_by_gid(const ServerError& f) {
   return f.sqlstate == kUndefinedObject ? Errc::unknown_xid : classify(f);
-}
-
-std::string excerpt(std::string_view sql) {
-  constexpr std::size_t kMax = 120;
-  return sql.size() <= kMax ? std::string(sql) : std::string(sql.substr(0, kMax)) + "...";
 }
 
 std::string disabled_hint(const std::string& resource) {
@@ -161,19 +150,10 @@ class NoticeLog final : public pqxx::errorhandler {
   std::string resource_;
 };
 
-const char* to_string(BranchState s) {
-  switch (s) {
-    case BranchState::none: return "none";
-    case BranchState::active: return "active";
-    case BranchState::prepared: return "prepared";
-  }
-  return "?";
-}
-
-class PostgresSession final : public Session {
+class PostgresSession final : public BranchSession {
  public:
   PostgresSession(std::string resource, std::unique_ptr<pqxx::connection> conn)
-      : resource_(std::move(resource)),
+      : BranchSession(std::move(resource)),
         conn_(std::move(conn)),
         notices_(*conn_, resource_),
         tx_(*conn_, "dtx") {}
@@ -187,74 +167,64 @@ class PostgresSession final : public Session {
   void commit() override;
   void commit_one_phase() override;
   void rollback() override;
-  BranchState state() const noexcept override { return state_; }
-  const Xid* current_xid() const noexcept override { return xid_ ? &*xid_ : nullptr; }
-  void commit_prepared(const Xid& xid) override;
-  void rollback_prepared(const Xid& xid) override;
+  void commit_prepared(const Xid& xid) override { finish_prepared(xid, "COMMIT"); }
+  void rollback_prepared(const Xid& xid) override { finish_prepared(xid, "ROLLBACK"); }
   std::vector<PreparedXid> recover() override;
-  bool broken() const noexcept override { return broken_; }
 
  private:
-  // Runs `sql` as one simple query; marks the session broken on connection loss.
-  pqxx::result exec(const std::string& sql, Failure* failure);
+  // Runs `query` (on tx_); on failure fills *said, marks the session broken
+  // on connection loss and rethrows.
+  template <typename Query>
+  pqxx::result guarded(Query&& query, ServerError* said);
+  // Runs `sql` as one simple query, guarded.
+  pqxx::result exec(const std::string& sql, ServerError* said);
+  std::optional<ServerError> attempt(const std::string& sql) noexcept;
   // Runs `statement` (which ends the block) only if the open block is still
   // the one begin() opened, in one round trip; see the top of the file.
-  pqxx::result end_block(const std::string& statement, Failure* failure);
-  Error end_block_error(const Failure& f, const std::string& statement);
-  std::optional<Failure> attempt(const std::string& sql) noexcept;
-  // Counts a closed connection as lost, and a lost one as breaking the session.
-  void note(Failure& f) noexcept;
-  Error error(Errc code, const Failure* f, std::string what, std::string hint = {},
-              const Xid* xid = nullptr) const;
-  void require(BranchState expected, const char* operation) const;
-  // ROLLBACK of the active block, whatever state it is in; state none.
-  void abandon_block() noexcept;
-  void finish() noexcept;
+  pqxx::result end_block(const std::string& statement, ServerError* said);
+  Error end_block_error(const ServerError& f, const std::string& statement) const;
+  // COMMIT PREPARED or ROLLBACK PREPARED (`verb`) by xid.
+  void finish_prepared(const Xid& xid, const std::string& verb);
+  // ROLLBACK of the active block, whatever state it is in.
+  void abandon() noexcept override;
   std::string quoted_gid(const Xid& xid) const;
 
-  std::string resource_;
   std::unique_ptr<pqxx::connection> conn_;  // declared first: outlives the handler and tx_
   NoticeLog notices_;
   pqxx::nontransaction tx_;
   int max_prepared_transactions_ = 0;
-  BranchState state_ = BranchState::none;
-  std::optional<Xid> xid_;
-  bool failed_ = false;  // a statement of the open block failed
-  bool broken_ = false;
 };
 
 void PostgresSession::read_settings() {
-  Failure f;
+  ServerError f;
   try {
-    pqxx::result r = tx_.exec("SHOW max_prepared_transactions");
+    pqxx::result r = exec("SHOW max_prepared_transactions", &f);
     max_prepared_transactions_ = r.at(0).at(0).as<int>();
   } catch (...) {
-    f = current_failure();
+    if (f.message.empty()) f = current_failure();
     throw error(f.lost ? Errc::unavailable : Errc::sql, &f,
                 "reading max_prepared_transactions failed");
   }
 }
 
-pqxx::result PostgresSession::exec(const std::string& sql, Failure* failure) {
+template <typename Query>
+pqxx::result PostgresSession::guarded(Query&& query, ServerError* said) {
   try {
-    return tx_.exec(sql);
+    return query();
   } catch (...) {
-    *failure = current_failure();
-    note(*failure);
+    *said = current_failure();
+    if (!conn_->is_open()) said->lost = true;
+    if (said->lost) broken_ = true;
     throw;
   }
 }
 
-void PostgresSession::note(Failure& f) noexcept {
-  if (!conn_->is_open()) f.lost = true;
-  if (f.lost) broken_ = true;
+pqxx::result PostgresSession::exec(const std::string& sql, ServerError* said) {
+  return guarded([&] { return tx_.exec(sql); }, said);
 }
 
 Result PostgresSession::execute(std::string_view sql, std::span<const Param> params) {
-  if (broken_ || state_ == BranchState::prepared) require(BranchState::active, "run a statement");
-  if (failed_)
-    throw error(Errc::usage, nullptr,
-                "an earlier statement of the branch failed; the branch can only be rolled back");
+  require_statements_allowed();
   NumberedSql numbered;
   std::vector<std::optional<std::string>> texts;
   std::vector<const char*> values;  // nullptr is how libpqxx 6.4 spells NULL here
@@ -269,13 +239,15 @@ Result PostgresSession::execute(std::string_view sql, std::span<const Param> par
     for (const Param& p : params) texts.push_back(p.to_text());
     for (const auto& t : texts) values.push_back(t ? t->c_str() : nullptr);
   }
+  ServerError f;
   try {
-    if (params.empty()) return to_result(tx_.exec(std::string(sql)));
-    return to_result(tx_.exec_params(numbered.sql, pqxx::prepare::make_dynamic_params(values)));
+    if (params.empty()) return to_result(exec(std::string(sql), &f));
+    return to_result(guarded(
+        [&] { return tx_.exec_params(numbered.sql, pqxx::prepare::make_dynamic_params(values)); },
+        &f));
   } catch (...) {
-    Failure f = current_failure();
-    note(f);
-    if (state_ == BranchState::active) failed_ = true;
+    if (f.message.empty()) f = current_failure();
+    statement_failed(f);
     throw error(classify(f), &f, "statement failed: " + excerpt(sql));
   }
 }
@@ -283,24 +255,22 @@ Result PostgresSession::execute(std::string_view sql, std::span<const Param> par
 void PostgresSession::begin(const Xid& xid) {
   require(BranchState::none, "begin a branch");
   const std::string gid = quoted_gid(xid);
-  xid_ = xid;
   if (auto f = attempt("BEGIN; SELECT set_config('" + std::string(kBranchSetting) + "', " + gid +
                        ", true)")) {
-    Error err = error(classify(*f), &*f, "BEGIN failed");
-    abandon_block();
+    Error err = error(classify(*f), &*f, "BEGIN failed", {}, &xid);
+    if (!broken_ && attempt("ROLLBACK")) broken_ = true;  // the block may have opened
     throw err;
   }
-  state_ = BranchState::active;
-  failed_ = false;
+  started(xid);
 }
 
-pqxx::result PostgresSession::end_block(const std::string& statement, Failure* failure) {
+pqxx::result PostgresSession::end_block(const std::string& statement, ServerError* said) {
   return exec("SELECT 1 / (coalesce(current_setting('" + std::string(kBranchSetting) +
                   "', true), '') = " + quoted_gid(*xid_) + ")::int; " + statement,
-              failure);
+              said);
 }
 
-Error PostgresSession::end_block_error(const Failure& f, const std::string& statement) {
+Error PostgresSession::end_block_error(const ServerError& f, const std::string& statement) const {
   if (f.sqlstate == kDivisionByZero)  // only end_block's guard divides
     return error(Errc::usage, &f,
                  "the branch's transaction block was ended behind the driver's back (a COMMIT or "
@@ -316,40 +286,30 @@ Error PostgresSession::end_block_error(const Failure& f, const std::string& stat
 
 void PostgresSession::prepare() {
   require(BranchState::active, "prepare");
-  if (failed_) {
-    Error err = error(Errc::rolled_back, nullptr,
-                      "a statement of the branch failed, so PostgreSQL can only roll it back; it "
-                      "was rolled back instead of prepared");
-    abandon_block();
-    throw err;
-  }
-  if (max_prepared_transactions_ == 0) {
-    Error err = error(Errc::misconfigured, nullptr,
-                      "cannot prepare the branch: resource '" + resource_ +
-                          "' has max_prepared_transactions = 0 (prepared transactions are "
-                          "disabled); the branch was rolled back",
-                      disabled_hint(resource_));
-    abandon_block();
-    throw err;
-  }
+  refuse_if_failed("prepared");
+  if (max_prepared_transactions_ == 0)
+    abandon_and_throw(error(Errc::misconfigured, nullptr,
+                            "cannot prepare the branch: resource '" + resource_ +
+                                "' has max_prepared_transactions = 0 (prepared transactions are "
+                                "disabled); the branch was rolled back",
+                            disabled_hint(resource_)));
   const std::string gid = quoted_gid(*xid_);
-  Failure f;
+  ServerError f;
   try {
     pqxx::result r = end_block("PREPARE TRANSACTION " + gid +
                                    "; SELECT count(*) FROM pg_prepared_xacts WHERE gid = " + gid +
                                    " AND database = current_database()",
                                &f);
     if (r.at(0).at(0).as<long>() == 1) {
-      state_ = BranchState::prepared;
+      mark_prepared();
       return;
     }
   } catch (...) {
     if (f.message.empty()) f = current_failure();
     if (f.lost)  // may or may not be prepared: recovery decides
       throw error(Errc::unavailable, &f, "connection lost while preparing the branch");
-    Error err = end_block_error(f, "PREPARE TRANSACTION");
-    abandon_block();  // PostgreSQL already rolled back; this ends any block left open
-    throw err;
+    // PostgreSQL has rolled back already; the ROLLBACK ends any block left open.
+    abandon_and_throw(end_block_error(f, "PREPARE TRANSACTION"));
   }
   Error err = error(Errc::rolled_back, nullptr,
                     "PostgreSQL rolled the branch back instead of preparing it (the transaction "
@@ -360,7 +320,7 @@ void PostgresSession::prepare() {
 
 void PostgresSession::commit() {
   require(BranchState::prepared, "commit");
-  std::optional<Failure> f = attempt("COMMIT PREPARED " + quoted_gid(*xid_));
+  std::optional<ServerError> f = attempt("COMMIT PREPARED " + quoted_gid(*xid_));
   if (!f) {
     finish();
     return;
@@ -373,14 +333,8 @@ void PostgresSession::commit() {
 
 void PostgresSession::commit_one_phase() {
   require(BranchState::active, "commit in one phase");
-  if (failed_) {
-    Error err = error(Errc::rolled_back, nullptr,
-                      "a statement of the branch failed, so PostgreSQL can only roll it back; it "
-                      "was rolled back instead of committed");
-    abandon_block();
-    throw err;
-  }
-  Failure f;
+  refuse_if_failed("committed");
+  ServerError f;
   try {
     end_block("COMMIT", &f);
     finish();
@@ -392,22 +346,20 @@ void PostgresSession::commit_one_phase() {
     throw error(Errc::unavailable, &f,
                 "connection lost during the one-phase commit; its outcome is unknown");
   // A failed COMMIT (deferred constraint, serialization failure) rolls back.
-  Error err = end_block_error(f, "COMMIT");
-  abandon_block();
-  throw err;
+  abandon_and_throw(end_block_error(f, "COMMIT"));
 }
 
 void PostgresSession::rollback() {
-  if (state_ == BranchState::none) return;
-  if (state_ == BranchState::active) {
-    abandon_block();
+  if (state() == BranchState::none) return;
+  if (state() == BranchState::active) {
+    abandon();
     return;
   }
   if (broken_)
     throw error(Errc::unavailable, nullptr,
                 "cannot roll back the prepared branch: the connection was lost; it stays prepared "
                 "for recovery");
-  std::optional<Failure> f = attempt("ROLLBACK PREPARED " + quoted_gid(*xid_));
+  std::optional<ServerError> f = attempt("ROLLBACK PREPARED " + quoted_gid(*xid_));
   if (!f || f->sqlstate == kUndefinedObject) {
     finish();
     return;
@@ -416,23 +368,16 @@ void PostgresSession::rollback() {
               "ROLLBACK PREPARED failed; the branch stays prepared for recovery");
 }
 
-void PostgresSession::commit_prepared(const Xid& xid) {
-  require(BranchState::none, "commit a prepared branch by xid");
-  if (auto f = attempt("COMMIT PREPARED " + quoted_gid(xid)))
-    throw error(classify_by_gid(*f), &*f, "COMMIT PREPARED of " + xid.to_string() + " failed", {},
+void PostgresSession::finish_prepared(const Xid& xid, const std::string& verb) {
+  require(BranchState::none, "finish a prepared branch by xid");
+  if (auto f = attempt(verb + " PREPARED " + quoted_gid(xid)))
+    throw error(classify_by_gid(*f), &*f, verb + " PREPARED of " + xid.to_string() + " failed", {},
                 &xid);
-}
-
-void PostgresSession::rollback_prepared(const Xid& xid) {
-  require(BranchState::none, "roll back a prepared branch by xid");
-  if (auto f = attempt("ROLLBACK PREPARED " + quoted_gid(xid)))
-    throw error(classify_by_gid(*f), &*f, "ROLLBACK PREPARED of " + xid.to_string() + " failed",
-                {}, &xid);
 }
 
 std::vector<PreparedXid> PostgresSession::recover() {
   if (broken_) require(BranchState::none, "list prepared branches");
-  Failure f;
+  ServerError f;
   pqxx::result r;
   try {
     r = exec(
@@ -462,8 +407,8 @@ std::vector<PreparedXid> PostgresSession::recover() {
   return out;
 }
 
-std::optional<Failure> PostgresSession::attempt(const std::string& sql) noexcept {
-  Failure f;
+std::optional<ServerError> PostgresSession::attempt(const std::string& sql) noexcept {
+  ServerError f;
   try {
     exec(sql, &f);
     return std::nullopt;
@@ -474,42 +419,10 @@ std::optional<Failure> PostgresSession::attempt(const std::string& sql) noexcept
   }
 }
 
-Error PostgresSession::error(Errc code, const Failure* f, std::string what, std::string hint,
-                             const Xid* xid) const {
-  if (!xid) xid = current_xid();
-  Error::Details d{.code = code, .resource = resource_, .gtrid = xid ? xid->gtrid : "",
-                   .hint = std::move(hint)};
-  if (f) {
-    d.sqlstate = f->sqlstate;
-    d.server_message = f->message;
-  }
-  if (d.hint.empty() && code == Errc::retryable)
-    d.hint = "the transaction can only roll back; retry it";
-  if (d.hint.empty() && code == Errc::misconfigured) d.hint = disabled_hint(resource_);
-  return Error(std::move(d), std::move(what));
-}
-
-void PostgresSession::require(BranchState expected, const char* operation) const {
-  if (broken_)
-    throw error(Errc::unavailable, nullptr,
-                std::string("cannot ") + operation + ": the connection was lost earlier",
-                "take a new session");
-  if (state_ != expected)
-    throw error(Errc::usage, nullptr,
-                std::string("cannot ") + operation + " while the session's branch is " +
-                    to_string(state_) + " (expected " + to_string(expected) + ")");
-}
-
-void PostgresSession::abandon_block() noexcept {
+void PostgresSession::abandon() noexcept {
   // Outside a block (PostgreSQL already rolled back) this is only a warning.
   if (!broken_ && attempt("ROLLBACK")) broken_ = true;  // unknown state: close it
   finish();
-}
-
-void PostgresSession::finish() noexcept {
-  state_ = BranchState::none;
-  xid_.reset();
-  failed_ = false;
 }
 
 std::string PostgresSession::quoted_gid(const Xid& xid) const {
@@ -530,7 +443,7 @@ std::unique_ptr<Session> connect_postgres(const ResourceConfig& config) {
   try {
     conn = std::make_unique<pqxx::connection>(conninfo);
   } catch (...) {
-    Failure f = current_failure();
+    ServerError f = current_failure();
     throw Error({.code = Errc::unavailable,
                  .resource = config.name,
                  .sqlstate = f.sqlstate,

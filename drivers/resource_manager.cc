@@ -1,15 +1,18 @@
-// The session pool every driver shares, and the choice of driver by type.
+// What every driver shares: the session pool, the branch bookkeeping of
+// BranchSession, and the choice of driver by type.
 //
 // The pool keeps at most config.pool_size idle sessions; it never limits how
 // many are live (the coordinator bounds concurrency, not the pool). A session
 // comes back only in a known-good state: not broken and holding no branch.
 // Anything else is closed, which makes the server roll back an active branch
-// and keep a prepared one for recovery.
+// and keep a prepared one for recovery. A broken session also empties the
+// idle list, since whatever broke it has most likely broken those too.
 #include "drivers/resource_manager.h"
 
 #include <exception>
 #include <utility>
 
+#include "drivers/branch_session.h"
 #include "drivers/mysql_driver.h"
 #include "drivers/postgres_driver.h"
 #include "dtx/error.h"
@@ -32,6 +35,85 @@ Error connect_failure(const ResourceConfig& c, Error::Details d) {
 
 }  // namespace
 
+const char* to_string(BranchState state) noexcept {
+  switch (state) {
+    case BranchState::none: return "none";
+    case BranchState::active: return "active";
+    case BranchState::prepared: return "prepared";
+  }
+  return "unknown";
+}
+
+Error BranchSession::error(Errc code, const ServerError* said, std::string what, std::string hint,
+                           const Xid* xid) const {
+  if (!xid) xid = current_xid();
+  Error::Details d{.code = code, .resource = resource_, .gtrid = xid ? xid->gtrid : "",
+                   .hint = std::move(hint)};
+  if (said) {
+    d.server_code = said->code;
+    d.sqlstate = said->sqlstate;
+    d.server_message = said->message;
+  }
+  if (d.hint.empty() && code == Errc::retryable)
+    d.hint = "the branch is rolled back or can only roll back; retry the transaction";
+  return Error(std::move(d), std::move(what));
+}
+
+void BranchSession::require(BranchState expected, const char* operation) const {
+  if (broken_)
+    throw error(Errc::unavailable, nullptr,
+                std::string("cannot ") + operation + ": the connection was lost earlier",
+                "take a new session");
+  if (state_ != expected)
+    throw error(Errc::usage, nullptr,
+                std::string("cannot ") + operation + " while the session's branch is " +
+                    to_string(state_) + " (expected " + to_string(expected) + ")");
+}
+
+void BranchSession::require_statements_allowed() const {
+  if (broken_ || state_ == BranchState::prepared) require(BranchState::active, "run a statement");
+  if (failed_)
+    throw error(Errc::usage, nullptr,
+                "an earlier statement of the branch failed; the branch can only be rolled back");
+}
+
+void BranchSession::statement_failed(const ServerError& said) noexcept {
+  if (said.lost) broken_ = true;
+  if (state_ == BranchState::active) failed_ = true;
+}
+
+void BranchSession::abandon_and_throw(const Error& e) {
+  abandon();
+  throw e;
+}
+
+void BranchSession::refuse_if_failed(const char* instead_of) {
+  if (failed_)
+    abandon_and_throw(error(Errc::rolled_back, nullptr,
+                            std::string("a statement of the branch failed, so it can only roll "
+                                        "back; it was rolled back instead of ") +
+                                instead_of));
+}
+
+void BranchSession::started(const Xid& xid) noexcept {
+  xid_ = xid;
+  state_ = BranchState::active;
+  failed_ = false;
+}
+
+void BranchSession::mark_prepared() noexcept { state_ = BranchState::prepared; }
+
+void BranchSession::finish() noexcept {
+  state_ = BranchState::none;
+  xid_.reset();
+  failed_ = false;
+}
+
+std::string BranchSession::excerpt(std::string_view sql) {
+  constexpr std::size_t kMax = 120;
+  return sql.size() <= kMax ? std::string(sql) : std::string(sql.substr(0, kMax)) + "...";
+}
+
 SessionLease& SessionLease::operator=(SessionLease&& other) noexcept {
   if (this != &other) {
     release();
@@ -44,9 +126,7 @@ SessionLease& SessionLease::operator=(SessionLease&& other) noexcept {
 SessionLease::~SessionLease() { release(); }
 
 void SessionLease::release() noexcept {
-  if (!session_) return;
-  if (owner_ && !session_->broken() && session_->state() == BranchState::none)
-    owner_->give_back(std::move(session_));
+  if (owner_ && session_) owner_->give_back(std::move(session_));
   session_.reset();
 }
 
@@ -78,14 +158,19 @@ std::size_t ResourceManager::idle_count() const {
 }
 
 void ResourceManager::give_back(std::unique_ptr<Session> session) noexcept {
+  std::vector<std::unique_ptr<Session>> closing;  // closed outside the lock: closing waits for the server
   {
     std::lock_guard lock(mu_);
-    if (idle_.size() < static_cast<std::size_t>(config_.pool_size)) {
+    if (session->broken()) {
+      // A lost connection mostly means the server restarted or the network
+      // failed, and then the idle connections are dead too: drop them rather
+      // than hand each one out to fail once.
+      closing.swap(idle_);
+    } else if (session->state() == BranchState::none &&
+               idle_.size() < static_cast<std::size_t>(config_.pool_size)) {
       idle_.push_back(std::move(session));
-      return;
     }
   }
-  session.reset();  // closed outside the lock: closing waits for the server
 }
 
 std::unique_ptr<ResourceManager> make_resource_manager(const ResourceConfig& config) {
