@@ -82,6 +82,8 @@ bool is_left_in_doubt(BranchAction action) noexcept {
     case BranchAction::committed:
     case BranchAction::rolled_back:
     case BranchAction::already_finished:
+    case BranchAction::left_foreign:            // not ours: reported, never counted
+    case BranchAction::left_other_coordinator:
       return false;
     default:
       return true;
@@ -104,13 +106,6 @@ std::string xid_key(const Xid& xid) {
 
 // resource -> the prepared branches it listed; absent if it could not be scanned.
 using Scan = std::map<std::string, std::vector<PreparedXid>, std::less<>>;
-
-struct Incarnation {
-  LogIncarnation files;
-  bool alive = true;
-  bool damaged = false;  // a segment is corrupt before its end
-  std::vector<DecisionRecord> decisions;
-};
 
 std::string json_escape(const std::string& s) {
   std::string out;
@@ -172,6 +167,49 @@ void record_heuristic(const fs::path& log_dir, const HeuristicOutcome& h) {
                  h.decision, h.outcome, h.by, h.detail.empty() ? "" : ": ", h.detail);
 }
 
+const DecisionRecord* LogState::decision(std::string_view gtrid) const {
+  auto it = commits.find(gtrid);
+  return it == commits.end() ? nullptr : it->second;
+}
+
+bool LogState::alive(std::string_view incarnation) const {
+  auto it = incarnations.find(std::string(incarnation));
+  return it != incarnations.end() && it->second.alive;
+}
+
+LogState read_log_state(const fs::path& log_dir, const std::string& coordinator_id) {
+  LogState state;
+  if (!fs::exists(log_dir)) return state;
+  for (LogIncarnation& files : list_incarnations(log_dir)) {
+    if (files.coordinator_id != coordinator_id) continue;
+    LogState::Incarnation inc;
+    inc.alive = incarnation_alive(files);
+    inc.files = std::move(files);
+    state.incarnations.emplace(inc.files.incarnation, std::move(inc));
+  }
+  // Only now, with their owners known dead, list and read their segments.
+  for (LogIncarnation& again : list_incarnations(log_dir)) {
+    auto it = state.incarnations.find(again.incarnation);
+    if (again.coordinator_id != coordinator_id || it == state.incarnations.end() || it->second.alive)
+      continue;
+    LogState::Incarnation& inc = it->second;
+    inc.files = std::move(again);
+    for (const auto& segment : inc.files.segments) {
+      SegmentReadResult r = read_segment(segment);
+      if (!r.clean && !r.problem.starts_with("torn tail")) {
+        inc.damaged = true;
+        state.problems.push_back("decision log " + segment.string() + " is damaged: " + r.problem +
+                                 "; undecided branches of incarnation " + inc.files.incarnation +
+                                 " are left for an operator (dtx commit / dtx rollback)");
+      }
+    }
+    inc.decisions = open_decisions(inc.files);
+  }
+  for (auto& [id, inc] : state.incarnations)
+    for (const auto& d : inc.decisions) state.commits.emplace(d.gtrid, &d);
+  return state;
+}
+
 RecoveryScanner::RecoveryScanner(const Config& config, ResourceLookup resources)
     : config_(config), resources_(std::move(resources)) {}
 
@@ -202,34 +240,10 @@ RecoveryReport RecoveryScanner::run(const RecoveryOptions& options) {
   Scan first = scan("scan 1");
 
   // 2. Liveness, then 3. the logs of the dead.
-  std::map<std::string, Incarnation> incarnations;  // by incarnation id
-  std::unordered_map<std::string, const DecisionRecord*> decided;  // gtrid -> COMMIT
+  LogState logs;
   try {
-    for (LogIncarnation& files : list_incarnations(config_.coordinator.log_dir)) {
-      if (files.coordinator_id != my_id) continue;
-      Incarnation inc;
-      inc.alive = incarnation_alive(files);
-      inc.files = std::move(files);
-      incarnations.emplace(inc.files.incarnation, std::move(inc));
-    }
-    for (auto& [id, inc] : incarnations) {
-      if (inc.alive) continue;
-      // Dead: its segments stay put now; list them again to be sure of the set.
-      for (LogIncarnation& again : list_incarnations(config_.coordinator.log_dir))
-        if (again.coordinator_id == my_id && again.incarnation == id) inc.files = std::move(again);
-      for (const auto& segment : inc.files.segments) {
-        SegmentReadResult r = read_segment(segment);
-        if (!r.clean && !r.problem.starts_with("torn tail")) {
-          inc.damaged = true;
-          report.errors.push_back("decision log " + segment.string() + " is damaged: " + r.problem +
-                                  "; undecided branches of incarnation " + id +
-                                  " are left for an operator (dtx commit / dtx rollback)");
-        }
-      }
-      inc.decisions = open_decisions(inc.files);
-    }
-    for (auto& [id, inc] : incarnations)
-      for (const auto& d : inc.decisions) decided.emplace(d.gtrid, &d);
+    logs = read_log_state(config_.coordinator.log_dir, my_id);
+    report.errors.insert(report.errors.end(), logs.problems.begin(), logs.problems.end());
   } catch (const std::exception& e) {
     report.errors.push_back(std::string("cannot read the decision logs in ") +
                             config_.coordinator.log_dir.string() + ": " + e.what());
@@ -243,6 +257,7 @@ RecoveryReport RecoveryScanner::run(const RecoveryOptions& options) {
         std::chrono::steady_clock::now() - started);
     return report;
   }
+  auto& incarnations = logs.incarnations;
 
   // 4. Scan 2.
   Scan second = scan("scan 2");
@@ -272,8 +287,7 @@ RecoveryReport RecoveryScanner::run(const RecoveryOptions& options) {
         auto own = b.incarnation == options.own_incarnation ? options.own_orphans.find(b.gtrid)
                                                             : options.own_orphans.end();
         auto inc = incarnations.find(b.incarnation);
-        auto d = decided.find(b.gtrid);
-        if (d != decided.end()) b.decision = LoggedDecision::commit;
+        if (logs.decision(b.gtrid)) b.decision = LoggedDecision::commit;
         if (own != options.own_orphans.end()) b.decision = own->second;
         b.owner_alive = b.incarnation == options.own_incarnation ||
                         (inc != incarnations.end() && inc->second.alive);

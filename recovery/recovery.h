@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "coordinator/decision_log.h"
 #include "drivers/resource_manager.h"
 #include "dtx/config.h"
 
@@ -35,7 +36,8 @@ enum class BranchAction {
 };
 
 const char* to_string(BranchAction action) noexcept;
-// True for every left_* and failed: the branch is still prepared after the pass.
+// True when one of this coordinator's branches is still prepared after the
+// pass (every left_* and failed, except foreign and other coordinators').
 bool is_left_in_doubt(BranchAction action) noexcept;
 
 enum class LoggedDecision { none, commit };
@@ -99,6 +101,32 @@ class RecoveryScanner {
   const Config& config_;
   ResourceLookup resources_;
 };
+
+// What the decision logs of one coordinator id say, read in the safe order:
+// liveness first, then the segments of the dead incarnations only (a live
+// one may roll over or delete its segments at any time).
+struct LogState {
+  LogState() = default;
+  LogState(LogState&&) = default;
+  LogState& operator=(LogState&&) = default;
+  LogState(const LogState&) = delete;  // `commits` points into `incarnations`
+
+  struct Incarnation {
+    LogIncarnation files;
+    bool alive = true;
+    bool damaged = false;  // a segment is corrupt before its end
+    std::vector<DecisionRecord> decisions;  // open COMMIT decisions (dead only)
+  };
+  std::map<std::string, Incarnation> incarnations;  // by incarnation id
+  std::vector<std::string> problems;                // damaged segments, for reports
+  // gtrid -> its COMMIT decision, from every dead incarnation.
+  const DecisionRecord* decision(std::string_view gtrid) const;
+  bool alive(std::string_view incarnation) const;  // false if no trace of it
+  std::map<std::string, const DecisionRecord*, std::less<>> commits;
+};
+
+// Throws dtx::Error(Errc::log) if log_dir cannot be read.
+LogState read_log_state(const std::filesystem::path& log_dir, const std::string& coordinator_id);
 
 // Appends one heuristic outcome to <log_dir>/heuristics.log (JSON lines,
 // fsync'ed). Throws dtx::Error(Errc::log) if it cannot.

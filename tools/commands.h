@@ -18,5 +18,7 @@ inline constexpr int kExitInDoubt = 3; // decision durable, completion left to r
 
 // Adds `dtx exec` to `app`; the returned function runs it once parsed.
 std::function<int()> add_exec_command(CLI::App& app);
+// Adds `dtx recover`, `dtx in-doubt`, `dtx commit` and `dtx rollback`.
+std::function<int()> add_recovery_commands(CLI::App& app);
 
 }  // namespace dtx::cli

@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   app.footer("Exit status: 0 ok, 1 failed (rolled back), 2 usage or config error, 3 in doubt.\n"
              "Run `dtx <command> --help` for a command's options.");
   auto run_exec = dtx::cli::add_exec_command(app);
+  auto run_recovery = dtx::cli::add_recovery_commands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -26,5 +27,5 @@ int main(int argc, char** argv) {
     return dtx::cli::kExitUsage;
   }
   if (app.got_subcommand("exec")) return run_exec();
-  return dtx::cli::kExitUsage;
+  return run_recovery();
 }

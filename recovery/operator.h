@@ -1,0 +1,41 @@
+// An operator settles one global transaction by hand (dtx commit / dtx rollback).
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "coordinator/decision_log.h"
+#include "recovery/recovery.h"
+
+namespace dtx {
+
+struct SettleRequest {
+  std::string gtrid;
+  bool commit = false;  // false = roll back
+  // Allow going against a logged COMMIT decision (recorded as heuristic), or
+  // acting while the owning process is alive.
+  bool force = false;
+};
+
+struct SettleResult {
+  LoggedDecision decision = LoggedDecision::none;  // what the logs said before
+  std::optional<bool> owner_alive;                 // unknown for foreign gtrids
+  std::vector<InDoubtBranch> branches;             // with the action taken
+  std::vector<HeuristicOutcome> heuristics;
+  std::vector<std::string> errors;
+  bool finished() const;  // every branch committed/rolled back/already finished, no error
+};
+
+// Finds every prepared branch of `request.gtrid` on every resource (a foreign
+// id is matched by its raw gtrid / gid) and commits or rolls back all of them.
+//   commit with no logged decision: a COMMIT record naming the branches found
+//     is forced to `own_log` first, so a crash half-way is finished by recovery;
+//   rollback against a logged COMMIT: needs force; recorded as heuristic;
+//   owner alive: needs force (it may still be deciding).
+// Throws dtx::Error(Errc::usage) for a refusal or when nothing is prepared
+// under that id.
+SettleResult settle_transaction(const Config& config, const RecoveryScanner::ResourceLookup& resources,
+                                DecisionLog& own_log, const SettleRequest& request);
+
+}  // namespace dtx
