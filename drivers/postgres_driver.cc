@@ -4,10 +4,10 @@
 // life; the driver writes the transaction control itself, because a pqxx::work
 // cannot be prepared:
 //
-//   begin             BEGIN
-//   prepare           PREPARE TRANSACTION 'gid'; SELECT count(*) FROM pg_prepared_xacts ...
+//   begin             BEGIN; SELECT set_config('dtx.branch', 'gid', true)
+//   prepare           <guard>; PREPARE TRANSACTION 'gid'; SELECT count(*) FROM pg_prepared_xacts ...
 //   commit            COMMIT PREPARED 'gid'
-//   commit_one_phase  COMMIT
+//   commit_one_phase  <guard>; COMMIT
 //   rollback          active: ROLLBACK          prepared: ROLLBACK PREPARED 'gid'
 //   recover           pg_prepared_xacts of the current database
 //
@@ -20,11 +20,11 @@
 //     prepare or commit it (rolls back, throws Errc::rolled_back);
 //   - begin() sets the transaction-local setting dtx.branch to the gid, and
 //     prepare() and commit_one_phase() send, as one simple query (one round
-//     trip): a check that divides by zero unless dtx.branch still holds the
+//     trip): a guard that divides by zero unless dtx.branch still holds the
 //     gid, the PREPARE TRANSACTION or COMMIT, and for prepare a count of
-//     pg_prepared_xacts for the gid. In a failed block the check fails with
+//     pg_prepared_xacts for the gid. In a failed block the guard fails with
 //     25P02 (-> rolled_back); if the block was ended behind the driver's back
-//     (a ROLLBACK or COMMIT through execute()) the check runs in the query's
+//     (a ROLLBACK or COMMIT through execute()) the guard runs in the query's
 //     implicit block and divides by zero, so that PREPARE never prepares an
 //     empty implicit transaction (-> usage); and the vote is yes only if the
 //     count is 1.
