@@ -4,6 +4,7 @@
 #   scripts/db.sh start  [SERVER...]   start (and on first use create) the servers
 #   scripts/db.sh stop   [SERVER...]   stop them cleanly, waiting until they are down
 #   scripts/db.sh status [SERVER...]   one line per server; exit 0 only if all named are up
+#   scripts/db.sh kill   SERVER...     crash them: SIGKILL the main process, wait until down
 #   scripts/db.sh env                  print the `export ...` line the tests read
 #
 # SERVER is one of: mariadb, postgres, postgres-noprep (default: all three).
@@ -37,7 +38,14 @@
 # on the port (MariaDB: mariadb-admin shutdown; PostgreSQL: pg_ctl stop -m fast on the
 # data_directory it reports), else the one in DB_DIR. Every wait is bounded
 # ($DTX_DB_START_TIMEOUT seconds, default 60). Needs root (initdb and pg_ctl run as postgres).
-# Start/stop are serialised with flock on /tmp/dtx-db.<mariadb port>.lock.
+# Start/stop/kill are serialised with flock on /tmp/dtx-db.<mariadb port>.lock.
+#
+# `kill` is for crash tests: SIGKILL to mariadbd / the postmaster of the server answering on the
+# port (no shutdown, no checkpoint), then a bounded wait until the process is gone and the port no
+# longer answers. PostgreSQL's backends notice their postmaster's death and exit by themselves;
+# any still there after 10 s are killed too, since a new postmaster refuses to start while old
+# backends hold its shared memory. A later `start` runs each server's crash recovery; prepared
+# XA branches / prepared transactions survive it.
 #
 # The packages come from scripts/setup.sh (mariadb-server, postgresql-15); their own Debian
 # services (port 3306, cluster 15/main on 5432) are not used.
@@ -469,6 +477,80 @@ pg_status_one() {
   fi
 }
 
+# ---------------------------------------------------------------- crash (kill)
+
+# Pid of the process listening on TCP port $1 (empty if none).
+listener_pid() {
+  ss -Hltnp "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n1 | cut -d= -f2 || true
+}
+# True if process $1 is gone (a zombie counts as gone: it holds no port and no file).
+pid_gone() {
+  [[ ! -e /proc/$1/stat ]] && return 0
+  local state
+  state=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) || return 0
+  [[ -z $state || $state == Z ]]
+}
+all_gone() {
+  local p
+  for p in "$@"; do pid_gone "$p" || return 1; done
+}
+pid_comm() { cat "/proc/$1/comm" 2>/dev/null || true; }
+my_port_down() { ! my_port_alive; }
+pg_port_down() { ! pg_port_alive "$1"; }
+
+mariadb_kill() {
+  local pid=""
+  if my_pid_alive; then pid=$(my_pid); else pid=$(listener_pid "$MYSQL_PORT"); fi
+  if [[ -z $pid ]]; then
+    my_port_alive && die "something answers on 127.0.0.1:$MYSQL_PORT but no listening process was found; not killing"
+    say "mariadb: not running on port $MYSQL_PORT"
+    return
+  fi
+  case $(pid_comm "$pid") in
+    mariadbd | mysqld) ;;
+    *) die "process $pid on port $MYSQL_PORT is '$(pid_comm "$pid")', not mariadbd; not killing it" ;;
+  esac
+  say "mariadb: SIGKILL to mariadbd (pid $pid, port $MYSQL_PORT)"
+  kill -KILL "$pid" 2>/dev/null || true
+  wait_for "$TIMEOUT" pid_gone "$pid" || die "mariadbd pid $pid still there ${TIMEOUT}s after SIGKILL"
+  wait_for "$TIMEOUT" my_port_down || die "port $MYSQL_PORT still answers ${TIMEOUT}s after killing mariadbd"
+  say "mariadb: killed"
+}
+
+pg_kill_one() {
+  local name=$1 data="" pid=""
+  pg_vars "$name"
+  if pg_login_ok "$PORT"; then
+    data=$(pg_tcp "$PORT" -d dtx_test -c 'SHOW data_directory' 2>/dev/null || true)
+  fi
+  [[ -n $data ]] || data=$DATA
+  if [[ -f $data/postmaster.pid ]]; then
+    pid=$(head -n1 "$data/postmaster.pid" 2>/dev/null || true)
+    [[ $pid =~ ^[0-9]+$ ]] && ! pid_gone "$pid" && [[ $(pid_comm "$pid") == postgres* ]] || pid=""
+  fi
+  [[ -n $pid ]] || pid=$(listener_pid "$PORT")
+  if [[ -z $pid ]]; then
+    pg_port_alive "$PORT" && die "something answers on 127.0.0.1:$PORT but no listening process was found; not killing"
+    say "$name: not running on port $PORT"
+    return
+  fi
+  [[ $(pid_comm "$pid") == postgres* ]] ||
+    die "process $pid on port $PORT is '$(pid_comm "$pid")', not a postmaster; not killing it"
+  local children
+  children=$(pgrep -P "$pid" | tr '\n' ' ' || true)
+  say "$name: SIGKILL to the postmaster (pid $pid, port $PORT)"
+  kill -KILL "$pid" 2>/dev/null || true
+  wait_for "$TIMEOUT" pid_gone "$pid" || die "postmaster pid $pid still there ${TIMEOUT}s after SIGKILL"
+  wait_for "$TIMEOUT" pg_port_down "$PORT" || die "port $PORT still answers ${TIMEOUT}s after killing the postmaster"
+  # shellcheck disable=SC2086
+  if [[ -n ${children// /} ]] && ! wait_for 10 all_gone $children; then
+    say "$name: backends still running 10s after the postmaster died; killing them"
+    kill -KILL $children 2>/dev/null || true
+    wait_for "$TIMEOUT" all_gone $children || die "$name: backends $children did not exit"
+  fi
+  say "$name: killed"
+}
+
 # ---------------------------------------------------------------- commands
 
 with_lock() {
@@ -513,6 +595,16 @@ case $cmd in
       case $s in mariadb) mariadb_stop ;; *) pg_stop_one "$s" ;; esac
     done
     ;;
+  kill)
+    (($# > 0)) || die "kill needs the server(s) to crash: mariadb, postgres, postgres-noprep"
+    servers_from_args "$@"
+    require_root
+    choose_db_dir
+    with_lock
+    for s in "${SERVERS[@]}"; do
+      case $s in mariadb) mariadb_kill ;; *) pg_kill_one "$s" ;; esac
+    done
+    ;;
   status)
     servers_from_args "$@"
     choose_db_dir
@@ -523,7 +615,7 @@ case $cmd in
     exit $rc
     ;;
   *)
-    echo "usage: $0 start|stop|status [mariadb|postgres|postgres-noprep ...] | env" >&2
+    echo "usage: $0 start|stop|status [mariadb|postgres|postgres-noprep ...] | kill SERVER... | env" >&2
     exit 2
     ;;
 esac
