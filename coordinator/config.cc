@@ -137,7 +137,8 @@ CoordinatorConfig read_coordinator(TableReader& top, const std::string& file) {
   if (auto v = t.integer("threads", 0, 1024)) c.threads = static_cast<int>(*v);
   if (auto v = t.integer("default_timeout_ms", 1, 24LL * 3600 * 1000))
     c.default_timeout = std::chrono::milliseconds(*v);
-  t.reject_unknown({"id", "log_dir", "threads", "default_timeout_ms"});
+  if (auto v = t.integer("recovery_interval_s", 0, 24LL * 3600)) c.recovery_interval_s = static_cast<int>(*v);
+  t.reject_unknown({"id", "log_dir", "threads", "default_timeout_ms", "recovery_interval_s"});
   return c;
 }
 

@@ -46,6 +46,7 @@
 // COMMIT record is committed; one without is rolled back once the
 // incarnation that owns it is provably dead (its log lock can be taken).
 #include <algorithm>
+#include <set>
 #include <thread>
 
 #include "coordinator/coordinator_core.h"
@@ -100,9 +101,63 @@ CoordinatorCore::CoordinatorCore(Config config, ResourceFactory factory,
                            log_options);
   logger().info("coordinator {} incarnation {} started, log in {}", config_.coordinator.id,
                 ids_.incarnation(), config_.coordinator.log_dir.string());
+  if (config_.coordinator.recovery_interval_s > 0) recovery_thread_ = std::thread([this] { recovery_loop(); });
 }
 
-CoordinatorCore::~CoordinatorCore() = default;
+CoordinatorCore::~CoordinatorCore() {
+  if (recovery_thread_.joinable()) {
+    {
+      std::lock_guard lock(recovery_mu_);
+      stopping_ = true;
+    }
+    recovery_cv_.notify_all();
+    recovery_thread_.join();
+  }
+}
+
+void CoordinatorCore::hand_to_recovery(const std::string& gtrid, LoggedDecision decision) {
+  std::lock_guard lock(recovery_mu_);
+  orphans_[gtrid] = decision;
+}
+
+RecoveryReport CoordinatorCore::recover_now() {
+  RecoveryOptions options;
+  options.own_incarnation = ids_.incarnation();
+  {
+    std::lock_guard lock(recovery_mu_);
+    options.own_orphans = orphans_;
+  }
+  RecoveryScanner scanner(config_, [this](std::string_view name) -> ResourceManager& { return resource(name); });
+  RecoveryReport report = scanner.run(options);
+  if (!report.errors.empty()) return report;  // a resource not scanned: nothing is confirmed
+  // A handed-over transaction none of whose branches is still prepared is done.
+  std::set<std::string, std::less<>> open;
+  for (const auto& b : report.branches)
+    if (is_left_in_doubt(b.action)) open.insert(b.gtrid);
+  std::lock_guard lock(recovery_mu_);
+  for (const auto& [gtrid, decision] : options.own_orphans) {
+    if (open.count(gtrid)) continue;
+    if (decision == LoggedDecision::commit) log_->log_end(gtrid);
+    orphans_.erase(gtrid);
+  }
+  return report;
+}
+
+void CoordinatorCore::recovery_loop() {
+  std::unique_lock lock(recovery_mu_);
+  while (!stopping_) {
+    lock.unlock();
+    try {
+      RecoveryReport r = recover_now();
+      for (const auto& e : r.errors) logger().warn("recovery: {}", e);
+    } catch (const std::exception& e) {
+      logger().warn("recovery pass failed: {}", e.what());
+    }
+    lock.lock();
+    recovery_cv_.wait_for(lock, std::chrono::seconds(config_.coordinator.recovery_interval_s),
+                          [this] { return stopping_; });
+  }
+}
 
 ResourceManager& CoordinatorCore::resource(std::string_view name) {
   auto it = resources_.find(name);
@@ -205,10 +260,12 @@ void GlobalTransaction::rollback_all() noexcept {
   auto errors = for_each_branch(core_->fan_out(), branches_,
                                 [](Branch& b) { if (b.session) b.session->rollback(); });
   for (std::size_t i = 0; i < errors.size(); ++i)
-    if (errors[i])
-      // The branch stays prepared; with no COMMIT record recovery rolls it back.
+    if (errors[i]) {
+      // The branch may stay prepared; with no COMMIT record recovery rolls it back.
       logger().warn("{}: rollback of branch on {} failed, left for recovery: {}", gtrid_,
                     branches_[i].rm->name(), errors[i]->what());
+      core_->hand_to_recovery(gtrid_, LoggedDecision::none);
+    }
   branches_.clear();  // leases return sessions to the pool (or close broken ones)
   state_ = TransactionState::rolled_back;
 }
@@ -299,6 +356,7 @@ void GlobalTransaction::commit_two_phase() {
     return;
   }
   state_ = TransactionState::in_doubt;
+  core_->hand_to_recovery(gtrid_, LoggedDecision::commit);
   Error::Details d = first->details();
   d.code = Errc::in_doubt;
   d.gtrid = gtrid_;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
@@ -10,6 +11,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "coordinator/decision_log.h"
@@ -17,6 +19,7 @@
 #include "coordinator/transaction_id.h"
 #include "drivers/resource_manager.h"
 #include "dtx/coordinator.h"
+#include "recovery/recovery.h"
 
 namespace dtx::detail {
 
@@ -39,12 +42,27 @@ class CoordinatorCore : public std::enable_shared_from_this<CoordinatorCore> {
 
   std::unique_ptr<GlobalTransaction> begin(TransactionOptions options);
 
+  // A transaction of this process whose branches it could not finish: in
+  // doubt after the commit decision (commit), or a prepared branch whose
+  // rollback failed (none = roll back). The next in-process pass finishes it.
+  void hand_to_recovery(const std::string& gtrid, LoggedDecision decision);
+  // One recovery pass now, including this process's handed-over transactions.
+  RecoveryReport recover_now();
+
  private:
+  void recovery_loop();
+
   Config config_;
   std::map<std::string, std::unique_ptr<ResourceManager>, std::less<>> resources_;
   TransactionIdGenerator ids_;
   std::unique_ptr<DecisionLog> log_;
   FanOut fan_out_;
+
+  std::mutex recovery_mu_;
+  std::condition_variable recovery_cv_;
+  bool stopping_ = false;
+  std::map<std::string, LoggedDecision, std::less<>> orphans_;
+  std::thread recovery_thread_;  // last: started once everything above exists
 };
 
 class GlobalTransaction {

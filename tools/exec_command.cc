@@ -59,6 +59,7 @@ int run_exec(const ExecOptions& options) {
   try {
     Config config = load_config(options.config);
     for (const auto& s : statements) config.resource(s.resource);  // unknown names fail before any work
+    config.coordinator.recovery_interval_s = 0;  // short-lived: `dtx recover` does recovery
     coordinator.emplace(std::move(config));
   } catch (const Error& e) {
     std::cerr << "dtx exec: " << e.what() << "\n";

@@ -3,7 +3,7 @@
 //   [coordinator]
 //   id = "node1"              # [A-Za-z0-9_-]{1,16}; part of every global id
 //   log_dir = "/var/lib/dtx"  # decision logs; created if missing
-//   # optional: threads, default_timeout_ms
+//   # optional: threads, default_timeout_ms, recovery_interval_s
 //
 //   [resources.bank1]         # name: [A-Za-z0-9_-]{1,48}
 //   type = "mysql"            # or "postgres"
@@ -45,6 +45,10 @@ struct CoordinatorConfig {
   std::filesystem::path log_dir;
   int threads = 0;  // fan-out pool size; 0 = automatic
   std::chrono::milliseconds default_timeout{60'000};
+  // A live Coordinator runs a recovery pass when it starts and then every
+  // this many seconds, in a background thread. 0 = never (dtx exec; or when
+  // `dtx recover` runs from a timer instead).
+  int recovery_interval_s = 30;
 };
 
 struct Config {

@@ -117,6 +117,7 @@ class CoordinatorTest : public ::testing::Test {
     log_dir_ = test::fresh_dir("coord");
     config_.coordinator.id = "unit";
     config_.coordinator.log_dir = log_dir_;
+    config_.coordinator.recovery_interval_s = 0;  // passes run when a test asks (recover_now)
     for (const char* name : {"a", "b", "c"}) {
       ResourceConfig rc;
       rc.name = name;
@@ -231,6 +232,39 @@ TEST_F(CoordinatorTest, Phase2FailureThatPersistsIsInDoubtAndKeepsTheDecision) {
   EXPECT_EQ(dbs_["a"].committed.count(tx.id()), 1u);
   EXPECT_EQ(dbs_["b"].prepared.count(tx.id()), 1u);
   EXPECT_EQ(core->log().open_decisions(), 1u);  // recovery will finish it
+}
+
+TEST_F(CoordinatorTest, InProcessRecoveryFinishesAnInDoubtCommit) {
+  dbs_["b"].fail_commits = 5;  // every phase-2 attempt fails, then the database recovers
+  auto core = make_core();
+  Coordinator coord(core);
+  Transaction tx = coord.begin();
+  tx.execute("a", "UPDATE a");
+  tx.execute("b", "UPDATE b");
+  EXPECT_THROW(tx.commit(), Error);
+  ASSERT_EQ(tx.state(), TransactionState::in_doubt);
+  ASSERT_EQ(dbs_["b"].prepared.count(tx.id()), 1u);
+
+  RecoveryReport report = core->recover_now();
+  EXPECT_TRUE(report.settled()) << (report.errors.empty() ? "" : report.errors.front());
+  EXPECT_EQ(dbs_["b"].committed.count(tx.id()), 1u);
+  EXPECT_TRUE(dbs_["b"].prepared.empty());
+  EXPECT_EQ(core->log().open_decisions(), 0u);  // END written once every branch is done
+}
+
+TEST_F(CoordinatorTest, InProcessRecoveryLeavesLiveTransactionsAlone) {
+  auto core = make_core();
+  Coordinator coord(core);
+  Transaction tx = coord.begin();
+  tx.execute("a", "UPDATE a");
+  tx.execute("b", "UPDATE b");
+  // Simulate "prepared, decision pending" as another thread would see it.
+  dbs_["a"].prepared.insert(tx.id());
+  RecoveryReport report = core->recover_now();
+  ASSERT_EQ(report.branches.size(), 1u);
+  EXPECT_EQ(report.branches[0].action, BranchAction::left_owner_alive);
+  EXPECT_TRUE(dbs_["a"].rolled_back.empty());
+  dbs_["a"].prepared.clear();
 }
 
 TEST_F(CoordinatorTest, DestroyedTransactionRollsBack) {
