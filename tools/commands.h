@@ -20,5 +20,7 @@ inline constexpr int kExitInDoubt = 3; // decision durable, completion left to r
 std::function<int()> add_exec_command(CLI::App& app);
 // Adds `dtx recover`, `dtx in-doubt`, `dtx commit` and `dtx rollback`.
 std::function<int()> add_recovery_commands(CLI::App& app);
+// Adds `dtx bench`.
+std::function<int()> add_bench_command(CLI::App& app);
 
 }  // namespace dtx::cli

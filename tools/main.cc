@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
              "Run `dtx <command> --help` for a command's options.");
   auto run_exec = dtx::cli::add_exec_command(app);
   auto run_recovery = dtx::cli::add_recovery_commands(app);
+  auto run_bench = dtx::cli::add_bench_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -27,5 +28,6 @@ int main(int argc, char** argv) {
     return dtx::cli::kExitUsage;
   }
   if (app.got_subcommand("exec")) return run_exec();
+  if (app.got_subcommand("bench")) return run_bench();
   return run_recovery();
 }
