@@ -64,9 +64,10 @@ Error usage_error(const std::string& gtrid, const std::string& what) {
   return Error({.code = Errc::usage, .gtrid = gtrid}, what);
 }
 
-// Run `step` on every branch in parallel; collect the errors per branch.
+// Run `step` on every branch (in parallel if asked); collect the errors per branch.
 template <typename Branches, typename Step>
-std::vector<std::optional<Error>> for_each_branch(FanOut& fan_out, Branches& branches, Step step) {
+std::vector<std::optional<Error>> for_each_branch(FanOut& fan_out, Branches& branches, Step step,
+                                                  bool parallel = true) {
   std::vector<std::optional<Error>> errors(branches.size());
   fan_out.run(branches.size(), [&](std::size_t i) {
     try {
@@ -76,7 +77,7 @@ std::vector<std::optional<Error>> for_each_branch(FanOut& fan_out, Branches& bra
     } catch (const std::exception& e) {
       errors[i] = Error({.code = Errc::sql}, e.what());
     }
-  });
+  }, parallel);
   return errors;
 }
 
@@ -88,7 +89,8 @@ CoordinatorCore::CoordinatorCore(Config config, ResourceFactory factory,
                                  DecisionLogOptions log_options)
     : config_(std::move(config)),
       ids_(config_.coordinator.id, new_incarnation()),
-      fan_out_(config_.coordinator.threads) {
+      fan_out_(config_.coordinator.threads),
+      parallel_below_(std::max(1, static_cast<int>(std::thread::hardware_concurrency()))) {
   if (!is_valid_coordinator_id(config_.coordinator.id))
     throw Error({.code = Errc::config, .hint = "use 1-16 characters of [A-Za-z0-9_-]"},
                 "invalid coordinator id '" + config_.coordinator.id + "'");
@@ -302,8 +304,10 @@ void GlobalTransaction::commit_one_phase() {
 }
 
 void GlobalTransaction::commit_two_phase() {
+  CoordinatorCore::CommitSlot slot(*core_);
   // Phase 1.
-  auto votes = for_each_branch(core_->fan_out(), branches_, [](Branch& b) { b.session->prepare(); });
+  auto votes = for_each_branch(core_->fan_out(), branches_, [](Branch& b) { b.session->prepare(); },
+                               slot.parallel());
   for (std::size_t i = 0; i < votes.size(); ++i)
     if (votes[i]) {
       logger().info("{}: prepare failed on {}, rolling back: {}", gtrid_, branches_[i].rm->name(),
@@ -341,7 +345,7 @@ void GlobalTransaction::commit_two_phase() {
   }
   auto acks = for_each_branch(core_->fan_out(), branches_, [this](Branch& b) {
     if (!b.committed) commit_branch(b);
-  });
+  }, slot.parallel());
   std::string pending;
   const Error* first = nullptr;
   for (std::size_t i = 0; i < acks.size(); ++i)

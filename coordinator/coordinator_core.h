@@ -2,6 +2,7 @@
 // See the design note at the top of coordinator.cc.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <functional>
@@ -38,6 +39,23 @@ class CoordinatorCore : public std::enable_shared_from_this<CoordinatorCore> {
   ResourceManager& resource(std::string_view name);
   DecisionLog& log() noexcept { return *log_; }
   FanOut& fan_out() noexcept { return fan_out_; }
+
+  // Counts a commit in progress for as long as it lives, and says whether its
+  // branch steps should run in parallel: only while there are fewer commits
+  // in progress than cores, i.e. idle cores to overlap branch I/O on. Beyond
+  // that the concurrent transactions keep every core busy already and handing
+  // steps to pool threads only adds context switches.
+  class CommitSlot {
+   public:
+    explicit CommitSlot(CoordinatorCore& core)
+        : core_(core), parallel_(core.committing_.fetch_add(1, std::memory_order_relaxed) < core.parallel_below_) {}
+    ~CommitSlot() { core_.committing_.fetch_sub(1, std::memory_order_relaxed); }
+    bool parallel() const noexcept { return parallel_; }
+
+   private:
+    CoordinatorCore& core_;
+    bool parallel_;
+  };
   const std::string& incarnation() const noexcept { return ids_.incarnation(); }
 
   std::unique_ptr<GlobalTransaction> begin(TransactionOptions options);
@@ -57,6 +75,8 @@ class CoordinatorCore : public std::enable_shared_from_this<CoordinatorCore> {
   TransactionIdGenerator ids_;
   std::unique_ptr<DecisionLog> log_;
   FanOut fan_out_;
+  std::atomic<int> committing_{0};
+  int parallel_below_;
 
   std::mutex recovery_mu_;
   std::condition_variable recovery_cv_;

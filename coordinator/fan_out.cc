@@ -1,7 +1,7 @@
 #include "coordinator/fan_out.h"
 
 #include <algorithm>
-#include <latch>
+#include <atomic>
 #include <thread>
 
 #include <boost/asio/post.hpp>
@@ -16,11 +16,33 @@ struct FanOut::Impl {
 };
 
 namespace {
+
 int pick_threads(int requested) {
   if (requested > 0) return requested;
   // Blocking branch I/O: enough threads for many concurrent transactions.
   return std::max(16, static_cast<int>(std::thread::hardware_concurrency()) * 8);
 }
+
+// The items of one run(), claimed by index by whoever gets there first: the
+// caller or a pool thread. Shared, because a pool task may wake up after the
+// caller has already claimed and finished everything and returned.
+struct Items {
+  explicit Items(std::size_t n, const std::function<void(std::size_t)>* f) : count(n), fn(f), pending(n) {}
+  const std::size_t count;
+  const std::function<void(std::size_t)>* fn;  // valid while pending > 0
+  std::atomic<std::size_t> next{0};
+  std::atomic<std::size_t> pending;
+
+  // Runs unclaimed items until none is left. fn is only touched after a
+  // successful claim, i.e. while the caller still waits for that item.
+  void drain() {
+    for (std::size_t i; (i = next.fetch_add(1, std::memory_order_acq_rel)) < count;) {
+      (*fn)(i);
+      if (pending.fetch_sub(1, std::memory_order_acq_rel) == 1) pending.notify_all();
+    }
+  }
+};
+
 }  // namespace
 
 FanOut::FanOut(int threads) : impl_(std::make_unique<Impl>(pick_threads(threads))) {}
@@ -29,20 +51,19 @@ FanOut::~FanOut() { impl_->pool.join(); }
 
 int FanOut::threads() const noexcept { return impl_->threads; }
 
-void FanOut::run(std::size_t n, const std::function<void(std::size_t)>& fn) {
+void FanOut::run(std::size_t n, const std::function<void(std::size_t)>& fn, bool parallel) {
   if (n == 0) return;
-  if (n == 1) {
-    fn(0);
+  if (n == 1 || !parallel) {
+    for (std::size_t i = 0; i < n; ++i) fn(i);
     return;
   }
-  std::latch done(static_cast<std::ptrdiff_t>(n - 1));
-  for (std::size_t i = 1; i < n; ++i)
-    boost::asio::post(impl_->pool, [&fn, &done, i] {
-      fn(i);
-      done.count_down();
-    });
-  fn(0);
-  done.wait();
+  auto items = std::make_shared<Items>(n, &fn);
+  // One helper per item beyond the caller's own. Fast items (the caller gets
+  // to them first) cost the helper a wake-up and nothing else.
+  for (std::size_t i = 1; i < n; ++i) boost::asio::post(impl_->pool, [items] { items->drain(); });
+  items->drain();
+  for (std::size_t left; (left = items->pending.load(std::memory_order_acquire)) != 0;)
+    items->pending.wait(left, std::memory_order_acquire);
 }
 
 }  // namespace dtx

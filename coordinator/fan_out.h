@@ -1,8 +1,9 @@
 // Runs the per-branch steps of one global transaction in parallel.
 //
 // Branch work is blocking database I/O, so the pool is sized for waiting, not
-// for CPU: threads mostly sleep in recv(). The caller's own thread takes the
-// first item, so a two-branch transaction hands only one item to the pool.
+// for CPU: threads mostly sleep in recv(). Items are claimed by whoever is
+// free first: the caller works too, and takes over items no pool thread has
+// started yet, so it never waits for a pool thread to wake up just to begin.
 // Boost.Asio stays inside fan_out.cc; this header is cheap to include.
 #pragma once
 
@@ -18,9 +19,10 @@ class FanOut {
   explicit FanOut(int threads);
   ~FanOut();
 
-  // Calls fn(i) for every i in [0, n) and returns when all calls returned.
+  // Calls fn(i) for every i in [0, n) and returns when all calls returned;
+  // in parallel if `parallel`, else one after another on the caller's thread.
   // Precondition: fn does not throw (capture errors inside it).
-  void run(std::size_t n, const std::function<void(std::size_t)>& fn);
+  void run(std::size_t n, const std::function<void(std::size_t)>& fn, bool parallel = true);
 
   int threads() const noexcept;
 
