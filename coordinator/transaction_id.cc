@@ -1,5 +1,6 @@
 #include "coordinator/transaction_id.h"
 
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <random>
@@ -48,11 +49,11 @@ TransactionIdGenerator::TransactionIdGenerator(std::string coordinator_id, std::
 
 std::string TransactionIdGenerator::next() {
   std::uint64_t seq = sequence_.fetch_add(1, std::memory_order_relaxed) + 1;
-  char buf[17];
-  int n = std::snprintf(buf, sizeof buf, "%llx", static_cast<unsigned long long>(seq));
+  char buf[16];
+  auto end = std::to_chars(buf, buf + sizeof buf, seq, 16).ptr;  // lowercase hex
   std::string id;
-  id.reserve(prefix_.size() + n);
-  id.append(prefix_).append(buf, n);
+  id.reserve(prefix_.size() + (end - buf));
+  id.append(prefix_).append(buf, end);
   return id;
 }
 
