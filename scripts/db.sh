@@ -490,6 +490,10 @@ pid_gone() {
   state=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) || return 0
   [[ -z $state || $state == Z ]]
 }
+# True once process $1 is reaped too. A new postmaster refuses to start while the pid in
+# postmaster.pid still exists, and kill(pid, 0) succeeds on a zombie; the killed postmaster's
+# parent is init, which may take a while (seen here: about a second) to reap it.
+pid_reaped() { [[ ! -e /proc/$1/stat ]]; }
 all_gone() {
   local p
   for p in "$@"; do pid_gone "$p" || return 1; done
@@ -540,7 +544,7 @@ pg_kill_one() {
   children=$(pgrep -P "$pid" | tr '\n' ' ' || true)
   say "$name: SIGKILL to the postmaster (pid $pid, port $PORT)"
   kill -KILL "$pid" 2>/dev/null || true
-  wait_for "$TIMEOUT" pid_gone "$pid" || die "postmaster pid $pid still there ${TIMEOUT}s after SIGKILL"
+  wait_for "$TIMEOUT" pid_reaped "$pid" || die "postmaster pid $pid still there ${TIMEOUT}s after SIGKILL (not reaped)"
   wait_for "$TIMEOUT" pg_port_down "$PORT" || die "port $PORT still answers ${TIMEOUT}s after killing the postmaster"
   # shellcheck disable=SC2086
   if [[ -n ${children// /} ]] && ! wait_for 10 all_gone $children; then

@@ -1,1 +1,335 @@
+// A database server crashes while one of dtx's transactions is between
+// prepare and commit. The coordinator runs as a real `dtx exec` process that a
+// failpoint stops (docs/failpoints.md); the server is killed with SIGKILL by
+// `scripts/db.sh kill` and brought back by `scripts/db.sh start`, which runs
+// its crash recovery. Then `dtx recover` must finish the transaction as the
+// decision log says, on both databases.
+//
+// These tests kill the shared test servers: ctest runs them alone (RUN_SERIAL).
+// Run by hand beside other tests, they may break those tests' connections;
+// every kill is short and every test leaves both servers up (TearDown restarts
+// them if a test stopped half-way).
+//
+// scripts/db.sh is found through DTX_SOURCE_DIR if set, else by walking up from
+// the build directory (DTX_BINARY_DIR), the current directory and this binary.
 #include <gtest/gtest.h>
+
+#include <chrono>
+#include <fstream>
+#include <random>
+
+#include <nlohmann/json.hpp>
+
+#include "drivers/resource_manager.h"
+#include "dtx/dtx.h"
+#include "support/process.h"
+#include "support/test_env.h"
+
+namespace dtx {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using test::Child;
+using test::eventually;
+using test::ExitStatus;
+
+constexpr std::int64_t kInitialBalance = 1000;
+constexpr std::int64_t kAmount = 100;
+constexpr auto kServerStartLimit = std::chrono::seconds(90);
+
+fs::path find_repo_root() {
+  auto holds_script = [](const fs::path& dir) {
+    std::error_code ec;
+    return fs::is_regular_file(dir / "scripts" / "db.sh", ec);
+  };
+  std::vector<fs::path> starts;
+  if (const char* s = std::getenv("DTX_SOURCE_DIR"); s && *s) starts.emplace_back(s);
+  std::error_code ec;
+  starts.push_back(fs::absolute(test::binary_dir(), ec));
+  starts.push_back(fs::current_path(ec));
+  if (auto exe = fs::read_symlink("/proc/self/exe", ec); !ec) starts.push_back(exe.parent_path());
+  for (fs::path dir : starts) {
+    if (dir.empty()) continue;
+    for (;; dir = dir.parent_path()) {
+      if (holds_script(dir)) return dir;
+      if (dir == dir.parent_path()) break;
+    }
+  }
+  return {};
+}
+
+struct Finished {
+  ExitStatus status;
+  std::string out, err;
+};
+
+class CrashTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    repo_ = find_repo_root();
+    ASSERT_FALSE(repo_.empty()) << "cannot find scripts/db.sh: set DTX_SOURCE_DIR to the source tree";
+    std::random_device rd;
+    id_ = "crash" + std::to_string(rd() % 1000000);
+    dir_ = test::fresh_dir("crash");
+    log_dir_ = dir_ / "log";
+    table_ = "acct_" + id_;
+    config_ = dir_ / "dtx.toml";
+    write_config();
+    // A server left down by an earlier run would fail everything below.
+    if (!reachable(my_) || !reachable(pg_)) start_servers();
+    for (const auto* rc : {&my_, &pg_}) {
+      sql(*rc, "DROP TABLE IF EXISTS " + table_);
+      sql(*rc, "CREATE TABLE " + table_ + " (id INT PRIMARY KEY, balance BIGINT NOT NULL)" +
+                   (rc == &my_ ? " ENGINE=InnoDB" : ""));
+      sql(*rc, "INSERT INTO " + table_ + " VALUES (1, " + std::to_string(kInitialBalance) + ")");
+    }
+  }
+
+  void TearDown() override {
+    if (servers_touched_) start_servers();
+    try {
+      // A test that stopped half-way may leave its transaction prepared.
+      auto any_prepared = [&] { return !ours_prepared(my_).empty() || !ours_prepared(pg_).empty(); };
+      for (int pass = 0; pass < 5 && any_prepared(); ++pass) recover();
+      for (const auto* rc : {&my_, &pg_}) {
+        for (const auto& p : ours_prepared(*rc)) ADD_FAILURE() << "left prepared on " << rc->name << ": " << p.raw;
+        sql(*rc, "DROP TABLE IF EXISTS " + table_);
+      }
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "cleanup: " << e.what();
+    }
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+
+  void write_config() {
+    std::ofstream out(config_);
+    out << "[coordinator]\nid = \"" << id_ << "\"\nlog_dir = \"" << log_dir_.string() << "\"\n";
+    for (const auto* rc : {&my_, &pg_})
+      out << "\n[resources." << rc->name << "]\ntype = \""
+          << (rc->type == ResourceType::mysql ? "mysql" : "postgres") << "\"\nhost = \"" << rc->host
+          << "\"\nport = " << rc->port << "\nuser = \"" << rc->user << "\"\npassword = \"" << rc->password
+          << "\"\ndatabase = \"" << rc->database << "\"\n";
+  }
+
+  // A fresh connection every time: the servers restart under us.
+  static Result sql(const ResourceConfig& rc, const std::string& statement) {
+    auto rm = make_resource_manager(rc);
+    return rm->acquire()->execute(statement, {});
+  }
+  static bool reachable(const ResourceConfig& rc) {
+    try {
+      sql(rc, "SELECT 1");
+      return true;
+    } catch (const std::exception&) {
+      return false;
+    }
+  }
+  std::vector<PreparedXid> ours_prepared(const ResourceConfig& rc) const {
+    auto rm = make_resource_manager(rc);
+    std::vector<PreparedXid> ours;
+    for (auto& p : rm->acquire()->recover())
+      if (p.is_dtx && p.xid.gtrid.starts_with(id_ + ".")) ours.push_back(std::move(p));
+    return ours;
+  }
+  std::int64_t balance(const ResourceConfig& rc) {
+    return sql(rc, "SELECT balance FROM " + table_ + " WHERE id = 1")[0].as_int64(0);
+  }
+
+  Finished run(const fs::path& program, const std::vector<std::string>& args,
+          const std::map<std::string, std::string>& env = {}) {
+    Child child(program, args, env, dir_, "run" + std::to_string(++runs_));
+    Finished r{child.wait(), child.out(), child.err()};
+    return r;
+  }
+  Finished db(const std::string& command, const std::string& server) {
+    if (command == "kill") servers_touched_ = true;
+    return run("/bin/bash", {(repo_ / "scripts" / "db.sh").string(), command, server});
+  }
+  void kill_server(const std::string& server) {
+    Finished r = db("kill", server);
+    ASSERT_EQ(r.status.code, 0) << r.out << r.err;
+    EXPECT_FALSE(reachable(server == "mariadb" ? my_ : pg_)) << server << " still answers after kill";
+  }
+  void start_server(const std::string& server) {
+    Finished r = db("start", server);
+    ASSERT_EQ(r.status.code, 0) << r.out << r.err;
+    const ResourceConfig& rc = server == "mariadb" ? my_ : pg_;
+    ASSERT_TRUE(eventually([&] { return reachable(rc); }, kServerStartLimit))
+        << server << " does not accept connections after start";
+  }
+  void start_servers() {
+    for (const char* server : {"mariadb", "postgres"}) {
+      Finished r = db("start", server);
+      EXPECT_EQ(r.status.code, 0) << r.out << r.err;
+    }
+    EXPECT_TRUE(eventually([&] { return reachable(my_) && reachable(pg_); }, kServerStartLimit));
+  }
+
+  std::string update(const char* sign) const {
+    return "UPDATE " + table_ + " SET balance = balance " + sign + " " + std::to_string(kAmount) +
+           " WHERE id = 1";
+  }
+  // MariaDB pays PostgreSQL; MariaDB is the first branch used.
+  std::unique_ptr<Child> start_transfer(const std::string& failpoint) {
+    return std::make_unique<Child>(
+        test::dtx_binary(),
+        std::vector<std::string>{"exec", "--config", config_.string(), "my=" + update("-"), "pg=" + update("+")},
+        std::map<std::string, std::string>{{"DTX_FAILPOINT", failpoint}}, dir_, "exec" + std::to_string(++runs_));
+  }
+
+  struct Recovery {
+    Finished run;
+    json report;
+    std::string coordinator_id;
+    // The action recovery took on our branch on `resource`, or "" if none
+    // listed. Other tests' branches may be listed too.
+    std::string action(const std::string& resource) const {
+      if (!report.contains("branches")) return "";
+      for (const auto& b : report["branches"])
+        if (b.value("resource", "") == resource && b.value("coordinator_id", json()) == coordinator_id)
+          return b.value("action", "");
+      return "";
+    }
+  };
+  Recovery recover() {
+    Recovery r{run(test::dtx_binary(), {"recover", "--json", "--config", config_.string()}), {}, id_};
+    r.report = json::parse(r.run.out, nullptr, false);
+    if (r.report.is_discarded()) r.report = json::object();
+    return r;
+  }
+  std::size_t log_files() const {
+    std::size_t n = 0;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(log_dir_, ec))
+      if (e.path().filename() != "heuristics.log") ++n;
+    return n;
+  }
+
+  // Both branches prepared and the COMMIT decision durable; the process is gone.
+  std::string run_until_decision() {
+    auto child = start_transfer("after-decision");
+    ExitStatus st = child->wait();
+    EXPECT_TRUE(st.killed_by(SIGKILL)) << "exit " << st.code << " signal " << st.signal << "\n" << child->err();
+    auto my = ours_prepared(my_), pg = ours_prepared(pg_);
+    EXPECT_EQ(my.size(), 1u);
+    EXPECT_EQ(pg.size(), 1u);
+    if (my.empty() || pg.empty()) return "";
+    EXPECT_EQ(my[0].xid.gtrid, pg[0].xid.gtrid);
+    EXPECT_GT(log_files(), 0u) << "the decision log of the dead process must be there";
+    return my[0].xid.gtrid;
+  }
+
+  // The branch `gtrid` is still prepared on `rc` (after a server restart).
+  void expect_still_prepared(const ResourceConfig& rc, const std::string& gtrid) {
+    auto list = ours_prepared(rc);
+    ASSERT_EQ(list.size(), 1u) << "the prepared branch on " << rc.name << " must survive the crash";
+    EXPECT_EQ(list[0].xid.gtrid, gtrid);
+    EXPECT_EQ(list[0].xid.bqual, rc.name);
+  }
+
+  void expect_settled_and_committed() {
+    EXPECT_TRUE(ours_prepared(my_).empty());
+    EXPECT_TRUE(ours_prepared(pg_).empty());
+    EXPECT_EQ(balance(my_), kInitialBalance - kAmount);
+    EXPECT_EQ(balance(pg_), kInitialBalance + kAmount);
+    EXPECT_EQ(log_files(), 0u) << "a settled decision's log files are deleted";
+  }
+
+  // The whole scenario for one server: decision durable, server crashes,
+  // comes back with the branch prepared, recovery commits both branches.
+  void crash_after_decision(const std::string& server) {
+    std::string gtrid = run_until_decision();
+    ASSERT_FALSE(gtrid.empty());
+    const ResourceConfig& crashed = server == "mariadb" ? my_ : pg_;
+    ASSERT_NO_FATAL_FAILURE(kill_server(server));
+    ASSERT_NO_FATAL_FAILURE(start_server(server));
+    expect_still_prepared(crashed, gtrid);
+
+    Recovery r = recover();
+    ASSERT_EQ(r.run.status.code, 0) << r.run.out << r.run.err;
+    EXPECT_EQ(r.action("my"), "committed") << r.run.out;
+    EXPECT_EQ(r.action("pg"), "committed") << r.run.out;
+    EXPECT_EQ(r.report.value("decisions_dropped", -1), 1) << r.run.out;
+    expect_settled_and_committed();
+  }
+
+  fs::path repo_, dir_, log_dir_, config_;
+  std::string id_, table_;
+  ResourceConfig my_ = test::mysql_resource("my"), pg_ = test::postgres_resource("pg");
+  bool servers_touched_ = false;
+  int runs_ = 0;
+};
+
+TEST_F(CrashTest, MariadbCrashAfterDecisionRecoversAndCommitsBoth) { crash_after_decision("mariadb"); }
+
+TEST_F(CrashTest, PostgresCrashAfterDecisionRecoversAndCommitsBoth) { crash_after_decision("postgres"); }
+
+// The coordinator hangs in phase 2 (MariaDB committed, PostgreSQL prepared)
+// when PostgreSQL crashes under it. Recovery leaves the live owner alone; once
+// the owner is killed it commits PostgreSQL's branch from the logged decision.
+TEST_F(CrashTest, PostgresCrashWhileCoordinatorHangsInPhaseTwo) {
+  auto child = start_transfer("after-first-commit:hang");
+  ASSERT_TRUE(eventually(
+      [&] {
+        return ours_prepared(my_).empty() && ours_prepared(pg_).size() == 1 &&
+               balance(my_) == kInitialBalance - kAmount;
+      },
+      std::chrono::seconds(30)))
+      << "the child never reached phase 2: " << child->err();
+  std::string gtrid = ours_prepared(pg_)[0].xid.gtrid;
+  ASSERT_NE(::kill(child->pid(), 0), -1) << "the hung child must still be alive";
+
+  ASSERT_NO_FATAL_FAILURE(kill_server("postgres"));
+  ASSERT_NO_FATAL_FAILURE(start_server("postgres"));
+  expect_still_prepared(pg_, gtrid);
+
+  // Its owner lives (the lock on its log is held): not recovery's to decide.
+  Recovery alive = recover();
+  EXPECT_EQ(alive.run.status.code, 3) << alive.run.out << alive.run.err;
+  EXPECT_EQ(alive.action("pg"), "left_owner_alive") << alive.run.out;
+  expect_still_prepared(pg_, gtrid);
+
+  child->kill(SIGKILL);
+  EXPECT_TRUE(child->wait().killed_by(SIGKILL));
+  Recovery r = recover();
+  ASSERT_EQ(r.run.status.code, 0) << r.run.out << r.run.err;
+  EXPECT_EQ(r.action("pg"), "committed") << r.run.out;
+  EXPECT_EQ(r.action("my"), "") << "MariaDB's branch was committed before the crash: " << r.run.out;
+  expect_settled_and_committed();
+}
+
+// PostgreSQL is down while recovery runs: the pass fails naming "pg", still
+// commits MariaDB's branch, and keeps the decision for the next pass.
+TEST_F(CrashTest, RecoveryWithPostgresDownKeepsTheDecisionUntilItIsBack) {
+  std::string gtrid = run_until_decision();
+  ASSERT_FALSE(gtrid.empty());
+  ASSERT_NO_FATAL_FAILURE(kill_server("postgres"));
+
+  Recovery down = recover();
+  EXPECT_EQ(down.run.status.code, 1) << down.run.out << down.run.err;
+  ASSERT_TRUE(down.report.contains("errors")) << down.run.out << down.run.err;
+  bool names_pg = false;
+  for (const auto& e : down.report["errors"]) {
+    std::string text = e.get<std::string>();
+    if (text.find("cannot list prepared branches on pg") != std::string::npos) names_pg = true;
+  }
+  EXPECT_TRUE(names_pg) << down.run.out;
+  EXPECT_EQ(down.action("my"), "committed") << down.run.out;
+  EXPECT_EQ(down.report.value("decisions_dropped", -1), 0) << down.run.out;
+  EXPECT_TRUE(ours_prepared(my_).empty());
+  EXPECT_EQ(balance(my_), kInitialBalance - kAmount);
+  EXPECT_GT(log_files(), 0u) << "the decision must outlive a pass that could not reach pg";
+
+  ASSERT_NO_FATAL_FAILURE(start_server("postgres"));
+  expect_still_prepared(pg_, gtrid);
+  Recovery r = recover();
+  ASSERT_EQ(r.run.status.code, 0) << r.run.out << r.run.err;
+  EXPECT_EQ(r.action("pg"), "committed") << r.run.out;
+  EXPECT_EQ(r.report.value("decisions_dropped", -1), 1) << r.run.out;
+  expect_settled_and_committed();
+}
+
+}  // namespace
+}  // namespace dtx
