@@ -1,1 +1,430 @@
+// A bounded randomized soak: for DTX_SOAK_SECONDS (default 60) several
+// workers launch `dtx exec` transfers between random accounts on MariaDB and
+// PostgreSQL; some are stopped by a failpoint, some killed with SIGKILL at a
+// random moment of its life, while `dtx recover` passes run every ~200 ms. At the end,
+// after the last recovery pass, the two databases must agree:
+//   - no money created or lost (the sum over both databases is unchanged);
+//   - every transfer's marker row is on both databases or on neither;
+//   - the markers' amounts account for every account's balance;
+//   - every outcome the process reported holds (exit 0 and a kill after the
+//     decision: committed; exit 1 and a kill before it: not);
+//   - nothing of this coordinator is left prepared.
+// A longer run by hand: DTX_SOAK_SECONDS=600 build/tests/soak_test
+// The whole test takes about DTX_SOAK_SECONDS + 30 s at most: a transfer waits
+// at most 5 s for a lock (set in its own transaction) and a child still
+// running 20 s after its start is killed (and reported).
 #include <gtest/gtest.h>
+
+#include <sys/wait.h>
+
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <iostream>
+#include <mutex>
+#include <random>
+#include <set>
+#include <thread>
+#include <utility>
+
+#include <nlohmann/json.hpp>
+
+#include "drivers/resource_manager.h"
+#include "dtx/dtx.h"
+#include "support/process.h"
+#include "support/test_env.h"
+
+namespace dtx {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+using nlohmann::json;
+using test::Child;
+using test::ExitStatus;
+
+constexpr int kWorkers = 4;
+constexpr int kAccounts = 10;  // per database
+constexpr std::int64_t kInitialBalance = 300;
+constexpr std::int64_t kMaxAmount = 100;
+constexpr auto kRecoveryPacing = std::chrono::milliseconds(200);
+constexpr auto kChildLimit = std::chrono::seconds(20);
+constexpr int kFinalPasses = 10;
+
+// How a transfer's process is stopped, if at all.
+enum class Mode { plain, after_prepare, after_decision, after_first_commit, random_kill };
+constexpr const char* kModeNames[] = {"none", "after-prepare", "after-decision", "after-first-commit",
+                                      "random-kill"};
+
+struct Attempt {
+  std::string tid;
+  Mode mode = Mode::plain;
+  int kill_after_ms = 0;  // random_kill only
+  ExitStatus status;
+  bool overdue = false;  // killed by the watchdog
+  std::string err;       // stderr, kept for unexpected outcomes
+};
+
+// What a transfer's outcome says about its marker row: must be there, must
+// not, or either.
+enum class Expect { committed, absent, either };
+
+Expect expectation(const Attempt& a) {
+  if (a.overdue) return Expect::either;
+  if (a.status.code == 0 || a.status.code == 3) return Expect::committed;  // 3: decided, in doubt
+  if (a.status.code == 1) return Expect::absent;
+  if (a.status.killed_by(SIGKILL)) {
+    switch (a.mode) {
+      case Mode::after_prepare: return Expect::absent;  // no decision: presumed abort
+      case Mode::after_decision:
+      case Mode::after_first_commit: return Expect::committed;
+      default: return Expect::either;
+    }
+  }
+  return Expect::either;
+}
+
+// A child still running past its limit is killed. The worker waits for its
+// child's exit without reaping it (WNOWAIT) before clearing its slot, so the
+// pid cannot be reused while the watchdog may still signal it.
+struct Slot {
+  std::mutex mu;
+  pid_t pid = 0;
+  Clock::time_point limit;
+  bool fired = false;
+};
+
+void wait_for_exit_unreaped(pid_t pid) {
+  siginfo_t info{};
+  while (::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOWAIT) == -1 && errno == EINTR) {
+  }
+}
+
+struct RecoveryTally {
+  int passes = 0;
+  std::map<int, int> exits;  // exit status -> passes
+  std::size_t committed_branches = 0, rolled_back_branches = 0, already_finished = 0;
+  std::set<std::string> committed_gtrids, rolled_back_gtrids;
+  std::vector<std::string> errors;
+
+  void add(const ExitStatus& st, const std::string& out, const std::string& err) {
+    ++passes;
+    ++exits[st.code];
+    json j = json::parse(out, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) {
+      errors.push_back("unreadable recover output (exit " + std::to_string(st.code) + "): " + out + err);
+      return;
+    }
+    for (const auto& b : j.value("branches", json::array())) {
+      std::string action = b.value("action", ""), gtrid = b.value("gtrid", "");
+      if (action == "committed") ++committed_branches, committed_gtrids.insert(gtrid);
+      if (action == "rolled_back") ++rolled_back_branches, rolled_back_gtrids.insert(gtrid);
+      if (action == "already_finished") ++already_finished;
+    }
+    for (const auto& e : j.value("errors", json::array())) errors.push_back(e.get<std::string>());
+  }
+};
+
+class SoakTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::random_device rd;
+    id_ = "soak" + std::to_string(rd() % 1000000);
+    dir_ = test::fresh_dir("soak");
+    config_ = dir_ / "dtx.toml";
+    accounts_ = "acct_" + id_;
+    transfers_ = "transfers_" + id_;
+    std::ofstream out(config_);
+    out << "[coordinator]\nid = \"" << id_ << "\"\nlog_dir = \"" << (dir_ / "log").string() << "\"\n";
+    for (const auto* rc : {&my_cfg_, &pg_cfg_})
+      out << "\n[resources." << rc->name << "]\ntype = \""
+          << (rc->type == ResourceType::mysql ? "mysql" : "postgres") << "\"\nhost = \"" << rc->host
+          << "\"\nport = " << rc->port << "\nuser = \"" << rc->user << "\"\npassword = \"" << rc->password
+          << "\"\ndatabase = \"" << rc->database << "\"\npool_size = 2\n";
+    out.close();
+    for (auto* rm : {my_.get(), pg_.get()}) {
+      const char* engine = rm == my_.get() ? " ENGINE=InnoDB" : "";
+      sql(*rm, "DROP TABLE IF EXISTS " + accounts_);
+      sql(*rm, "DROP TABLE IF EXISTS " + transfers_);
+      sql(*rm, "CREATE TABLE " + accounts_ + " (id INT PRIMARY KEY, balance BIGINT NOT NULL CHECK (balance >= 0))" +
+                   engine);
+      sql(*rm, "CREATE TABLE " + transfers_ +
+                   " (tid VARCHAR(64) PRIMARY KEY, my_account INT NOT NULL, pg_account INT NOT NULL, "
+                   "amount BIGINT NOT NULL)" + engine);
+      for (int i = 1; i <= kAccounts; ++i)
+        sql(*rm, "INSERT INTO " + accounts_ + " VALUES (" + std::to_string(i) + ", " +
+                     std::to_string(kInitialBalance) + ")");
+    }
+  }
+
+  void TearDown() override {
+    for (auto* rm : {my_.get(), pg_.get()}) {
+      sql(*rm, "DROP TABLE IF EXISTS " + accounts_);
+      sql(*rm, "DROP TABLE IF EXISTS " + transfers_);
+    }
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+
+  static Result sql(ResourceManager& rm, const std::string& statement) { return rm.acquire()->execute(statement, {}); }
+  std::vector<std::string> ours_prepared(ResourceManager& rm) {
+    std::vector<std::string> ours;
+    for (const auto& p : rm.acquire()->recover())
+      if (p.is_dtx && p.xid.gtrid.starts_with(id_ + ".")) ours.push_back(p.raw);
+    return ours;
+  }
+  std::int64_t sum(ResourceManager& rm) {
+    return sql(rm, "SELECT COALESCE(SUM(balance), 0) FROM " + accounts_)[0].as_int64(0);
+  }
+  std::map<int, std::int64_t> balances(ResourceManager& rm) {
+    std::map<int, std::int64_t> b;
+    for (const Row& r : sql(rm, "SELECT id, balance FROM " + accounts_)) b[int(r.as_int64(0))] = r.as_int64(1);
+    return b;
+  }
+  std::set<std::string> markers(ResourceManager& rm) {
+    std::set<std::string> tids;
+    for (const Row& r : sql(rm, "SELECT tid FROM " + transfers_)) tids.insert(r.text(0));
+    return tids;
+  }
+
+  // One transfer: `amount` (either sign) onto MariaDB's account `from_my`,
+  // taken from PostgreSQL's `from_pg`, with a marker row on both. MariaDB
+  // first. A lock wait behind a killed child's prepared branch ends after 5 s.
+  std::vector<std::string> transfer_args(const std::string& tid, int my_account, int pg_account,
+                                         std::int64_t amount) const {
+    std::string marker = "INSERT INTO " + transfers_ + " VALUES ('" + tid + "', " + std::to_string(my_account) +
+                         ", " + std::to_string(pg_account) + ", " + std::to_string(amount) + ")";
+    auto move = [&](int account, std::int64_t delta) {
+      return "UPDATE " + accounts_ + " SET balance = balance + (" + std::to_string(delta) + ") WHERE id = " +
+             std::to_string(account);
+    };
+    return {"exec",
+            "--config",
+            config_.string(),
+            "--timeout-ms",
+            "10000",
+            "my=SET SESSION innodb_lock_wait_timeout = 5",
+            "my=" + move(my_account, amount),
+            "my=" + marker,
+            "pg=SET LOCAL lock_timeout = '5s'",
+            "pg=" + move(pg_account, -amount),
+            "pg=" + marker};
+  }
+
+  void worker(int index, Clock::time_point deadline, Slot& slot, std::vector<Attempt>& attempts) {
+    std::mt19937_64 rng(std::random_device{}() ^ (std::uint64_t(index) << 32));
+    std::uniform_int_distribution<int> account(1, kAccounts), percent(0, 99);
+    std::uniform_int_distribution<std::int64_t> amount(1, kMaxAmount);
+    // A random kill lands anywhere in a process's life: from its start to a
+    // little past how long a plain transfer has been taking (at least 30 ms).
+    double plain_ms = 30;
+    for (int n = 0; Clock::now() < deadline; ++n) {
+      Attempt a;
+      a.tid = id_ + "-" + std::to_string(index) + "-" + std::to_string(n);
+      int p = percent(rng);
+      a.mode = p < 60 ? Mode::plain
+               : p < 68 ? Mode::after_prepare
+               : p < 76 ? Mode::after_decision
+               : p < 84 ? Mode::after_first_commit
+                        : Mode::random_kill;
+      std::map<std::string, std::string> env;
+      if (a.mode != Mode::plain && a.mode != Mode::random_kill) env["DTX_FAILPOINT"] = kModeNames[int(a.mode)];
+      std::int64_t delta = amount(rng) * (percent(rng) < 50 ? 1 : -1);
+      Child child(test::dtx_binary(), transfer_args(a.tid, account(rng), account(rng), delta), env, dir_,
+                  "worker" + std::to_string(index));
+      {
+        std::lock_guard lock(slot.mu);
+        slot.pid = child.pid();
+        slot.limit = Clock::now() + kChildLimit;
+        slot.fired = false;
+      }
+      const auto launched = Clock::now();
+      if (a.mode == Mode::random_kill) {
+        a.kill_after_ms = std::uniform_int_distribution<int>(0, std::max(30, int(plain_ms * 1.2)))(rng);
+        std::this_thread::sleep_for(std::chrono::milliseconds(a.kill_after_ms));
+        child.kill(SIGKILL);
+      }
+      wait_for_exit_unreaped(child.pid());
+      {
+        std::lock_guard lock(slot.mu);
+        a.overdue = slot.fired;
+        slot.pid = 0;
+      }
+      a.status = child.wait();
+      if (a.mode == Mode::plain && a.status.code == 0)
+        plain_ms = 0.8 * plain_ms + 0.2 * std::chrono::duration<double, std::milli>(Clock::now() - launched).count();
+      bool expected_exit = a.status.code == 0 || a.status.code == 1 || a.status.code == 3 ||
+                           a.status.killed_by(SIGKILL);
+      if (!expected_exit || a.status.code != 0 || a.overdue) a.err = child.err();
+      attempts.push_back(std::move(a));
+    }
+  }
+
+  void watchdog(std::vector<Slot>& slots, const std::atomic<bool>& done) {
+    while (!done) {
+      for (auto& s : slots) {
+        std::lock_guard lock(s.mu);
+        if (s.pid > 0 && !s.fired && Clock::now() > s.limit) {
+          ::kill(s.pid, SIGKILL);
+          s.fired = true;
+        }
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+
+  ExitStatus recovery_pass(RecoveryTally& tally) {
+    Child c(test::dtx_binary(), {"recover", "--json", "--config", config_.string()}, {}, dir_, "recover");
+    ExitStatus st = c.wait();
+    tally.add(st, c.out(), c.err());
+    return st;
+  }
+
+  std::string id_, accounts_, transfers_;
+  fs::path dir_, config_;
+  ResourceConfig my_cfg_ = test::mysql_resource("my"), pg_cfg_ = test::postgres_resource("pg");
+  std::unique_ptr<ResourceManager> my_ = make_resource_manager(my_cfg_), pg_ = make_resource_manager(pg_cfg_);
+};
+
+TEST_F(SoakTest, RandomTransfersFailpointsAndKillsKeepBothDatabasesConsistent) {
+  const int seconds = std::stoi(test::env_or("DTX_SOAK_SECONDS", "60"));
+  const auto started = Clock::now();
+  const auto deadline = started + std::chrono::seconds(seconds);
+
+  std::vector<Slot> slots(kWorkers);
+  std::vector<std::vector<Attempt>> per_worker(kWorkers);
+  std::atomic<bool> workers_done{false}, stop_recovery{false};
+  RecoveryTally during;
+  std::thread recovery([&] {
+    while (!stop_recovery) {
+      recovery_pass(during);
+      std::this_thread::sleep_for(kRecoveryPacing);  // pacing between passes, not synchronisation
+    }
+  });
+  std::thread dog([&] { watchdog(slots, workers_done); });
+  std::vector<std::thread> workers;
+  for (int w = 0; w < kWorkers; ++w)
+    workers.emplace_back([&, w] { worker(w, deadline, slots[w], per_worker[w]); });
+  for (auto& t : workers) t.join();
+  workers_done = true;
+  dog.join();
+  stop_recovery = true;
+  recovery.join();
+  const auto launched_for = Clock::now() - started;
+
+  // Every process is gone: recovery must now settle everything.
+  RecoveryTally final_passes;
+  ExitStatus last;
+  for (int pass = 0; pass < kFinalPasses; ++pass) {
+    last = recovery_pass(final_passes);
+    if (last.code == 0) break;
+    std::this_thread::sleep_for(kRecoveryPacing);
+  }
+  EXPECT_EQ(last.code, 0) << "recovery did not settle within " << kFinalPasses << " passes";
+
+  // Outcomes.
+  std::vector<Attempt> attempts;
+  for (auto& v : per_worker) attempts.insert(attempts.end(), v.begin(), v.end());
+  std::size_t committed = 0, failed = 0, in_doubt = 0, overdue = 0, other = 0;
+  std::map<Mode, std::size_t> killed;
+  std::map<std::string, std::size_t> failed_why;
+  std::string other_failure;
+  for (const auto& a : attempts) {
+    if (a.overdue) ++overdue;
+    else if (a.status.code == 0) ++committed;
+    else if (a.status.code == 1) {
+      ++failed;
+      auto has = [&](const char* what) { return a.err.find(what) != std::string::npos; };
+      if (has("CONSTRAINT") || has("constraint")) ++failed_why["balance below 0"];
+      else if (has("1205") || has("55P03") || has("lock")) ++failed_why["lock wait"];
+      else if (has("timeout") || has("timed out")) ++failed_why["timeout"];
+      else if (++failed_why["other"] == 1) other_failure = a.err;
+    }
+    else if (a.status.code == 3) ++in_doubt;
+    else if (a.status.killed_by(SIGKILL)) ++killed[a.mode];
+    else {
+      ++other;
+      ADD_FAILURE() << a.tid << ": unexpected exit " << a.status.code << " signal " << a.status.signal << "\n" << a.err;
+    }
+  }
+
+  // The databases.
+  auto my_markers = markers(*my_), pg_markers = markers(*pg_);
+  EXPECT_EQ(my_markers, pg_markers) << "a transfer is on one database only";
+  for (const auto& tid : my_markers)
+    if (!pg_markers.count(tid)) ADD_FAILURE() << tid << " committed on MariaDB only";
+  for (const auto& tid : pg_markers)
+    if (!my_markers.count(tid)) ADD_FAILURE() << tid << " committed on PostgreSQL only";
+  std::size_t random_committed = 0;
+  int max_kill_ms = 0;
+  for (const auto& a : attempts) {
+    Expect e = expectation(a);
+    bool there = my_markers.count(a.tid) > 0;
+    if (a.mode == Mode::random_kill && a.status.killed_by(SIGKILL)) {
+      random_committed += there;
+      max_kill_ms = std::max(max_kill_ms, a.kill_after_ms);
+    }
+    if (e == Expect::committed && !there)
+      ADD_FAILURE() << a.tid << " (" << kModeNames[int(a.mode)] << ", exit " << a.status.code << ", signal "
+                    << a.status.signal << ") should be committed but is not\n" << a.err;
+    if (e == Expect::absent && there)
+      ADD_FAILURE() << a.tid << " (" << kModeNames[int(a.mode)] << ", exit " << a.status.code << ", signal "
+                    << a.status.signal << ") should not be committed but is\n" << a.err;
+  }
+
+  const std::int64_t total = sum(*my_) + sum(*pg_);
+  EXPECT_EQ(total, 2 * kAccounts * kInitialBalance) << "money created or lost";
+  std::map<int, std::int64_t> my_expected, pg_expected;
+  for (int i = 1; i <= kAccounts; ++i) my_expected[i] = pg_expected[i] = kInitialBalance;
+  for (const Row& r : sql(*my_, "SELECT my_account, pg_account, amount FROM " + transfers_)) {
+    my_expected[int(r.as_int64(0))] += r.as_int64(2);
+    pg_expected[int(r.as_int64(1))] -= r.as_int64(2);
+  }
+  EXPECT_EQ(balances(*my_), my_expected) << "MariaDB balances do not match the committed transfers";
+  EXPECT_EQ(balances(*pg_), pg_expected) << "PostgreSQL balances do not match the committed transfers";
+
+  auto my_left = ours_prepared(*my_), pg_left = ours_prepared(*pg_);
+  EXPECT_TRUE(my_left.empty()) << my_left.size() << " left prepared on MariaDB, first " << my_left.front();
+  EXPECT_TRUE(pg_left.empty()) << pg_left.size() << " left prepared on PostgreSQL, first " << pg_left.front();
+  EXPECT_TRUE(during.errors.empty()) << during.errors.size() << " recovery errors, first: " << during.errors.front();
+  EXPECT_TRUE(final_passes.errors.empty()) << "final recovery: " << final_passes.errors.front();
+  std::size_t log_left = 0;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir_ / "log", ec))
+    if (entry.path().filename() != "heuristics.log") ++log_left;
+  EXPECT_EQ(log_left, 0u) << "decision-log files left after everything settled";
+
+  if (!other_failure.empty()) std::cout << "first other failure:\n" << other_failure;
+  auto secs = [](auto d) { return std::chrono::duration<double>(d).count(); };
+  std::cout << "soak " << id_ << ": " << seconds << " s requested, launched for " << secs(launched_for)
+            << " s, total " << secs(Clock::now() - started) << " s, " << kWorkers << " workers\n"
+            << "  transfers attempted:     " << attempts.size() << "\n"
+            << "  committed (exit 0):      " << committed << "\n"
+            << "  failed cleanly (exit 1): " << failed;
+  const char* sep = " (";
+  for (const auto& [why, n] : failed_why) std::cout << std::exchange(sep, ", ") << why << ": " << n;
+  std::cout << (failed_why.empty() ? "" : ")") << "\n"
+            << "  in doubt (exit 3):       " << in_doubt << "\n"
+            << "  killed by failpoint:     after-prepare " << killed[Mode::after_prepare] << ", after-decision "
+            << killed[Mode::after_decision] << ", after-first-commit " << killed[Mode::after_first_commit] << "\n"
+            << "  killed at random:        " << killed[Mode::random_kill] << " (0-" << max_kill_ms
+            << " ms after start), " << random_committed << " of them committed all the same\n"
+            << "  overdue (watchdog):      " << overdue << ", other exits " << other << "\n"
+            << "  recovery passes:         " << during.passes << " during the run, " << final_passes.passes
+            << " at the end (exit codes during:";
+  for (const auto& [code, n] : during.exits) std::cout << " " << code << "x" << n;
+  std::cout << ")\n"
+            << "  settled by recovery:     " << during.committed_gtrids.size() + final_passes.committed_gtrids.size()
+            << " transactions committed (" << during.committed_branches + final_passes.committed_branches
+            << " branches), " << during.rolled_back_gtrids.size() + final_passes.rolled_back_gtrids.size()
+            << " rolled back (" << during.rolled_back_branches + final_passes.rolled_back_branches
+            << " branches), " << during.already_finished + final_passes.already_finished
+            << " already finished\n"
+            << "  markers on both:         " << my_markers.size() << " MariaDB, " << pg_markers.size()
+            << " PostgreSQL\n"
+            << "  final totals:            MariaDB " << sum(*my_) << ", PostgreSQL " << sum(*pg_) << ", sum "
+            << total << " (expected " << 2 * kAccounts * kInitialBalance << ")\n";
+}
+
+}  // namespace
+}  // namespace dtx
