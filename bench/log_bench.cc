@@ -29,11 +29,13 @@ std::unique_ptr<DecisionLog> shared_log;
 std::atomic<std::uint64_t> next_gtrid{0};
 
 // One COMMIT (forced, group-committed) and its lazy END per iteration, as a
-// two-branch transaction does. Arg 0: 1 = fdatasync, 0 = no sync.
+// two-branch transaction does. Arg 0: 1 = fdatasync, 0 = no sync. Arg 1:
+// 1 = preallocated segments (the default), 0 = the file grows with each write.
 void BM_LogCommit(benchmark::State& state) {
   if (state.thread_index() == 0) {
-    shared_log = DecisionLog::open(bench_log_dir(), "bench", "00000000000000b1",
-                                   {.sync = state.range(0) != 0});
+    DecisionLogOptions options{.sync = state.range(0) != 0};
+    if (state.range(1) == 0) options.preallocate_bytes = 0;
+    shared_log = DecisionLog::open(bench_log_dir(), "bench", "00000000000000b1", options);
   }
   const BranchRef branches[] = {{"bank1", "b1"}, {"bank2", "b2"}};
   for (auto _ : state) {
@@ -51,9 +53,10 @@ void BM_LogCommit(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_LogCommit)
-    ->ArgName("sync")
-    ->Arg(1)
-    ->Arg(0)
+    ->ArgNames({"sync", "prealloc"})
+    ->Args({1, 1})
+    ->Args({1, 0})
+    ->Args({0, 1})
     ->Threads(1)
     ->Threads(8)
     ->Threads(32)

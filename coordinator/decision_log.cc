@@ -6,10 +6,11 @@
 // its END the same way but never waits. A committer whose record is not yet
 // durable either waits on flushed_ or, if no flush is running, becomes the
 // leader: it takes the whole queue, drops mu_, frames the batch with the
-// LogWriter, issues one write() and one fdatasync(), retakes mu_, publishes
-// `durable_` = the last ticket of the batch and wakes everyone. There is no
-// log thread: whoever finds the log idle does the I/O, so a lone committer
-// pays one fdatasync and N concurrent committers share a few.
+// LogWriter, issues one pwrite() at the segment's logical end and one
+// fdatasync(), retakes mu_, publishes `durable_` = the last ticket of the
+// batch and wakes everyone. There is no log thread: whoever finds the log
+// idle does the I/O, so a lone committer pays one fdatasync and N concurrent
+// committers share a few.
 //
 // One condition variable and ticket numbers, rather than a condition
 // variable per waiter: a flush takes everything queued, so when it ends every
@@ -22,6 +23,20 @@
 // could "succeed" without the data). The log is poisoned: every waiter of the
 // failed batch and every later log_commit() throws, naming the file, so no
 // decision is ever claimed durable when it might not be. The files are kept.
+//
+// Preallocation. A segment is created with options.preallocate_bytes of
+// written zeros after its records (rounded up to whole blocks), made durable
+// with the file's creation; the directory is fsync'ed once. Records then
+// overwrite those zeros in place, so a commit's fdatasync() persists data
+// only: no new file size and no block allocation. (ftruncate leaves a hole
+// and fallocate unwritten extents: both need metadata again on first write.)
+// Once less than half of the zeros is left, the leader — after waking the
+// waiters of its batch, still holding the flush role, as for compaction —
+// writes and fdatasyncs the next preallocate_bytes of zeros. A failed
+// extension only costs speed: a batch that runs past the preallocated end
+// grows the file, and its fdatasync persists the new size. The reader treats
+// a zero-filled rest of the file as a clean end, and a fragment cut off by
+// zeros (a crash during a write) as a torn tail.
 //
 // Open decisions. `open_` holds the COMMITs that are durable and not yet
 // ended: a COMMIT enters it when its flush succeeds, leaves it in log_end().
@@ -123,15 +138,29 @@ constexpr const char* kDiskHint =
     "check the disk and the permissions of the log directory; no decision of this batch was "
     "confirmed durable";
 
-// Writes all of `data` at the end of the file (opened O_APPEND).
-void write_all(int fd, std::string_view data, const fs::path& path) {
+// Writes all of `data` at `offset`.
+void write_all(int fd, std::string_view data, std::uint64_t offset, const fs::path& path) {
   while (!data.empty()) {
-    const ssize_t n = ::write(fd, data.data(), data.size());
+    const ssize_t n = ::pwrite(fd, data.data(), data.size(), static_cast<off_t>(offset));
     if (n < 0) {
       if (errno == EINTR) continue;
       throw_io_error("write decision log", path, kDiskHint);
     }
     data.remove_prefix(static_cast<std::size_t>(n));
+    offset += static_cast<std::uint64_t>(n);
+  }
+}
+
+// Fills [from, to) with zeros: real written blocks, not a hole or an
+// fallocate'd (unwritten) extent, whose first write would again need a
+// metadata update in the fdatasync of a commit.
+void write_zeros(int fd, std::uint64_t from, std::uint64_t to, const fs::path& path) {
+  static constexpr std::size_t kZeroChunk = 256 << 10;
+  static const std::string zeros(kZeroChunk, '\0');
+  while (from < to) {
+    const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(to - from, kZeroChunk));
+    write_all(fd, std::string_view(zeros).substr(0, n), from, path);
+    from += n;
   }
 }
 
@@ -285,8 +314,11 @@ class DecisionLog::Impl {
 
   void lock();
   void adopt_existing_segments();
-  void flush(std::unique_lock<std::mutex>& lock);
+  void flush(std::unique_lock<std::mutex>& lock, bool may_extend = true);
   void start_segment(const std::vector<DecisionRecord>& carried);
+  void extend_segment() noexcept;
+  // The preallocated size of a segment whose records end at `size`.
+  std::uint64_t preallocation_end(std::uint64_t size) const;
   [[noreturn]] void throw_poisoned() const;
 
   const fs::path dir_;
@@ -305,6 +337,8 @@ class DecisionLog::Impl {
   std::vector<fs::path> segments_;  // every segment on disk, current last
   log::LogWriter writer_;
   std::uint64_t rollover_at_ = 0;  // segment size that triggers compaction
+  std::uint64_t file_end_ = 0;     // [writer_.segment_size(), file_end_) is durable zeros
+  std::uint64_t extend_at_ = 0;    // segment size that triggers the next preallocation
 
   mutable std::mutex mu_;
   std::condition_variable flushed_;
@@ -359,7 +393,7 @@ void DecisionLog::Impl::adopt_existing_segments() {
 
 DecisionLog::Impl::~Impl() {
   std::unique_lock lock(mu_);
-  if (opened_ && !failure_ && !queue_.empty()) flush(lock);  // the pending ENDs
+  if (opened_ && !failure_ && !queue_.empty()) flush(lock, /*may_extend=*/false);  // pending ENDs
   const bool remove = opened_ && !failure_ && open_.empty();
   lock.unlock();
   if (segment_fd_ >= 0) ::close(segment_fd_);
@@ -418,7 +452,7 @@ void DecisionLog::Impl::log_end(std::string_view gtrid) noexcept {
 
 // Called with mu_ held (as `lock`) and no flush running; returns with mu_
 // held. Drops mu_ while doing I/O.
-void DecisionLog::Impl::flush(std::unique_lock<std::mutex>& lock) {
+void DecisionLog::Impl::flush(std::unique_lock<std::mutex>& lock, bool may_extend) {
   flushing_ = true;
   std::vector<QueuedRecord> batch;
   batch.swap(queue_);
@@ -428,9 +462,10 @@ void DecisionLog::Impl::flush(std::unique_lock<std::mutex>& lock) {
   // Nothing below may throw past here: the flush role must be given back.
   std::optional<Error> error;
   try {
+    const std::uint64_t offset = writer_.segment_size();
     std::string framed;
     for (const QueuedRecord& queued : batch) writer_.append(queued.payload, &framed);
-    write_all(segment_fd_, framed, segment_path_);
+    write_all(segment_fd_, framed, offset, segment_path_);
     if (options_.sync) sync_file(segment_fd_, segment_path_);
   } catch (const Error& e) {
     error = e;
@@ -443,6 +478,7 @@ void DecisionLog::Impl::flush(std::unique_lock<std::mutex>& lock) {
   ++sync_count_;
   std::vector<DecisionRecord> carried;
   bool compact = false;
+  bool extend = false;
   if (error) {
     logger().error("{}", error->what());
     failure_ = std::move(error);
@@ -464,20 +500,26 @@ void DecisionLog::Impl::flush(std::unique_lock<std::mutex>& lock) {
     } catch (const std::exception&) {
       compact = false;  // out of memory: retried after a later flush
     }
+    extend = !compact && may_extend && options_.preallocate_bytes > 0 &&
+             writer_.segment_size() >= extend_at_;
   }
   flushed_.notify_all();  // this batch's waiters need not wait for compaction
-  if (!compact) {
+  if (!compact && !extend) {
     flushing_ = false;
     return;
   }
 
   lock.unlock();
-  try {
-    start_segment(carried);
-  } catch (const std::exception& e) {
-    logger().warn("decision log compaction failed, {} stays current: {}", segment_path_.string(),
-                  e.what());
-    rollover_at_ = writer_.segment_size() + options_.max_segment_bytes;  // retry later
+  if (compact) {
+    try {
+      start_segment(carried);
+    } catch (const std::exception& e) {
+      logger().warn("decision log compaction failed, {} stays current: {}", segment_path_.string(),
+                    e.what());
+      rollover_at_ = writer_.segment_size() + options_.max_segment_bytes;  // retry later
+    }
+  } else {
+    extend_segment();
   }
   lock.lock();
   flushing_ = false;
@@ -493,17 +535,28 @@ void DecisionLog::Impl::start_segment(const std::vector<DecisionRecord>& carried
                 "decision log of incarnation " + incarnation_ + " has used every segment number");
   }
   const fs::path path = dir_ / segment_file_name(id_, incarnation_, seq);
-  const int fd = ::open(path.c_str(), O_CREAT | O_WRONLY | O_APPEND | O_CLOEXEC, 0644);
+  const int fd = ::open(path.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
   if (fd < 0) throw_io_error("create decision log segment", path, kDiskHint);
   log::LogWriter writer;
+  std::uint64_t file_end = 0;
+  std::uint64_t extend_at = 0;
   try {
     if (options_.sync) sync_dir(dir_);
     std::string framed;
     for (const DecisionRecord& record : carried) writer.append(encode_record(record), &framed);
-    if (!framed.empty()) {
-      write_all(fd, framed, path);
-      if (options_.sync) sync_file(fd, path);
+    write_all(fd, framed, 0, path);
+    file_end = writer.segment_size();
+    extend_at = file_end + options_.preallocate_bytes / 2;
+    if (options_.preallocate_bytes > 0) {
+      try {  // as in extend_segment(), a failure only costs speed
+        write_zeros(fd, file_end, preallocation_end(file_end), path);
+        file_end = preallocation_end(file_end);
+        extend_at = file_end - options_.preallocate_bytes / 2;
+      } catch (const Error& e) {
+        logger().warn("cannot preallocate space in decision log {}: {}", path.string(), e.what());
+      }
     }
+    if (file_end > 0 && options_.sync) sync_file(fd, path);
   } catch (...) {
     ::close(fd);
     ::unlink(path.c_str());
@@ -515,6 +568,8 @@ void DecisionLog::Impl::start_segment(const std::vector<DecisionRecord>& carried
   segment_seq_ = seq;
   segment_path_ = path;
   writer_ = writer;
+  file_end_ = file_end;
+  extend_at_ = extend_at;
   // Open decisions alone may exceed max_segment_bytes; compact again only
   // once the segment has doubled, so compaction stays amortized.
   rollover_at_ = std::max(options_.max_segment_bytes, 2 * writer.segment_size());
@@ -525,6 +580,30 @@ void DecisionLog::Impl::start_segment(const std::vector<DecisionRecord>& carried
     }
   }
   segments_.assign(1, path);
+}
+
+std::uint64_t DecisionLog::Impl::preallocation_end(std::uint64_t size) const {
+  const std::uint64_t end = size + options_.preallocate_bytes;
+  return (end + log::kBlockSize - 1) / log::kBlockSize * log::kBlockSize;
+}
+
+// Called in the flush role without mu_. Zero-fills the next
+// preallocate_bytes after the last record and makes them durable. A failure
+// only costs speed: records then extend the file (and each fdatasync
+// persists the new size) until a later extension succeeds.
+void DecisionLog::Impl::extend_segment() noexcept {
+  const std::uint64_t size = writer_.segment_size();
+  const std::uint64_t to = preallocation_end(size);
+  try {
+    write_zeros(segment_fd_, std::max(file_end_, size), to, segment_path_);
+    if (options_.sync) sync_file(segment_fd_, segment_path_);
+    file_end_ = to;
+    extend_at_ = to - options_.preallocate_bytes / 2;
+  } catch (const std::exception& e) {
+    logger().warn("cannot preallocate space in decision log {}: {}", segment_path_.string(),
+                  e.what());
+    extend_at_ = size + options_.preallocate_bytes / 2;  // retry later
+  }
 }
 
 // ---- DecisionLog ----

@@ -19,7 +19,10 @@
 //
 // Group commit: concurrent log_commit() callers queue; one of them (the
 // leader) writes everything queued in one write() and one fdatasync(), then
-// wakes the others whose records that flush covered.
+// wakes the others whose records that flush covered. Segments are
+// preallocated with written zeros (DecisionLogOptions::preallocate_bytes) so
+// that these fdatasyncs never have to persist a size or allocation change; a
+// reader takes the zero-filled rest of a segment as its clean end.
 //
 // Compaction: when the current segment passes max_segment_bytes, a new
 // segment is started holding the still-open decisions (COMMIT without END);
@@ -61,6 +64,12 @@ std::optional<DecisionRecord> decode_record(std::string_view payload);
 struct DecisionLogOptions {
   std::uint64_t max_segment_bytes = 16u << 20;
   bool sync = true;  // false only for tests/benchmarks that measure without fdatasync
+  // Zero-filled space kept ahead of the last record, so that a group-commit
+  // fdatasync never has to persist a new file size or block allocation: a
+  // segment is created with this many zero bytes (written, not just
+  // allocated) and extended by as many once less than half of them is left.
+  // 0 = grow the file with every write.
+  std::uint64_t preallocate_bytes = 1u << 20;
 };
 
 class DecisionLog {
@@ -118,8 +127,11 @@ bool incarnation_alive(const LogIncarnation& incarnation);
 struct SegmentReadResult {
   std::vector<DecisionRecord> records;
   std::uint64_t valid_bytes = 0;  // offset just past the last good record
-  bool clean = true;              // false if the tail was torn or corrupt
-  std::string problem;            // what was wrong with the tail, for reports
+  // False if the tail was torn or corrupt. A zero-filled (preallocated) rest
+  // of the file after the last record is clean.
+  bool clean = true;
+  std::string problem;  // what was wrong with the tail, for reports; a crash's
+                        // trace starts with "torn tail"
 };
 
 // Reads one segment, stopping at the first torn or corrupt fragment.

@@ -60,10 +60,25 @@ bool LogReader::stop(std::string problem) {
   return false;
 }
 
+std::uint64_t LogReader::zero_tail_start() {
+  if (!zero_tail_start_) {
+    const auto last = std::find_if(contents_.rbegin(), contents_.rend(),
+                                   [](char c) { return c != '\0'; });
+    zero_tail_start_ = static_cast<std::uint64_t>(contents_.rend() - last);
+  }
+  return *zero_tail_start_;
+}
+
 bool LogReader::read(std::string* payload) {
   if (!problem_.empty()) return false;
   static constexpr const char* kTypeNames[] = {"ZERO", "FULL", "FIRST", "MIDDLE", "LAST"};
   const std::string_view data = contents_;
+  // Every byte from here on is zero: the end of the written part of a
+  // preallocated segment (or of the file). Crash tears show as zeros too: a
+  // fragment that fails its checks and has only zeros from inside it to the
+  // end of the file was cut by a crash, like one cut by the end of the file.
+  const std::uint64_t zeros_from = zero_tail_start();
+  const auto zero_tail = [&] { return " (zero-filled from offset " + std::to_string(zeros_from) + ")"; };
   std::string record;
   bool in_record = false;  // a FIRST fragment was read, its LAST not yet
   std::uint64_t record_start = pos_;
@@ -71,20 +86,20 @@ bool LogReader::read(std::string* payload) {
   for (;;) {
     const std::size_t block_left = kBlockSize - pos_ % kBlockSize;
     const std::size_t file_left = data.size() - pos_;
-    if (file_left == 0) {
-      if (!in_record) return false;
+    if (pos_ >= zeros_from) {
+      if (!in_record) return false;  // clean: the end, or a zero-filled tail
       return stop("torn tail: the record at offset " + std::to_string(record_start) +
-                  " has no LAST fragment before the end of the file");
+                  " has no LAST fragment before " +
+                  (file_left == 0 ? std::string("the end of the file")
+                                  : "the zero-filled tail at offset " + offset()));
     }
+    // From here on some byte at or after pos_ is not zero.
     if (block_left < kHeaderSize) {
       // A block tail too short for a header. The writer zero-fills it ahead of
-      // the next record, so a file never ends cleanly inside one.
+      // the next record, so non-zero data follows it.
       const std::string_view trailer = data.substr(pos_, std::min(block_left, file_left));
       if (!all_zero(trailer)) {
         return stop("non-zero bytes in the block trailer at offset " + offset());
-      }
-      if (trailer.size() == file_left) {
-        return stop("torn tail: the file ends in the block trailer at offset " + offset());
       }
       pos_ += trailer.size();
       continue;
@@ -100,8 +115,11 @@ bool LogReader::read(std::string* payload) {
     const std::uint8_t type_byte = static_cast<unsigned char>(header[6]);
 
     if (type_byte == static_cast<std::uint8_t>(FragmentType::zero)) {
-      return stop(all_zero(data.substr(pos_)) ? "torn tail: zero-filled from offset " + offset()
-                                              : "fragment of type ZERO at offset " + offset());
+      // A header whose last bytes (the type at least) are zero, with nothing
+      // but zeros after it, was cut while being written.
+      return stop(zeros_from <= pos_ + kHeaderSize
+                      ? "torn tail: partial fragment header at offset " + offset() + zero_tail()
+                      : "fragment of type ZERO at offset " + offset());
     }
     if (type_byte > kMaxFragmentType) {
       return stop("bad fragment type " + std::to_string(type_byte) + " at offset " + offset());
@@ -117,7 +135,11 @@ bool LogReader::read(std::string* payload) {
     }
     const std::string_view fragment = data.substr(pos_ + kHeaderSize, length);
     if (crc32c::extend(crc32c::value(data.substr(pos_ + 6, 1)), fragment) != stored_crc) {
-      return stop("checksum mismatch in the fragment at offset " + offset());
+      return stop(zeros_from < pos_ + kHeaderSize + length
+                      ? "torn tail: the fragment at offset " + offset() + " of " +
+                            std::to_string(kHeaderSize + length) + " bytes is cut off" +
+                            zero_tail()
+                      : "checksum mismatch in the fragment at offset " + offset());
     }
 
     const auto type = static_cast<FragmentType>(type_byte);

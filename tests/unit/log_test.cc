@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <random>
 #include <set>
 #include <string>
@@ -44,6 +45,11 @@ DecisionRecord end_record(std::string gtrid) {
 void write_file(const fs::path& path, std::string_view bytes) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+std::string read_file(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
 // The framed bytes of `records`, as a fresh segment holds them.
@@ -313,12 +319,62 @@ TEST_F(SegmentTest, BadFragmentTypeLengthAndOrderAreReported) {
   std::fill_n(bytes.begin(), log::kHeaderSize, '\0');
   EXPECT_NE(problem_of(bytes).find("type ZERO at offset 0"), std::string::npos);
 
-  bytes = bytes_.substr(0, second_end_) + std::string(100, '\0');
-  EXPECT_NE(problem_of(bytes).find("torn tail: zero-filled"), std::string::npos);
+  // Zeros in the middle of the data, with records after them, are damage.
+  bytes = bytes_.substr(0, second_end_) + std::string(100, '\0') + frame({records_[1]});
+  EXPECT_NE(problem_of(bytes).find("type ZERO at offset " + std::to_string(second_end_)),
+            std::string::npos);
+
+  // A damaged last record that ends in non-zero bytes is not a torn tail,
+  // even with a zero-filled (preallocated) rest of the file after it.
+  bytes = bytes_ + std::string(log::kBlockSize, '\0');
+  bytes[bytes_.size() - 10] ^= 0x01;
+  EXPECT_EQ(problem_of(bytes).find("checksum mismatch in the fragment at offset " +
+                                   std::to_string(log::kBlockSize)),
+            0u);
 
   // The third record's second fragment on its own.
   EXPECT_NE(problem_of(bytes_.substr(log::kBlockSize)).find("LAST fragment at offset 0 without"),
             std::string::npos);
+}
+
+// A preallocated segment: the records, then zeros to the end of the file.
+TEST_F(SegmentTest, ZeroFilledTailAfterARecordIsClean) {
+  for (const std::size_t zeros : {std::size_t{1}, std::size_t{6}, std::size_t{7}, std::size_t{100},
+                                  log::kBlockSize - second_end_, 3 * log::kBlockSize}) {
+    write_file(dir_ / "zeros.log", bytes_.substr(0, second_end_) + std::string(zeros, '\0'));
+    const SegmentReadResult result = read_segment(dir_ / "zeros.log");
+    EXPECT_TRUE(result.clean) << zeros << " zeros: " << result.problem;
+    EXPECT_EQ(result.records, (std::vector<DecisionRecord>{records_[0], records_[1]}));
+    EXPECT_EQ(result.valid_bytes, second_end_);
+  }
+  // The whole data, then zeros from the next block on.
+  write_file(dir_ / "zeros.log", bytes_ + std::string(2 * log::kBlockSize, '\0'));
+  const SegmentReadResult whole = read_segment(dir_ / "zeros.log");
+  EXPECT_TRUE(whole.clean) << whole.problem;
+  EXPECT_EQ(whole.records, records_);
+  EXPECT_EQ(whole.valid_bytes, bytes_.size());
+}
+
+// A crash while writing into a preallocated segment leaves the written part
+// and zeros after it: the analogue of a file cut at every byte.
+TEST_F(SegmentTest, ZeroedTailAtEveryOffsetIsATornTail) {
+  const std::size_t file_size = 3 * log::kBlockSize;
+  std::string bytes = bytes_ + std::string(file_size - bytes_.size(), '\0');
+  for (std::size_t cut = second_end_; cut <= bytes_.size(); ++cut) {
+    if (cut > second_end_) bytes[cut - 1] = bytes_[cut - 1];
+    std::fill(bytes.begin() + static_cast<std::ptrdiff_t>(cut), bytes.end(), '\0');
+    write_file(dir_ / "torn.log", bytes);
+    const SegmentReadResult result = read_segment(dir_ / "torn.log");
+    const bool whole = cut == second_end_ || cut == bytes_.size();
+    ASSERT_EQ(result.records.size(), cut == bytes_.size() ? 3u : 2u) << "cut " << cut;
+    EXPECT_EQ(result.records[1], records_[1]);
+    EXPECT_EQ(result.clean, whole) << "cut " << cut << ": " << result.problem;
+    if (!whole) {
+      EXPECT_EQ(result.valid_bytes, second_end_);
+      EXPECT_TRUE(result.problem.starts_with("torn tail")) << "cut " << cut << ": "
+                                                           << result.problem;
+    }
+  }
 }
 
 TEST_F(SegmentTest, UndecodablePayloadIsCorrupt) {
@@ -433,7 +489,7 @@ TEST_F(LogDirTest, RolloverKeepsOpenDecisionsAndDeletesOlderSegments) {
   const LogIncarnation incarnation = only_incarnation();
   ASSERT_EQ(incarnation.segments.size(), 1u);
   EXPECT_EQ(incarnation.segments[0], log->current_segment());
-  EXPECT_LT(fs::file_size(log->current_segment()), 3 * 4096u);
+  EXPECT_LT(read_segment(log->current_segment()).valid_bytes, 3 * 4096u);
   const std::vector<DecisionRecord> open = open_decisions(incarnation);
   EXPECT_EQ(gtrids(open), kept);
   for (const DecisionRecord& record : open) {
@@ -585,25 +641,34 @@ TEST_F(LogDirTest, KilledProcessIncarnationIsDead) {
   EXPECT_EQ(gtrids(open_decisions(incarnation)), std::set<std::string>{"child-decision"});
 }
 
-TEST_F(LogDirTest, WriteFailurePoisonsTheLog) {
-  auto log = open_log();
-  log->log_commit("before", std::vector<BranchRef>{{"bank1", "a"}});
-  // Make the next write fail: a file size limit just past the segment's end.
+// log_commit("failing") with a bqual of `bqual_size` bytes under a file size
+// limit just past the end of the current segment file; the Errc::log error
+// it threw ("" if none).
+std::string commit_past_size_limit(DecisionLog& log, std::size_t bqual_size) {
   rlimit saved{};
-  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &saved), 0);
+  EXPECT_EQ(::getrlimit(RLIMIT_FSIZE, &saved), 0);
   const auto old_handler = ::signal(SIGXFSZ, SIG_IGN);
   rlimit limited = saved;
-  limited.rlim_cur = fs::file_size(log->current_segment()) + 10;
-  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &limited), 0);
-  std::string first_error, later_error;
+  limited.rlim_cur = fs::file_size(log.current_segment()) + 10;
+  EXPECT_EQ(::setrlimit(RLIMIT_FSIZE, &limited), 0);
+  std::string error;
   try {
-    log->log_commit("failing", std::vector<BranchRef>{{"bank1", std::string(100, 'f')}});
+    log.log_commit("failing", std::vector<BranchRef>{{"bank1", std::string(bqual_size, 'f')}});
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), Errc::log);
-    first_error = e.what();
+    error = e.what();
   }
-  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &saved), 0);
+  EXPECT_EQ(::setrlimit(RLIMIT_FSIZE, &saved), 0);
   ::signal(SIGXFSZ, old_handler);
+  return error;
+}
+
+TEST_F(LogDirTest, WriteFailurePoisonsTheLog) {
+  // Without preallocation, so that the next write grows the file.
+  auto log = open_log({.preallocate_bytes = 0});
+  log->log_commit("before", std::vector<BranchRef>{{"bank1", "a"}});
+  const std::string first_error = commit_past_size_limit(*log, 100);
+  std::string later_error;
   try {
     log->log_commit("after", std::vector<BranchRef>{{"bank1", "c"}});
   } catch (const Error& e) {
@@ -620,6 +685,154 @@ TEST_F(LogDirTest, WriteFailurePoisonsTheLog) {
   log.reset();
   // A poisoned log keeps its files for recovery.
   EXPECT_EQ(only_incarnation().segments.size(), 1u);
+}
+
+// A batch larger than the preallocated rest of the segment is written past its
+// end; when that fails, it poisons the log like any write failure.
+TEST_F(LogDirTest, WriteFailurePastThePreallocatedEndPoisonsTheLog) {
+  auto log = open_log({.preallocate_bytes = 64 << 10});
+  log->log_commit("before", std::vector<BranchRef>{{"bank1", "a"}});
+  EXPECT_EQ(fs::file_size(log->current_segment()), 2 * log::kBlockSize);
+  const std::string error = commit_past_size_limit(*log, 100 << 10);
+  EXPECT_NE(error.find("cannot write decision log"), std::string::npos) << error;
+  EXPECT_THROW(log->log_commit("after", std::vector<BranchRef>{{"bank1", "c"}}), Error);
+  log->log_end("before");
+  log.reset();
+  const LogIncarnation incarnation = only_incarnation();
+  ASSERT_EQ(incarnation.segments.size(), 1u);
+  EXPECT_EQ(open_decisions(incarnation),
+            std::vector<DecisionRecord>{commit_record("before", {{"bank1", "a"}})});
+}
+
+// ---- Preallocated segments ----
+
+// Every byte of `path` from `offset` on is zero.
+bool zero_from(const fs::path& path, std::uint64_t offset) {
+  const std::string bytes = read_file(path);
+  return offset <= bytes.size() &&
+         std::all_of(bytes.begin() + static_cast<std::ptrdiff_t>(offset), bytes.end(),
+                     [](char c) { return c == '\0'; });
+}
+
+TEST_F(LogDirTest, PreallocatedSegmentReadsBackExactlyItsRecords) {
+  std::vector<DecisionRecord> written;
+  fs::path segment;
+  {
+    auto log = open_log();  // the default preallocation
+    segment = log->current_segment();
+    // Created with the zero-filled space before any record.
+    EXPECT_GE(fs::file_size(segment), DecisionLogOptions{}.preallocate_bytes);
+    EXPECT_TRUE(zero_from(segment, 0));
+    for (int i = 0; i < 50; ++i) {
+      const std::string gtrid = "g" + std::to_string(i);
+      const std::vector<BranchRef> branches{{"bank1", "b" + std::to_string(i)}, {"bank2", "c"}};
+      log->log_commit(gtrid, branches);
+      written.push_back(commit_record(gtrid, branches));
+      if (i < 49) {  // each END is flushed with the next COMMIT
+        log->log_end(gtrid);
+        written.push_back(end_record(gtrid));
+      }
+    }
+  }
+  // g49 stays open, so the close kept the segment.
+  EXPECT_EQ(fs::file_size(segment) % log::kBlockSize, 0u);
+  const SegmentReadResult result = read_segment(segment);
+  EXPECT_TRUE(result.clean) << result.problem;
+  EXPECT_EQ(result.records, written);
+  EXPECT_EQ(result.valid_bytes, frame(written).size());
+  EXPECT_LT(result.valid_bytes, fs::file_size(segment));
+  EXPECT_TRUE(zero_from(segment, result.valid_bytes));
+
+  // A crash while the last record was written: zeros from any byte inside it.
+  const std::string bytes = read_file(segment);
+  const std::size_t last_start = frame({written.begin(), written.end() - 1}).size();
+  for (std::size_t cut = last_start; cut < result.valid_bytes; ++cut) {
+    std::string torn = bytes;
+    std::fill(torn.begin() + static_cast<std::ptrdiff_t>(cut), torn.end(), '\0');
+    write_file(segment, torn);
+    const SegmentReadResult read = read_segment(segment);
+    ASSERT_EQ(read.records.size(), written.size() - 1) << "cut " << cut;
+    EXPECT_EQ(read.valid_bytes, last_start);
+    EXPECT_EQ(read.clean, cut == last_start) << read.problem;
+    if (cut > last_start) {
+      EXPECT_TRUE(read.problem.starts_with("torn tail")) << read.problem;
+    }
+  }
+
+  // Reopening the incarnation adopts the open decision from the preallocated
+  // segment, and closing it with nothing open deletes everything.
+  write_file(segment, bytes);
+  {
+    auto log = open_log();
+    EXPECT_EQ(log->open_decisions(), 1u);
+    EXPECT_FALSE(fs::exists(segment));
+    log->log_end("g49");
+  }
+  EXPECT_TRUE(fs::is_empty(dir_));
+}
+
+TEST_F(LogDirTest, SegmentIsExtendedPastItsFirstChunk) {
+  constexpr std::uint64_t kChunk = 64 << 10;
+  auto log = open_log({.preallocate_bytes = kChunk});
+  const fs::path segment = log->current_segment();
+  EXPECT_EQ(fs::file_size(segment), kChunk);
+  std::set<std::string> expected;
+  std::vector<std::uint64_t> sizes{kChunk};
+  for (int i = 0; i < 3000; ++i) {
+    const std::string gtrid = "g" + std::to_string(i);
+    log->log_commit(gtrid, std::vector<BranchRef>{{"bank1", std::string(40, 'x')}});
+    expected.insert(gtrid);
+    if (fs::file_size(segment) != sizes.back()) sizes.push_back(fs::file_size(segment));
+    // Never less than half a chunk of zeros ahead of the records.
+    if (i % 16 == 0) {
+      const std::uint64_t valid = read_segment(segment).valid_bytes;
+      ASSERT_GE(fs::file_size(segment), valid + kChunk / 2) << "commit " << i;
+    }
+  }
+  // A record larger than the whole chunk goes past the preallocated end;
+  // the space after it is zero-filled again.
+  const std::vector<BranchRef> big{{"bank1", std::string(3 * kChunk, 'y')}};
+  log->log_commit("big", big);
+  expected.insert("big");
+  log->log_commit("after-big", std::vector<BranchRef>{{"bank1", "z"}});
+  expected.insert("after-big");
+  EXPECT_EQ(log->current_segment(), segment) << "no rollover expected";
+
+  EXPECT_GE(sizes.size(), 4u) << "the segment was extended " << sizes.size() - 1 << " times";
+  for (std::size_t i = 1; i < sizes.size(); ++i) {
+    EXPECT_GT(sizes[i], sizes[i - 1]);
+    EXPECT_EQ(sizes[i] % log::kBlockSize, 0u);
+  }
+  const SegmentReadResult result = read_segment(segment);
+  EXPECT_TRUE(result.clean) << result.problem;
+  EXPECT_EQ(result.records.size(), expected.size());
+  EXPECT_EQ(result.records[result.records.size() - 2], commit_record("big", big));
+  EXPECT_GE(fs::file_size(segment), result.valid_bytes + kChunk / 2);
+  EXPECT_TRUE(zero_from(segment, result.valid_bytes));
+  EXPECT_EQ(gtrids(open_decisions(only_incarnation())), expected);
+  for (const std::string& gtrid : expected) log->log_end(gtrid);
+}
+
+TEST_F(LogDirTest, RolloverPreallocatesTheNewSegment) {
+  constexpr std::uint64_t kChunk = 64 << 10;
+  auto log = open_log({.max_segment_bytes = 4096, .preallocate_bytes = kChunk});
+  const fs::path first_segment = log->current_segment();
+  for (int i = 0; i < 200; ++i) {
+    const std::string gtrid = "g" + std::to_string(i);
+    log->log_commit(gtrid, std::vector<BranchRef>{{"bank1", gtrid}});
+    if (i != 7) log->log_end(gtrid);
+  }
+  log->log_commit("last", std::vector<BranchRef>{{"bank1", "last"}});  // flushes the ENDs
+  ASSERT_NE(log->current_segment(), first_segment);
+  EXPECT_EQ(fs::file_size(log->current_segment()) % log::kBlockSize, 0u);
+  EXPECT_GE(fs::file_size(log->current_segment()), kChunk);
+  const LogIncarnation incarnation = only_incarnation();
+  ASSERT_EQ(incarnation.segments.size(), 1u);
+  const SegmentReadResult result = read_segment(incarnation.segments[0]);
+  EXPECT_TRUE(result.clean) << result.problem;
+  EXPECT_EQ(gtrids(open_decisions(incarnation)), (std::set<std::string>{"g7", "last"}));
+  log->log_end("g7");
+  log->log_end("last");
 }
 
 TEST_F(LogDirTest, ListIncarnationsParsesNamesFromTheRight) {
