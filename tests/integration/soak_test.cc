@@ -1,7 +1,9 @@
-// A bounded randomized soak: for DTX_SOAK_SECONDS (default 60) several
-// workers launch `dtx exec` transfers between random accounts on MariaDB and
-// PostgreSQL; some are stopped by a failpoint, some killed with SIGKILL at a
-// random moment of its life, while `dtx recover` passes run every ~200 ms. At the end,
+// A bounded randomized soak: for DTX_SOAK_SECONDS (default 60) four workers
+// launch `dtx exec` transfers between random accounts on MariaDB and
+// PostgreSQL (MariaDB first), each with a marker row on both databases. Of
+// the processes, 60% run plainly, 8% each stop at a failpoint (after-prepare,
+// after-decision, after-first-commit) and 16% get SIGKILL at a random moment
+// of their life, while `dtx recover` passes run every ~200 ms. At the end,
 // after the last recovery pass, the two databases must agree:
 //   - no money created or lost (the sum over both databases is unchanged);
 //   - every transfer's marker row is on both databases or on neither;
@@ -11,8 +13,9 @@
 //   - nothing of this coordinator is left prepared.
 // A longer run by hand: DTX_SOAK_SECONDS=600 build/tests/soak_test
 // The whole test takes about DTX_SOAK_SECONDS + 30 s at most: a transfer waits
-// at most 5 s for a lock (set in its own transaction) and a child still
-// running 20 s after its start is killed (and reported).
+// at most 5 s for a lock (innodb_lock_wait_timeout / lock_timeout set inside
+// its own transaction, nothing global) and a child still running 20 s after
+// its start is killed (and reported).
 #include <gtest/gtest.h>
 
 #include <sys/wait.h>
