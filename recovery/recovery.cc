@@ -194,16 +194,28 @@ LogState read_log_state(const fs::path& log_dir, const std::string& coordinator_
       continue;
     LogState::Incarnation& inc = it->second;
     inc.files = std::move(again);
-    for (const auto& segment : inc.files.segments) {
-      SegmentReadResult r = read_segment(segment);
-      if (!r.clean && !r.problem.starts_with("torn tail")) {
-        inc.damaged = true;
-        state.problems.push_back("decision log " + segment.string() + " is damaged: " + r.problem +
-                                 "; undecided branches of incarnation " + inc.files.incarnation +
-                                 " are left for an operator (dtx commit / dtx rollback)");
+    std::vector<std::string> problems;
+    try {
+      for (const auto& segment : inc.files.segments) {
+        SegmentReadResult r = read_segment(segment);
+        if (!r.clean && !r.problem.starts_with("torn tail"))
+          problems.push_back("decision log " + segment.string() + " is damaged: " + r.problem +
+                             "; undecided branches of incarnation " + inc.files.incarnation +
+                             " are left for an operator (dtx commit / dtx rollback)");
       }
+      inc.decisions = open_decisions(inc.files);
+    } catch (const Error&) {
+      // A dead incarnation's segment disappears only when another recovery
+      // pass found it settled and deleted it (under its lock): nothing left
+      // to decide from it.
+      bool vanished = false;
+      for (const auto& segment : inc.files.segments) vanished |= !fs::exists(segment);
+      if (!vanished) throw;
+      inc.decisions.clear();
+      continue;
     }
-    inc.decisions = open_decisions(inc.files);
+    inc.damaged = !problems.empty();
+    state.problems.insert(state.problems.end(), problems.begin(), problems.end());
   }
   for (auto& [id, inc] : state.incarnations)
     for (const auto& d : inc.decisions) state.commits.emplace(d.gtrid, &d);
