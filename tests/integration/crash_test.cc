@@ -40,17 +40,6 @@ constexpr std::int64_t kInitialBalance = 1000;
 constexpr std::int64_t kAmount = 100;
 constexpr auto kServerStartLimit = std::chrono::seconds(90);
 
-// ctest sets DTX_BINARY_DIR; a run by hand (or a ctest entry that lost its
-// ENVIRONMENT) falls back to the build directory this test binary is in
-// (<build>/tests/<test>), so test::dtx_binary() finds <build>/dtx.
-void default_binary_dir() {
-  if (const char* v = std::getenv("DTX_BINARY_DIR"); v && *v) return;
-  std::error_code ec;
-  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  if (!ec && fs::exists(exe.parent_path().parent_path() / "dtx", ec))
-    ::setenv("DTX_BINARY_DIR", exe.parent_path().parent_path().c_str(), 1);
-}
-
 fs::path find_repo_root() {
   auto holds_script = [](const fs::path& dir) {
     std::error_code ec;
@@ -80,7 +69,6 @@ struct Finished {
 class CrashTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    default_binary_dir();
     repo_ = find_repo_root();
     ASSERT_FALSE(repo_.empty()) << "cannot find scripts/db.sh: set DTX_SOURCE_DIR to the source tree";
     std::random_device rd;

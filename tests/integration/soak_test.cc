@@ -54,17 +54,6 @@ constexpr auto kRecoveryPacing = std::chrono::milliseconds(200);
 constexpr auto kChildLimit = std::chrono::seconds(20);
 constexpr int kFinalPasses = 10;
 
-// ctest sets DTX_BINARY_DIR; a run by hand (or a ctest entry that lost its
-// ENVIRONMENT) falls back to the build directory this test binary is in
-// (<build>/tests/<test>), so test::dtx_binary() finds <build>/dtx.
-void default_binary_dir() {
-  if (const char* v = std::getenv("DTX_BINARY_DIR"); v && *v) return;
-  std::error_code ec;
-  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  if (!ec && fs::exists(exe.parent_path().parent_path() / "dtx", ec))
-    ::setenv("DTX_BINARY_DIR", exe.parent_path().parent_path().c_str(), 1);
-}
-
 // How a transfer's process is stopped, if at all.
 enum class Mode { plain, after_prepare, after_decision, after_first_commit, random_kill };
 constexpr const char* kModeNames[] = {"none", "after-prepare", "after-decision", "after-first-commit",
@@ -142,7 +131,6 @@ struct RecoveryTally {
 class SoakTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    default_binary_dir();
     std::random_device rd;
     id_ = "soak" + std::to_string(rd() % 1000000);
     dir_ = test::fresh_dir("soak");

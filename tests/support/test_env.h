@@ -62,7 +62,15 @@ inline std::filesystem::path fresh_dir(const std::string& tag) {
   return dir;
 }
 
-// Build directory (for finding the dtx binary), set by ctest.
-inline std::filesystem::path binary_dir() { return env_or("DTX_BINARY_DIR", "build"); }
+// The build directory, where the dtx tool is: DTX_BINARY_DIR (set by ctest),
+// else the build directory this test binary is in (<build>/tests/<test>).
+inline std::filesystem::path binary_dir() {
+  if (const char* v = std::getenv("DTX_BINARY_DIR"); v && *v) return v;
+  std::error_code ec;
+  auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec && std::filesystem::exists(exe.parent_path().parent_path() / "dtx", ec))
+    return exe.parent_path().parent_path();
+  return "build";
+}
 
 }  // namespace dtx::test
