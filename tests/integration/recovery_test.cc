@@ -132,34 +132,43 @@ class RecoveryTest : public ::testing::Test {
       }
     }
     // Nothing of this coordinator id may be left prepared. Whatever is gets
-    // reported, then rolled back so the tables can be dropped.
-    bool left = false;
-    for (auto& [d, p] : ours()) {
-      ADD_FAILURE() << "left prepared on " << d->rm().name() << ": " << p.raw;
-      bool gone = test::eventually([&] {
-        try {
-          d->rm().acquire()->rollback_prepared(p.xid);
-          return true;
-        } catch (const Error& e) {
-          return e.code() != Errc::unknown_xid;  // 1397: its session is still ending
+    // reported, then rolled back (test data) so the tables can be dropped. A
+    // database that cannot be reached keeps its tables, and log_dir is kept:
+    // what may still be prepared there can then be settled by hand.
+    bool keep_logs = false;
+    for (Direct* d : {&my_, &pg_}) {
+      try {
+        bool left = false;
+        for (const auto& p : d->prepared()) {
+          if (!is_ours(p)) continue;
+          ADD_FAILURE() << "left prepared on " << d->rm().name() << ": " << p.raw;
+          left = left || !test::eventually([&] {
+            try {
+              d->rm().acquire()->rollback_prepared(p.xid);
+              return true;
+            } catch (const Error& e) {
+              return e.code() != Errc::unknown_xid;  // 1397: its session is still ending
+            }
+          }, 10s);
         }
-      }, 10s);
-      left = left || !gone;
-    }
-    if (!left) {
-      for (Direct* d : {&my_, &pg_}) {
-        try {
-          auto s = d->rm().acquire();
-          s->execute(d->is_mysql() ? "SET SESSION lock_wait_timeout = 10" : "SET lock_timeout = '10s'", {});
-          s->execute("DROP TABLE IF EXISTS " + acct_, {});
-          s->execute("DROP TABLE IF EXISTS " + xfer_, {});
-        } catch (const std::exception& e) {
-          ADD_FAILURE() << "drop tables on " << d->rm().name() << ": " << e.what();
+        if (left) {
+          keep_logs = true;
+          continue;  // DROP TABLE would wait for the prepared branch's locks
         }
+        auto s = d->rm().acquire();
+        s->execute(d->is_mysql() ? "SET SESSION lock_wait_timeout = 10" : "SET lock_timeout = '10s'", {});
+        s->execute("DROP TABLE IF EXISTS " + acct_, {});
+        s->execute("DROP TABLE IF EXISTS " + xfer_, {});
+      } catch (const std::exception& e) {
+        ADD_FAILURE() << "cleaning up " << d->rm().name() << ": " << e.what();
+        keep_logs = true;
       }
     }
     std::error_code ec;
-    fs::remove_all(dir_, ec);
+    if (keep_logs)
+      std::cout << "kept " << dir_ << " (config and decision logs of " << id_ << ")\n";
+    else
+      fs::remove_all(dir_, ec);
   }
 
   // ---- what the databases hold ----
