@@ -398,11 +398,18 @@ void GlobalTransaction::commit_branch(Branch& b) {
       return;
     } catch (const Error& e) {
       if (e.code() == Errc::rolled_back) {
-        // The database says the branch was rolled back: a heuristic outcome
-        // against our decision. Never hide it.
-        logger().error("{}: HEURISTIC: branch on {} was rolled back by the database after the "
-                       "commit decision: {}", gtrid_, b.rm->name(), e.what());
-        throw;
+        // The database rolled the branch back (XA_RBROLLBACK): harmless if it
+        // wrote nothing, a mixed outcome if it did. It is finished either way;
+        // record it as heuristic and never hide it.
+        try {
+          record_heuristic(core_->config().coordinator.log_dir,
+                           {gtrid_, b.rm->name(), "commit", "rolled_back", "database",
+                            std::string("the database reported the branch rolled back at commit: ") + e.what()});
+        } catch (const Error& re) {
+          logger().error("{}: {}", gtrid_, re.what());
+        }
+        b.committed = true;
+        return;
       }
       logger().warn("{}: commit of branch on {} failed (attempt {} of {}): {}", gtrid_,
                     b.rm->name(), attempt, kPhase2Attempts, e.what());

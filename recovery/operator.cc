@@ -1,6 +1,7 @@
 #include "recovery/operator.h"
 
 #include <future>
+#include <set>
 
 #include "coordinator/transaction_id.h"
 #include "drivers/logging.h"
@@ -58,7 +59,11 @@ SettleResult settle_transaction(const Config& config, const RecoveryScanner::Res
   // What do the logs say, and is the owner alive?
   auto parts = parse_gtrid(gtrid);
   const bool ours = parts && parts->coordinator_id == config.coordinator.id;
-  LogState logs = read_log_state(config.coordinator.log_dir, config.coordinator.id);
+  // Holding the owner's lock (adopting it) for the whole settlement keeps
+  // recovery passes off these branches meanwhile.
+  std::set<std::string> owner;
+  if (ours) owner.insert(parts->incarnation);
+  LogState logs = read_log_state(config.coordinator.log_dir, config.coordinator.id, owner);
   if (ours) {
     result.owner_alive = logs.alive(parts->incarnation);
     if (logs.decision(gtrid)) result.decision = LoggedDecision::commit;
@@ -75,7 +80,7 @@ SettleResult settle_transaction(const Config& config, const RecoveryScanner::Res
     throw Error({.code = Errc::usage, .gtrid = gtrid,
                  .hint = "stop that process first (it may still be deciding), or pass --force"},
                 std::string("refusing to ") + verb + ": the owning process (incarnation " +
-                    parts->incarnation + ") is alive");
+                    parts->incarnation + ") is alive, or a recovery pass is finishing it");
   const bool against_decision = !request.commit && result.decision == LoggedDecision::commit;
   if (against_decision && !request.force)
     throw Error({.code = Errc::usage, .gtrid = gtrid,

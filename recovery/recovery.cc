@@ -16,8 +16,12 @@
 //
 // ONE PASS (Citus's double scan, with liveness in the middle)
 //   1. list prepared branches on every resource            (scan 1)
-//   2. find which incarnations of our coordinator id are alive
-//   3. read the logs of the dead ones -> gtrid -> COMMIT decision
+//   2. adopt every incarnation of our coordinator id that nobody holds: take
+//      its lock (creating the lock file of one that exited cleanly) and keep
+//      it for the pass. Who cannot be adopted is alive — its owner, or another
+//      recovery pass or operator working on it — and is left alone.
+//   3. read the logs -> gtrid -> COMMIT decision (live ones best effort, for
+//      what they show)
 //   4. list prepared branches again                        (scan 2)
 //   5. act only on branches seen in both scans; a branch first seen in
 //      scan 2 is judged next pass (its owner may have decided after step 3):
@@ -34,13 +38,16 @@
 //
 // SAFETY WITH OTHERS RUNNING
 // Live dtx processes: their undecided branches are never touched, their logs
-// never read or deleted. Another recovery pass: both may commit/roll back the
-// same branch — the loser sees "unknown xid" and step 6 sorts it out; log
-// deletion takes the dead incarnation's lock first, so only one pass deletes.
+// never deleted. Another recovery pass or an operator (dtx commit/rollback):
+// whoever holds an incarnation's lock is the only one acting on its branches,
+// so a pass never rolls back what an operator is committing, and two passes
+// never work on the same incarnation. A branch finished by someone else
+// between our scans answers "unknown xid", and step 6 sorts that out.
 #include "recovery/recovery.h"
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -49,6 +56,7 @@
 #include <future>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 
 #include "coordinator/decision_log.h"
 #include "coordinator/transaction_id.h"
@@ -127,20 +135,12 @@ std::string json_escape(const std::string& s) {
   return out;
 }
 
-// Deletes a dead incarnation's files if its lock can be taken (so that two
-// passes never both delete, and a live owner is never touched).
-bool delete_incarnation(const LogIncarnation& inc) {
-  int fd = ::open(inc.lock_file.c_str(), O_RDWR | O_CLOEXEC);
-  if (fd < 0) return false;
-  bool deleted = false;
-  if (::flock(fd, LOCK_EX | LOCK_NB) == 0) {
-    std::error_code ec;
-    for (const auto& segment : inc.segments) fs::remove(segment, ec);
-    fs::remove(inc.lock_file, ec);
-    deleted = true;
-  }
-  ::close(fd);
-  return deleted;
+// Deletes the files of an incarnation this pass holds, then lets go of it.
+void delete_incarnation(LogState::Incarnation& inc) {
+  std::error_code ec;
+  for (const auto& segment : inc.files.segments) fs::remove(segment, ec);
+  if (!inc.files.lock_file.empty()) fs::remove(inc.files.lock_file, ec);
+  inc.lock.release();
 }
 
 }  // namespace
@@ -174,26 +174,71 @@ const DecisionRecord* LogState::decision(std::string_view gtrid) const {
 
 bool LogState::alive(std::string_view incarnation) const {
   auto it = incarnations.find(std::string(incarnation));
-  return it != incarnations.end() && it->second.alive;
+  return it == incarnations.end() || it->second.alive();
 }
 
-LogState read_log_state(const fs::path& log_dir, const std::string& coordinator_id) {
+IncarnationLock& IncarnationLock::operator=(IncarnationLock&& other) noexcept {
+  if (this != &other) {
+    release();
+    fd_ = std::exchange(other.fd_, -1);
+    remove_on_release_ = std::move(other.remove_on_release_);
+  }
+  return *this;
+}
+
+void IncarnationLock::release() noexcept {
+  if (fd_ < 0) return;
+  std::error_code ec;
+  if (!remove_on_release_.empty()) fs::remove(remove_on_release_, ec);  // still locked: nobody raced us
+  ::close(fd_);
+  fd_ = -1;
+}
+
+IncarnationLock adopt_incarnation(const fs::path& log_dir, const std::string& coordinator_id,
+                                  const std::string& incarnation) {
+  const fs::path file = log_dir / (coordinator_id + "-" + incarnation + ".lock");
+  bool created = false;
+  int fd = ::open(file.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0 && errno == ENOENT) {
+    fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    created = fd >= 0;
+    if (fd < 0 && errno == EEXIST) fd = ::open(file.c_str(), O_RDWR | O_CLOEXEC);
+  }
+  if (fd < 0)
+    throw Error({.code = Errc::log}, "cannot open lock file " + file.string() + ": " + std::strerror(errno));
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    ::close(fd);
+    return {};
+  }
+  // The file may have been removed by its releaser between our open and our
+  // lock; a lock on an unlinked file protects nothing, so count it as held
+  // by someone else and let the next pass look again.
+  struct stat by_fd {}, by_name {};
+  if (::fstat(fd, &by_fd) != 0 || ::stat(file.c_str(), &by_name) != 0 || by_fd.st_ino != by_name.st_ino) {
+    ::close(fd);
+    return {};
+  }
+  return IncarnationLock(fd, created ? file : fs::path());
+}
+
+LogState read_log_state(const fs::path& log_dir, const std::string& coordinator_id,
+                        const std::set<std::string>& referenced) {
   LogState state;
   if (!fs::exists(log_dir)) return state;
-  for (LogIncarnation& files : list_incarnations(log_dir)) {
-    if (files.coordinator_id != coordinator_id) continue;
+  std::set<std::string> ids = referenced;
+  for (const LogIncarnation& files : list_incarnations(log_dir))
+    if (files.coordinator_id == coordinator_id) ids.insert(files.incarnation);
+  for (const std::string& id : ids) {
     LogState::Incarnation inc;
-    inc.alive = incarnation_alive(files);
-    inc.files = std::move(files);
-    state.incarnations.emplace(inc.files.incarnation, std::move(inc));
+    inc.lock = adopt_incarnation(log_dir, coordinator_id, id);
+    state.incarnations.emplace(id, std::move(inc));
   }
-  // Only now, with their owners known dead, list and read their segments.
-  for (LogIncarnation& again : list_incarnations(log_dir)) {
-    auto it = state.incarnations.find(again.incarnation);
-    if (again.coordinator_id != coordinator_id || it == state.incarnations.end() || it->second.alive)
-      continue;
+  // With the dead ones held, their segments stay put: list and read them.
+  for (LogIncarnation& files : list_incarnations(log_dir)) {
+    auto it = state.incarnations.find(files.incarnation);
+    if (files.coordinator_id != coordinator_id || it == state.incarnations.end()) continue;
     LogState::Incarnation& inc = it->second;
-    inc.files = std::move(again);
+    inc.files = std::move(files);
     std::vector<std::string> problems;
     try {
       for (const auto& segment : inc.files.segments) {
@@ -205,15 +250,11 @@ LogState read_log_state(const fs::path& log_dir, const std::string& coordinator_
       }
       inc.decisions = open_decisions(inc.files);
     } catch (const Error&) {
-      // A dead incarnation's segment disappears only when another recovery
-      // pass found it settled and deleted it (under its lock): nothing left
-      // to decide from it.
-      bool vanished = false;
-      for (const auto& segment : inc.files.segments) vanished |= !fs::exists(segment);
-      if (!vanished) throw;
-      inc.decisions.clear();
+      if (!inc.alive()) throw;  // we hold it: its files cannot have changed
+      inc.decisions.clear();    // a live log rolled over or closed under us: shows nothing
       continue;
     }
+    if (inc.alive()) continue;  // a live log's tail may be mid-write: not damage
     inc.damaged = !problems.empty();
     state.problems.insert(state.problems.end(), problems.begin(), problems.end());
   }
@@ -251,10 +292,15 @@ RecoveryReport RecoveryScanner::run(const RecoveryOptions& options) {
   // 1. Scan 1.
   Scan first = scan("scan 1");
 
-  // 2. Liveness, then 3. the logs of the dead.
+  // 2. Liveness (adopting the incarnations nobody holds), then 3. their logs.
+  std::set<std::string> referenced;
+  for (const auto& [resource, list] : first)
+    for (const auto& p : list)
+      if (auto parts = p.is_dtx ? parse_gtrid(p.xid.gtrid) : std::nullopt; parts && parts->coordinator_id == my_id)
+        referenced.insert(parts->incarnation);
   LogState logs;
   try {
-    logs = read_log_state(config_.coordinator.log_dir, my_id);
+    logs = read_log_state(config_.coordinator.log_dir, my_id, referenced);
     report.errors.insert(report.errors.end(), logs.problems.begin(), logs.problems.end());
   } catch (const std::exception& e) {
     report.errors.push_back(std::string("cannot read the decision logs in ") +
@@ -301,8 +347,8 @@ RecoveryReport RecoveryScanner::run(const RecoveryOptions& options) {
         auto inc = incarnations.find(b.incarnation);
         if (logs.decision(b.gtrid)) b.decision = LoggedDecision::commit;
         if (own != options.own_orphans.end()) b.decision = own->second;
-        b.owner_alive = b.incarnation == options.own_incarnation ||
-                        (inc != incarnations.end() && inc->second.alive);
+        if (b.coordinator_id == my_id)
+          b.owner_alive = b.incarnation == options.own_incarnation || logs.alive(b.incarnation);
 
         if (b.coordinator_id != my_id) {
           b.action = BranchAction::left_other_coordinator;
@@ -312,9 +358,9 @@ RecoveryReport RecoveryScanner::run(const RecoveryOptions& options) {
           b.detail = "prepared during this pass; judged next pass";
         } else if (*b.owner_alive && own == options.own_orphans.end()) {
           b.action = BranchAction::left_owner_alive;
-          b.detail = "incarnation " + b.incarnation + " is alive and may still decide";
-        } else if (b.decision == LoggedDecision::none && inc != incarnations.end() &&
-                   inc->second.damaged) {
+          b.detail = "incarnation " + b.incarnation +
+                     " is alive and may still decide (or another recovery pass or operator holds it)";
+        } else if (b.decision == LoggedDecision::none && inc != incarnations.end() && inc->second.damaged) {
           b.action = BranchAction::left_log_damaged;
           b.detail = "the owner's decision log is damaged; decide with dtx commit/rollback";
         } else {
@@ -355,9 +401,15 @@ RecoveryReport RecoveryScanner::run(const RecoveryOptions& options) {
               std::lock_guard lock(mu);
               need_listing.insert(resource);
             } else if (e.code() == Errc::rolled_back && items[i].commit) {
-              // XA_RBROLLBACK on commit: the branch had nothing to commit
-              // (see docs/recovery.md); finished either way.
+              // XA_RBROLLBACK on commit: the database rolled the branch back.
+              // Harmless if it wrote nothing (MariaDB says so after a
+              // disconnect); either way it is finished, and recorded below.
               b.action = BranchAction::already_finished;
+              std::lock_guard lock(mu);
+              report.heuristics.push_back({b.gtrid, b.resource, "commit", "rolled_back", "database",
+                                           "the database reported the branch rolled back at commit: " + b.detail});
+            } else if (e.sqlstate() == "55000") {
+              b.action = BranchAction::left_session_busy;  // PostgreSQL: another backend is finishing it
             } else {
               b.action = BranchAction::failed;
             }
@@ -369,6 +421,14 @@ RecoveryReport RecoveryScanner::run(const RecoveryOptions& options) {
       });
   }
   for (auto& t : workers) t.join();
+
+  for (const auto& h : report.heuristics) {
+    try {
+      record_heuristic(config_.coordinator.log_dir, h);
+    } catch (const Error& e) {
+      report.errors.push_back(e.what());
+    }
+  }
 
   // 6. "Unknown xid" is "finished" only if the branch is no longer listed.
   for (const auto& resource : need_listing) {
@@ -397,7 +457,7 @@ RecoveryReport RecoveryScanner::run(const RecoveryOptions& options) {
     for (const auto& b : report.branches)
       if (is_left_in_doubt(b.action)) still_prepared.insert(b.resource + '\0' + xid_key(b.prepared.xid));
     for (auto& [id, inc] : incarnations) {
-      if (inc.alive || inc.damaged) continue;
+      if (inc.alive() || inc.damaged) continue;
       bool settled = true;
       for (const auto& d : inc.decisions)
         for (const auto& br : d.branches) {
@@ -408,7 +468,10 @@ RecoveryReport RecoveryScanner::run(const RecoveryOptions& options) {
       // Undecided branches of this incarnation that are still prepared keep it too.
       for (const auto& b : report.branches)
         if (b.incarnation == id && is_left_in_doubt(b.action)) settled = false;
-      if (settled && delete_incarnation(inc.files)) report.decisions_dropped += inc.decisions.size();
+      if (settled) {
+        report.decisions_dropped += inc.decisions.size();
+        delete_incarnation(inc);
+      }
     }
   }
 

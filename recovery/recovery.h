@@ -102,9 +102,37 @@ class RecoveryScanner {
   ResourceLookup resources_;
 };
 
-// What the decision logs of one coordinator id say, read in the safe order:
-// liveness first, then the segments of the dead incarnations only (a live
-// one may roll over or delete its segments at any time).
+// An flock held on an incarnation's lock file: whoever holds it is the only
+// one who may finish that incarnation's branches or delete its logs. Closing
+// releases it (and removes a lock file that only existed for it).
+class IncarnationLock {
+ public:
+  IncarnationLock() = default;
+  IncarnationLock(int fd, std::filesystem::path remove_on_release)
+      : fd_(fd), remove_on_release_(std::move(remove_on_release)) {}
+  IncarnationLock(IncarnationLock&& other) noexcept { *this = std::move(other); }
+  IncarnationLock& operator=(IncarnationLock&& other) noexcept;
+  ~IncarnationLock() { release(); }
+  bool held() const noexcept { return fd_ >= 0; }
+  void release() noexcept;
+
+ private:
+  int fd_ = -1;
+  std::filesystem::path remove_on_release_;
+};
+
+// Takes the lock of `incarnation` if nobody holds it: its owner is then gone
+// and no other recovery pass or operator is working on it. A missing lock
+// file (the owner exited cleanly) is created for the time of the hold.
+// Returns a lock that is not held if someone else holds it.
+IncarnationLock adopt_incarnation(const std::filesystem::path& log_dir, const std::string& coordinator_id,
+                                  const std::string& incarnation);
+
+// What the decision logs of one coordinator id say. Incarnations nobody holds
+// are adopted (their lock taken for the life of the LogState) before their
+// segments are read, so their logs cannot change or vanish meanwhile. The
+// logs of live incarnations are read too, best effort, for what they show
+// (a live owner's decisions); they may roll over or vanish at any time.
 struct LogState {
   LogState() = default;
   LogState(LogState&&) = default;
@@ -113,20 +141,24 @@ struct LogState {
 
   struct Incarnation {
     LogIncarnation files;
-    bool alive = true;
+    IncarnationLock lock;  // held: the owner is gone and this pass owns it
+    bool alive() const noexcept { return !lock.held(); }
     bool damaged = false;  // a segment is corrupt before its end
-    std::vector<DecisionRecord> decisions;  // open COMMIT decisions (dead only)
+    std::vector<DecisionRecord> decisions;  // open COMMIT decisions
   };
   std::map<std::string, Incarnation> incarnations;  // by incarnation id
   std::vector<std::string> problems;                // damaged segments, for reports
-  // gtrid -> its COMMIT decision, from every dead incarnation.
+  // gtrid -> its COMMIT decision, from every incarnation's log.
   const DecisionRecord* decision(std::string_view gtrid) const;
-  bool alive(std::string_view incarnation) const;  // false if no trace of it
+  bool alive(std::string_view incarnation) const;  // false only if adopted here
   std::map<std::string, const DecisionRecord*, std::less<>> commits;
 };
 
+// Reads the logs of `coordinator_id` in log_dir, adopting every incarnation
+// nobody holds, plus those in `referenced` that have no files at all.
 // Throws dtx::Error(Errc::log) if log_dir cannot be read.
-LogState read_log_state(const std::filesystem::path& log_dir, const std::string& coordinator_id);
+LogState read_log_state(const std::filesystem::path& log_dir, const std::string& coordinator_id,
+                        const std::set<std::string>& referenced = {});
 
 // Appends one heuristic outcome to <log_dir>/heuristics.log (JSON lines,
 // fsync'ed). Throws dtx::Error(Errc::log) if it cannot.

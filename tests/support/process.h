@@ -43,6 +43,7 @@ class Child {
         const std::map<std::string, std::string>& env, const std::filesystem::path& dir,
         const std::string& tag)
       : out_(dir / (tag + ".out")), err_(dir / (tag + ".err")) {
+    std::fflush(nullptr);  // or the child's freopen would write our buffered output again
     pid_ = ::fork();
     if (pid_ == 0) {
       for (const auto& [k, v] : env) ::setenv(k.c_str(), v.c_str(), 1);
