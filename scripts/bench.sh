@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# scripts/bench.sh — measure dtx against hand-written XA and non-atomic writes at 1, 8 and 32
+# clients, and the coordinator alone against null resource managers; write the results as JSON
+# lines, a Markdown table and a PNG plot (gnuplot) under build/bench-results/.
+#
+#   scripts/bench.sh                 10 s per variant per client count
+#   DTX_BENCH_SECONDS=30 scripts/bench.sh
+#   DTX_BENCH_CLIENTS="1 8 32" scripts/bench.sh
+#
+# Uses the test databases (scripts/db.sh start) and database dtx_test on each; leaves them running.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$REPO"
+BUILD_DIR=${DTX_BUILD_DIR:-build}
+SECONDS_PER_VARIANT=${DTX_BENCH_SECONDS:-10}
+CLIENTS=${DTX_BENCH_CLIENTS:-"1 8 32"}
+OUT=$BUILD_DIR/bench-results
+mkdir -p "$OUT"
+
+bash scripts/setup.sh
+bash scripts/db.sh start
+eval "$(bash scripts/db.sh env)"
+
+cat >"$OUT/bench.toml" <<EOF
+[coordinator]
+id = "bench"
+log_dir = "$REPO/$OUT/log"
+
+[resources.mariadb]
+type = "mysql"
+host = "127.0.0.1"
+port = $DTX_TEST_MYSQL_PORT
+user = "$DTX_TEST_USER"
+password_env = "DTX_TEST_PASSWORD"
+database = "dtx_test"
+pool_size = 64
+
+[resources.postgres]
+type = "postgres"
+host = "127.0.0.1"
+port = $DTX_TEST_PG_PORT
+user = "$DTX_TEST_USER"
+password_env = "DTX_TEST_PASSWORD"
+database = "dtx_test"
+pool_size = 64
+EOF
+
+: >"$OUT/results.jsonl"
+for c in $CLIENTS; do
+  echo "bench: $c clients, $SECONDS_PER_VARIANT s per variant (databases)"
+  "$BUILD_DIR/dtx" bench --config "$OUT/bench.toml" --clients "$c" --duration "$SECONDS_PER_VARIANT" --json |
+    tr -d '\n' >>"$OUT/results.jsonl"
+  echo >>"$OUT/results.jsonl"
+  echo "bench: $c clients, $SECONDS_PER_VARIANT s (null resource managers)"
+  "$BUILD_DIR/dtx" bench --null-rm --config "$OUT/bench.toml" --clients "$c" --duration "$SECONDS_PER_VARIANT" --json |
+    tr -d '\n' >>"$OUT/results.jsonl"
+  echo >>"$OUT/results.jsonl"
+done
+
+# Table and plot data, from the JSON lines.
+python3 - "$OUT" <<'PY'
+import json, sys
+out = sys.argv[1]
+rows = [json.loads(l) for l in open(f"{out}/results.jsonl") if l.strip()]
+db = {r["clients"]: r for r in rows if not r["null_rm"]}
+null = {r["clients"]: r for r in rows if r["null_rm"]}
+with open(f"{out}/table.md", "w") as t, open(f"{out}/plot.dat", "w") as d:
+    t.write("| clients | non_atomic tps | raw_xa tps | dtx tps | dtx / raw_xa | dtx p50 ms | dtx p99 ms | raw_xa p50 ms | raw_xa p99 ms | null-RM dtx tps |\n")
+    t.write("|---|---|---|---|---|---|---|---|---|---|\n")
+    d.write("# clients non_atomic raw_xa dtx null_rm\n")
+    for c in sorted(db):
+        r, n = db[c], null.get(c, {})
+        t.write(f"| {c} | {r['non_atomic_tps']:,.0f} | {r['raw_xa_tps']:,.0f} | {r['dtx_tps']:,.0f} | "
+                f"{r['dtx_vs_raw_xa']:.2f} | {r['dtx_p50_ms']:.2f} | {r['dtx_p99_ms']:.2f} | "
+                f"{r['raw_xa_p50_ms']:.2f} | {r['raw_xa_p99_ms']:.2f} | {n.get('dtx_tps', 0):,.0f} |\n")
+        d.write(f"{c} {r['non_atomic_tps']:.1f} {r['raw_xa_tps']:.1f} {r['dtx_tps']:.1f} {n.get('dtx_tps', 0):.1f}\n")
+print(open(f"{out}/table.md").read())
+PY
+
+gnuplot <<EOF
+set terminal pngcairo size 900,560 noenhanced
+set output "$OUT/throughput.png"
+set title "dtx throughput against clients (MariaDB + PostgreSQL on loopback, 2 cores)"
+set xlabel "clients"
+set ylabel "global transactions / s"
+set logscale x 2
+set key left top
+set grid
+plot "$OUT/plot.dat" using 1:2 with linespoints title "non_atomic (two autocommit updates)", \
+     "" using 1:3 with linespoints title "raw_xa (hand-written XA, no log)", \
+     "" using 1:4 with linespoints title "dtx (this coordinator)"
+EOF
+echo "bench: results in $OUT (results.jsonl, table.md, throughput.png)"
