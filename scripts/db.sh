@@ -15,7 +15,8 @@
 #                    (log_bin, server_id=1), so XA PREPARE is durable the way it is in
 #                    production; max_connections=400; legacy_xa_rollback_at_disconnect OFF.
 #                    dtx has ALL PRIVILEGES ON *.* (XA RECOVER needs it).
-#   postgres         PostgreSQL 15, port $DTX_TEST_PG_PORT (15432), max_prepared_transactions=200.
+#   postgres         PostgreSQL 15, port $DTX_TEST_PG_PORT (15432), max_prepared_transactions=2500
+#                    (room for the 1,000-transaction recovery measurement beside other tests).
 #                    dtx is a SUPERUSER (COMMIT PREPARED of any owner's transaction).
 #   postgres-noprep  PostgreSQL 15, port $DTX_TEST_PG_NOPREP_PORT (15433),
 #                    max_prepared_transactions=0: for the "prepared transactions are
@@ -325,7 +326,7 @@ mariadb_status() {
 # pg_* functions take the server name; pg_vars sets PORT, DIR, DATA, LOG, MAX_PREP, MAX_CONN.
 pg_vars() {
   case $1 in
-    postgres) PORT=$PG_PORT MAX_PREP=200 MAX_CONN=200 ;;
+    postgres) PORT=$PG_PORT MAX_PREP=2500 MAX_CONN=200 ;;
     postgres-noprep) PORT=$PG_NOPREP_PORT MAX_PREP=0 MAX_CONN=50 ;;
     *) die "unknown server $1" ;;
   esac
