@@ -5,7 +5,7 @@
 // cannot be prepared:
 //
 //   begin             BEGIN; SELECT set_config('dtx.branch', 'gid', true)
-//   prepare           <guard>; PREPARE TRANSACTION 'gid'; SELECT count(*) FROM pg_prepared_xacts ...
+//   prepare           <guard>; PREPARE TRANSACTION 'gid'
 //   commit            COMMIT PREPARED 'gid'
 //   commit_one_phase  <guard>; COMMIT
 //   rollback          active: ROLLBACK          prepared: ROLLBACK PREPARED 'gid'
@@ -21,13 +21,17 @@
 //   - begin() sets the transaction-local setting dtx.branch to the gid, and
 //     prepare() and commit_one_phase() send, as one simple query (one round
 //     trip): a guard that divides by zero unless dtx.branch still holds the
-//     gid, the PREPARE TRANSACTION or COMMIT, and for prepare a count of
-//     pg_prepared_xacts for the gid. In a failed block the guard fails with
-//     25P02 (-> rolled_back); if the block was ended behind the driver's back
-//     (a ROLLBACK or COMMIT through execute()) the guard runs in the query's
-//     implicit block and divides by zero, so that PREPARE never prepares an
-//     empty implicit transaction (-> usage); and the vote is yes only if the
-//     count is 1.
+//     gid, then the PREPARE TRANSACTION or COMMIT. An error stops a simple
+//     query, so the PREPARE runs only after the guard succeeded. In a failed
+//     block the guard fails with 25P02 (-> rolled_back); if the block was
+//     ended behind the driver's back (a ROLLBACK or COMMIT through execute())
+//     the guard runs in the query's implicit block and divides by zero, so
+//     that PREPARE never prepares an empty implicit transaction (-> usage).
+//     A guard that succeeded proves the block is the branch's own and healthy,
+//     the one state in which PREPARE TRANSACTION prepares or raises: the
+//     silent ROLLBACK cannot happen, so the vote needs no further check (an
+//     earlier version also counted the gid in pg_prepared_xacts, a scan of
+//     every prepared-transaction slot on every prepare).
 // max_prepared_transactions is read at connect; when it is 0, prepare() fails
 // fast with Errc::misconfigured saying what to change, instead of a bare 55000.
 #include "drivers/postgres_driver.h"
@@ -293,17 +297,12 @@ void PostgresSession::prepare() {
                                 "' has max_prepared_transactions = 0 (prepared transactions are "
                                 "disabled); the branch was rolled back",
                             disabled_hint(resource_)));
-  const std::string gid = quoted_gid(*xid_);
   ServerError f;
   try {
-    pqxx::result r = end_block("PREPARE TRANSACTION " + gid +
-                                   "; SELECT count(*) FROM pg_prepared_xacts WHERE gid = " + gid +
-                                   " AND database = current_database()",
-                               &f);
-    if (r.at(0).at(0).as<long>() == 1) {
-      mark_prepared();
-      return;
-    }
+    // The guard succeeding proves the block is our own and has not failed,
+    // and in such a block PREPARE TRANSACTION either prepares or raises: it
+    // answers a silent ROLLBACK only in a failed block or outside one.
+    end_block("PREPARE TRANSACTION " + quoted_gid(*xid_), &f);
   } catch (...) {
     if (f.message.empty()) f = current_failure();
     if (f.lost)  // may or may not be prepared: recovery decides
@@ -311,11 +310,7 @@ void PostgresSession::prepare() {
     // PostgreSQL has rolled back already; the ROLLBACK ends any block left open.
     abandon_and_throw(end_block_error(f, "PREPARE TRANSACTION"));
   }
-  Error err = error(Errc::rolled_back, nullptr,
-                    "PostgreSQL rolled the branch back instead of preparing it (the transaction "
-                    "block had failed)");
-  finish();
-  throw err;
+  mark_prepared();
 }
 
 void PostgresSession::commit() {
