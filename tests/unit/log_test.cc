@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -403,10 +404,11 @@ TEST_F(SegmentTest, UnreadableSegmentThrows) {
 
 // ---- The decision log ----
 
-TEST_F(LogDirTest, ConcurrentCommitsShareFlushesAndAreAllRecovered) {
+// 16 threads commit 200 decisions each; all are durable, in each thread's
+// order, and share flushes.
+void commit_concurrently_and_recover(DecisionLog* log, const LogIncarnation& incarnation) {
   constexpr int kThreads = 16;
   constexpr int kCommitsPerThread = 200;
-  auto log = open_log();
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
@@ -426,7 +428,7 @@ TEST_F(LogDirTest, ConcurrentCommitsShareFlushesAndAreAllRecovered) {
   EXPECT_LT(syncs, static_cast<std::uint64_t>(kCommits));
   EXPECT_EQ(log->open_decisions(), static_cast<std::size_t>(kCommits));
 
-  const std::vector<DecisionRecord> recovered = open_decisions(only_incarnation());
+  const std::vector<DecisionRecord> recovered = open_decisions(incarnation);
   ASSERT_EQ(recovered.size(), static_cast<std::size_t>(kCommits));
   EXPECT_EQ(gtrids(recovered).size(), static_cast<std::size_t>(kCommits));
   // Each thread's commits are in its own order in the log.
@@ -438,6 +440,16 @@ TEST_F(LogDirTest, ConcurrentCommitsShareFlushesAndAreAllRecovered) {
     EXPECT_EQ(record.branches[0].bqual, "b" + std::to_string(i));
   }
   for (const DecisionRecord& record : recovered) log->log_end(record.gtrid);
+}
+
+TEST_F(LogDirTest, ConcurrentCommitsShareFlushesAndAreAllRecovered) {
+  auto log = open_log();
+  commit_concurrently_and_recover(log.get(), only_incarnation());
+}
+
+TEST_F(LogDirTest, ConcurrentCommitsWithoutGatheringOrPreallocation) {
+  auto log = open_log({.preallocate_bytes = 0, .gather = false});
+  commit_concurrently_and_recover(log.get(), only_incarnation());
 }
 
 TEST_F(LogDirTest, EndRecordsHideDecisions) {
@@ -685,6 +697,52 @@ TEST_F(LogDirTest, WriteFailurePoisonsTheLog) {
   log.reset();
   // A poisoned log keeps its files for recovery.
   EXPECT_EQ(only_incarnation().segments.size(), 1u);
+}
+
+// Committers of the failing batch and of the batch queued behind it all wake
+// up with the error; every commit that returned is in the log.
+TEST_F(LogDirTest, WriteFailureWakesEveryConcurrentCommitter) {
+  constexpr int kThreads = 8;
+  auto log = open_log({.preallocate_bytes = 0});
+  std::vector<std::vector<std::string>> committed(kThreads);
+  std::vector<std::string> errors(kThreads);
+  std::atomic<int> running{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      ++running;
+      try {
+        for (int i = 0;; ++i) {
+          const std::string gtrid = "g" + std::to_string(t) + "." + std::to_string(i);
+          log->log_commit(gtrid, std::vector<BranchRef>{{"bank1", std::string(50, 'x')}});
+          committed[t].push_back(gtrid);
+        }
+      } catch (const Error& e) {
+        errors[t] = e.what();
+      }
+    });
+  }
+  while (running < kThreads) std::this_thread::yield();
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  rlimit saved{};
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &saved), 0);
+  const auto old_handler = ::signal(SIGXFSZ, SIG_IGN);
+  rlimit limited = saved;
+  limited.rlim_cur = fs::file_size(log->current_segment()) + 10;
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &limited), 0);
+  for (std::thread& thread : threads) thread.join();
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &saved), 0);
+  ::signal(SIGXFSZ, old_handler);
+
+  std::set<std::string> returned;
+  for (int t = 0; t < kThreads; ++t) {
+    EXPECT_FALSE(errors[t].empty()) << "thread " << t;
+    returned.insert(committed[t].begin(), committed[t].end());
+  }
+  EXPECT_GT(returned.size(), 0u);
+  log.reset();  // poisoned: the files stay
+  const std::set<std::string> on_disk = gtrids(open_decisions(only_incarnation()));
+  for (const std::string& gtrid : returned) EXPECT_EQ(on_disk.count(gtrid), 1u) << gtrid;
 }
 
 // A batch larger than the preallocated rest of the segment is written past its
