@@ -1,6 +1,6 @@
 // Decision-log micro-benchmarks: group commit under 1, 8 and 32 committing
-// threads (with and without fdatasync, segment preallocation and gathering),
-// record encoding, and the two CRC-32C implementations.
+// threads (with and without fdatasync and segment preallocation), record
+// encoding, and the two CRC-32C implementations.
 #include <benchmark/benchmark.h>
 #include <unistd.h>
 
@@ -31,12 +31,11 @@ std::atomic<std::uint64_t> next_gtrid{0};
 // One COMMIT (forced, group-committed) and its lazy END per iteration, as a
 // two-branch transaction does. Arg 0: 1 = fdatasync, 0 = no sync. Arg 1:
 // 1 = preallocated segments (the default), 0 = the file grows with each write.
-// Arg 2: 1 = gathering leaders (the default), 0 = flush at once. Compare with
-// --benchmark_enable_random_interleaving=true --benchmark_repetitions=N: the
-// disk and the CPUs of a shared machine drift.
+// Compare with --benchmark_enable_random_interleaving=true
+// --benchmark_repetitions=N: the disk and the CPUs of a shared machine drift.
 void BM_LogCommit(benchmark::State& state) {
   if (state.thread_index() == 0) {
-    DecisionLogOptions options{.sync = state.range(0) != 0, .gather = state.range(2) != 0};
+    DecisionLogOptions options{.sync = state.range(0) != 0};
     if (state.range(1) == 0) options.preallocate_bytes = 0;
     shared_log = DecisionLog::open(bench_log_dir(), "bench", "00000000000000b1", options);
   }
@@ -56,11 +55,10 @@ void BM_LogCommit(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_LogCommit)
-    ->ArgNames({"sync", "prealloc", "gather"})
-    ->Args({1, 1, 1})
-    ->Args({1, 1, 0})
-    ->Args({1, 0, 1})
-    ->Args({0, 1, 1})
+    ->ArgNames({"sync", "prealloc"})
+    ->Args({1, 1})
+    ->Args({1, 0})
+    ->Args({0, 1})
     ->Threads(1)
     ->Threads(8)
     ->Threads(32)

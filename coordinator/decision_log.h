@@ -70,10 +70,6 @@ struct DecisionLogOptions {
   // allocated) and extended by as many once less than half of them is left.
   // 0 = grow the file with every write.
   std::uint64_t preallocate_bytes = 1u << 20;
-  // Group commit: a leader may wait (at most half a flush time) for the
-  // committers of the last batch to queue again before flushing. false only
-  // for tests/benchmarks that compare.
-  bool gather = true;
 };
 
 class DecisionLog {

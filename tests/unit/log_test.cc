@@ -447,8 +447,8 @@ TEST_F(LogDirTest, ConcurrentCommitsShareFlushesAndAreAllRecovered) {
   commit_concurrently_and_recover(log.get(), only_incarnation());
 }
 
-TEST_F(LogDirTest, ConcurrentCommitsWithoutGatheringOrPreallocation) {
-  auto log = open_log({.preallocate_bytes = 0, .gather = false});
+TEST_F(LogDirTest, ConcurrentCommitsWithoutPreallocation) {
+  auto log = open_log({.preallocate_bytes = 0});
   commit_concurrently_and_recover(log.get(), only_incarnation());
 }
 
