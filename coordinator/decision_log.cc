@@ -38,8 +38,9 @@
 // decision is ever claimed durable when it might not be. The files are kept.
 //
 // Preallocation. A segment is created with options.preallocate_bytes of
-// written zeros after its records (rounded up to whole blocks), made durable
-// with the file's creation; the directory is fsync'ed once. Records then
+// written zeros after its records (rounded up to whole blocks; the first
+// segment of a fresh log gets only 64 KiB, so opening a log stays cheap for
+// short-lived processes), made durable with the file's creation; the directory is fsync'ed once. Records then
 // overwrite those zeros in place, so a commit's fdatasync() persists data
 // only: no new file size and no block allocation. (ftruncate leaves a hole
 // and fallocate unwritten extents: both need metadata again on first write.)
@@ -99,6 +100,9 @@ namespace dtx {
 namespace fs = std::filesystem;
 
 namespace {
+
+// Zeros written when a fresh log is opened (see Preallocation above).
+constexpr std::uint64_t kFirstChunkBytes = 64u << 10;
 
 constexpr std::size_t kIncarnationChars = 16;  // lowercase hex
 constexpr std::size_t kSeqDigits = 6;
@@ -357,8 +361,9 @@ class DecisionLog::Impl {
   FutexWord& batch_word(std::uint64_t batch) { return batch_words_[batch % 2].word; }
   void start_segment(const std::vector<DecisionRecord>& carried);
   void extend_segment() noexcept;
-  // The preallocated size of a segment whose records end at `size`.
-  std::uint64_t preallocation_end(std::uint64_t size) const;
+  // The preallocated size of a segment whose records end at `size`, with
+  // `bytes` of zeros after them, rounded up to whole blocks.
+  std::uint64_t preallocation_end(std::uint64_t size, std::uint64_t bytes) const;
   [[noreturn]] void throw_poisoned() const;
 
   const fs::path dir_;
@@ -611,12 +616,18 @@ void DecisionLog::Impl::start_segment(const std::vector<DecisionRecord>& carried
     for (const DecisionRecord& record : carried) writer.append(encode_record(record), &framed);
     write_all(fd, framed, 0, path);
     file_end = writer.segment_size();
-    extend_at = file_end + options_.preallocate_bytes / 2;
-    if (options_.preallocate_bytes > 0) {
+    // A fresh log starts with a small chunk: a short-lived process (dtx exec)
+    // pays a few KiB at start, not a MiB; the leader extends by whole
+    // preallocate_bytes once commits really flow.
+    const std::uint64_t chunk =
+        carried.empty() ? std::min<std::uint64_t>(options_.preallocate_bytes, kFirstChunkBytes)
+                        : options_.preallocate_bytes;
+    extend_at = file_end + chunk / 2;
+    if (chunk > 0) {
       try {  // as in extend_segment(), a failure only costs speed
-        write_zeros(fd, file_end, preallocation_end(file_end), path);
-        file_end = preallocation_end(file_end);
-        extend_at = file_end - options_.preallocate_bytes / 2;
+        write_zeros(fd, file_end, preallocation_end(file_end, chunk), path);
+        file_end = preallocation_end(file_end, chunk);
+        extend_at = file_end - chunk / 2;
       } catch (const Error& e) {
         logger().warn("cannot preallocate space in decision log {}: {}", path.string(), e.what());
       }
@@ -647,8 +658,8 @@ void DecisionLog::Impl::start_segment(const std::vector<DecisionRecord>& carried
   segments_.assign(1, path);
 }
 
-std::uint64_t DecisionLog::Impl::preallocation_end(std::uint64_t size) const {
-  const std::uint64_t end = size + options_.preallocate_bytes;
+std::uint64_t DecisionLog::Impl::preallocation_end(std::uint64_t size, std::uint64_t bytes) const {
+  const std::uint64_t end = size + bytes;
   return (end + log::kBlockSize - 1) / log::kBlockSize * log::kBlockSize;
 }
 
@@ -658,7 +669,7 @@ std::uint64_t DecisionLog::Impl::preallocation_end(std::uint64_t size) const {
 // persists the new size) until a later extension succeeds.
 void DecisionLog::Impl::extend_segment() noexcept {
   const std::uint64_t size = writer_.segment_size();
-  const std::uint64_t to = preallocation_end(size);
+  const std::uint64_t to = preallocation_end(size, options_.preallocate_bytes);
   try {
     write_zeros(segment_fd_, std::max(file_end_, size), to, segment_path_);
     if (options_.sync) sync_file(segment_fd_, segment_path_);

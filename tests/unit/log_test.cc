@@ -778,8 +778,9 @@ TEST_F(LogDirTest, PreallocatedSegmentReadsBackExactlyItsRecords) {
   {
     auto log = open_log();  // the default preallocation
     segment = log->current_segment();
-    // Created with the zero-filled space before any record.
-    EXPECT_GE(fs::file_size(segment), DecisionLogOptions{}.preallocate_bytes);
+    // Created with zero-filled space before any record: a small first chunk
+    // (opening a log must stay cheap for short-lived processes).
+    EXPECT_GE(fs::file_size(segment), 64u << 10);
     EXPECT_TRUE(zero_from(segment, 0));
     for (int i = 0; i < 50; ++i) {
       const std::string gtrid = "g" + std::to_string(i);
