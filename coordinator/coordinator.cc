@@ -274,15 +274,13 @@ void GlobalTransaction::rollback_all() noexcept {
 
 void GlobalTransaction::commit() {
   check_active("commit");
-  if (failed_statement_)
-    fail_and_rollback(Error({.code = failed_statement_->code(),
-                             .resource = failed_statement_->resource(),
-                             .gtrid = gtrid_,
-                             .server_code = failed_statement_->server_code(),
-                             .sqlstate = failed_statement_->sqlstate(),
-                             .server_message = failed_statement_->server_message()},
-                            "cannot commit: a statement failed on " + failed_statement_->resource() +
-                                "; the transaction was rolled back"));
+  if (failed_statement_) {
+    Error::Details d = failed_statement_->details();  // the server's own words
+    d.hint.clear();
+    fail_and_rollback(Error(std::move(d), "cannot commit: a statement failed on " +
+                                              failed_statement_->resource() +
+                                              "; the transaction was rolled back"));
+  }
   check_deadline("commit");
   if (branches_.size() <= 1)
     commit_one_phase();

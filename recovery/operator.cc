@@ -1,6 +1,5 @@
 #include "recovery/operator.h"
 
-#include <future>
 #include <set>
 
 #include "coordinator/transaction_id.h"
@@ -24,28 +23,19 @@ bool names(const PreparedXid& p, std::string_view gtrid) {
 
 }  // namespace
 
-SettleResult settle_transaction(const Config& config, const RecoveryScanner::ResourceLookup& resources,
+SettleResult settle_transaction(const Config& config, const ResourceLookup& resources,
                                 DecisionLog& own_log, const SettleRequest& request) {
   SettleResult result;
   const std::string& gtrid = request.gtrid;
   const char* verb = request.commit ? "commit" : "roll back";
 
   // Where is it prepared?
-  std::vector<std::pair<std::string, std::future<std::vector<PreparedXid>>>> scans;
-  for (const auto& [name, _] : config.resources)
-    scans.emplace_back(name, std::async(std::launch::async, [&resources, name = name] {
-                         return resources(name).acquire()->recover();
-                       }));
-  for (auto& [resource, scan] : scans) {
-    try {
-      for (const PreparedXid& p : scan.get())
-        if (names(p, gtrid))
-          result.branches.push_back({resource, p, gtrid, {}, {}, {}, LoggedDecision::none,
-                                     BranchAction::failed, {}});
-    } catch (const std::exception& e) {
-      result.errors.push_back("cannot list prepared branches on " + resource + ": " + e.what());
-    }
-  }
+  for (const auto& [resource, listed] :
+       list_prepared(config, resources, "", result.errors))
+    for (const PreparedXid& p : listed)
+      if (names(p, gtrid))
+        result.branches.push_back({resource, p, gtrid, {}, {}, {}, LoggedDecision::none,
+                                   BranchAction::failed, {}});
   if (result.branches.empty()) {
     if (!result.errors.empty())
       throw Error({.code = Errc::unavailable, .gtrid = gtrid,

@@ -35,7 +35,7 @@ struct SettleResult {
 //   owner alive: needs force (it may still be deciding).
 // Throws dtx::Error(Errc::usage) for a refusal or when nothing is prepared
 // under that id.
-SettleResult settle_transaction(const Config& config, const RecoveryScanner::ResourceLookup& resources,
+SettleResult settle_transaction(const Config& config, const ResourceLookup& resources,
                                 DecisionLog& own_log, const SettleRequest& request);
 
 }  // namespace dtx

@@ -112,8 +112,7 @@ std::string xid_key(const Xid& xid) {
   return std::to_string(xid.format_id) + '\0' + xid.gtrid + '\0' + xid.bqual;
 }
 
-// resource -> the prepared branches it listed; absent if it could not be scanned.
-using Scan = std::map<std::string, std::vector<PreparedXid>, std::less<>>;
+using Scan = PreparedByResource;
 
 std::string json_escape(const std::string& s) {
   std::string out;
@@ -263,6 +262,24 @@ LogState read_log_state(const fs::path& log_dir, const std::string& coordinator_
   return state;
 }
 
+PreparedByResource list_prepared(const Config& config, const ResourceLookup& resources,
+                                 const std::string& when, std::vector<std::string>& errors) {
+  std::vector<std::pair<std::string, std::future<std::vector<PreparedXid>>>> jobs;
+  for (const auto& [name, _] : config.resources)
+    jobs.emplace_back(name, std::async(std::launch::async, [&resources, name = name] {
+                        return resources(name).acquire()->recover();
+                      }));
+  PreparedByResource result;
+  for (auto& [name, job] : jobs) {
+    try {
+      result.emplace(name, job.get());
+    } catch (const std::exception& e) {
+      errors.push_back("cannot list prepared branches on " + name + when + ": " + e.what());
+    }
+  }
+  return result;
+}
+
 RecoveryScanner::RecoveryScanner(const Config& config, ResourceLookup resources)
     : config_(config), resources_(std::move(resources)) {}
 
@@ -272,21 +289,7 @@ RecoveryReport RecoveryScanner::run(const RecoveryOptions& options) {
   const std::string& my_id = config_.coordinator.id;
 
   auto scan = [&](const char* which) {
-    Scan result;
-    std::vector<std::pair<std::string, std::future<std::vector<PreparedXid>>>> jobs;
-    for (const auto& [name, _] : config_.resources)
-      jobs.emplace_back(name, std::async(std::launch::async, [this, name = name] {
-                          return resources_(name).acquire()->recover();
-                        }));
-    for (auto& [name, job] : jobs) {
-      try {
-        result.emplace(name, job.get());
-      } catch (const std::exception& e) {
-        report.errors.push_back(std::string("cannot list prepared branches on ") + name + " (" + which +
-                                "): " + e.what());
-      }
-    }
-    return result;
+    return list_prepared(config_, resources_, std::string(" (") + which + ")", report.errors);
   };
 
   // 1. Scan 1.

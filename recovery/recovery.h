@@ -85,9 +85,20 @@ struct RecoveryOptions {
   std::map<std::string, LoggedDecision, std::less<>> own_orphans;
 };
 
+using ResourceLookup = std::function<ResourceManager&(std::string_view name)>;
+
+// resource -> the prepared branches it listed; absent if it could not be listed.
+using PreparedByResource = std::map<std::string, std::vector<PreparedXid>, std::less<>>;
+
+// Lists the prepared branches of every configured resource, in parallel. A
+// resource that cannot be listed is left out, and "cannot list prepared
+// branches on <resource><when>: <error>" is appended to `errors`.
+PreparedByResource list_prepared(const Config& config, const ResourceLookup& resources,
+                                 const std::string& when, std::vector<std::string>& errors);
+
 class RecoveryScanner {
  public:
-  using ResourceLookup = std::function<ResourceManager&(std::string_view name)>;
+  using ResourceLookup = dtx::ResourceLookup;
 
   // `resources` gives the manager of every configured resource.
   RecoveryScanner(const Config& config, ResourceLookup resources);
