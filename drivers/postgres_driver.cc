@@ -4,34 +4,42 @@
 // life; the driver writes the transaction control itself, because a pqxx::work
 // cannot be prepared:
 //
-//   begin             BEGIN; SELECT set_config('dtx.branch', 'gid', true)
-//   prepare           <guard>; PREPARE TRANSACTION 'gid'
+//   begin             BEGIN
+//   prepare           PREPARE TRANSACTION 'gid'
 //   commit            COMMIT PREPARED 'gid'
-//   commit_one_phase  <guard>; COMMIT
+//   commit_one_phase  COMMIT
 //   rollback          active: ROLLBACK          prepared: ROLLBACK PREPARED 'gid'
 //   recover           pg_prepared_xacts of the current database
 //
 // gid is Xid::postgres_gid() ("dtx:<gtrid>:<bqual>"), quoted by the connection.
 //
-// The trap: in a transaction block that already failed, PREPARE TRANSACTION
-// (and COMMIT) raise no error — PostgreSQL rolls back and answers with the
-// command tag ROLLBACK, which libpqxx 6.4 does not show. Guards:
-//   - the session remembers a failed statement in its block and refuses to
-//     prepare or commit it (rolls back, throws Errc::rolled_back);
-//   - begin() sets the transaction-local setting dtx.branch to the gid, and
-//     prepare() and commit_one_phase() send, as one simple query (one round
-//     trip): a guard that divides by zero unless dtx.branch still holds the
-//     gid, then the PREPARE TRANSACTION or COMMIT. An error stops a simple
-//     query, so the PREPARE runs only after the guard succeeded. In a failed
-//     block the guard fails with 25P02 (-> rolled_back); if the block was
-//     ended behind the driver's back (a ROLLBACK or COMMIT through execute())
-//     the guard runs in the query's implicit block and divides by zero, so
-//     that PREPARE never prepares an empty implicit transaction (-> usage).
-//     A guard that succeeded proves the block is the branch's own and healthy,
-//     the one state in which PREPARE TRANSACTION prepares or raises: the
-//     silent ROLLBACK cannot happen, so the vote needs no further check (an
-//     earlier version also counted the gid in pg_prepared_xacts, a scan of
-//     every prepared-transaction slot on every prepare).
+// The trap: PREPARE TRANSACTION (and COMMIT) raise no error in a block that
+// has failed, nor outside a block: PostgreSQL rolls back (or does nothing) and
+// answers with the command tag ROLLBACK, which libpqxx 6.4 does not show. In a
+// block that is open and has not failed, PREPARE TRANSACTION either prepares
+// or raises. So the driver keeps, without spending a round trip, the block
+// begin() opened open and healthy until prepare() or commit_one_phase():
+//   - Every failure of the block is seen. While a branch is active, every
+//     statement goes through the extended protocol, one statement per call (a
+//     string holding several is an error), so an error in the block comes back
+//     as the failure of the statement that caused it. The session remembers it
+//     and refuses to prepare or commit: it rolls back and throws
+//     Errc::rolled_back.
+//   - Nothing ends the block behind the driver's back. While a branch is
+//     active, execute() refuses transaction control (COMMIT, END, ROLLBACK,
+//     ABORT, PREPARE TRANSACTION, BEGIN, START TRANSACTION; ROLLBACK TO
+//     SAVEPOINT is fine) with Errc::usage, leaving the branch intact; a COMMIT
+//     or ROLLBACK inside DO or a procedure is an error in an explicit block,
+//     which the point above catches.
+//   - A lost connection is never replaced. The statement that meets the loss
+//     fails and marks the session broken, after which it runs nothing; as a
+//     second line, libpqxx's automatic reconnection (which would run the next
+//     statement in autocommit on a new connection) is inhibited.
+// An earlier version proved the block's health in prepare() instead: BEGIN
+// also set a transaction-local setting to the gid, and a guard dividing by
+// zero unless it still held the gid ran in the same simple query as PREPARE
+// TRANSACTION. Sound, but two extra statements cost ~8-10 % of a two-resource
+// transaction's throughput (BENCHMARKS.md).
 // max_prepared_transactions is read at connect; when it is 0, prepare() fails
 // fast with Errc::misconfigured saying what to change, instead of a bare 55000.
 #include "drivers/postgres_driver.h"
@@ -48,9 +56,6 @@ namespace {
 
 constexpr std::string_view kUndefinedObject = "42704";  // unknown gid in COMMIT/ROLLBACK PREPARED
 constexpr std::string_view kInFailedTransaction = "25P02";
-constexpr std::string_view kDivisionByZero = "22012";
-// Transaction-local setting that marks the branch's own block (see the top).
-constexpr std::string_view kBranchSetting = "dtx.branch";
 
 std::string trimmed(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\t')) s.pop_back();
@@ -183,9 +188,7 @@ class PostgresSession final : public BranchSession {
   // Runs `sql` as one simple query, guarded.
   pqxx::result exec(const std::string& sql, ServerError* said);
   std::optional<ServerError> attempt(const std::string& sql) noexcept;
-  // Runs `statement` (which ends the block) only if the open block is still
-  // the one begin() opened, in one round trip; see the top of the file.
-  pqxx::result end_block(const std::string& statement, ServerError* said);
+  // What a failed PREPARE TRANSACTION or COMMIT of the active block means.
   Error end_block_error(const ServerError& f, const std::string& statement) const;
   // COMMIT PREPARED or ROLLBACK PREPARED (`verb`) by xid.
   void finish_prepared(const Xid& xid, const std::string& verb);
@@ -229,6 +232,15 @@ pqxx::result PostgresSession::exec(const std::string& sql, ServerError* said) {
 
 Result PostgresSession::execute(std::string_view sql, std::span<const Param> params) {
   require_statements_allowed();
+  const bool in_branch = state() == BranchState::active;
+  if (in_branch) {
+    // See the top of the file: the branch's block is the driver's to end.
+    if (std::string verb = transaction_control_keyword(sql); !verb.empty())
+      throw error(Errc::usage, nullptr,
+                  verb + " cannot run inside a branch: dtx ends the branch's transaction block "
+                         "itself (commit or roll back the transaction through dtx); the branch "
+                         "is unchanged: " + excerpt(sql));
+  }
   NumberedSql numbered;
   std::vector<std::optional<std::string>> texts;
   std::vector<const char*> values;  // nullptr is how libpqxx 6.4 spells NULL here
@@ -242,10 +254,14 @@ Result PostgresSession::execute(std::string_view sql, std::span<const Param> par
     texts.reserve(params.size());
     for (const Param& p : params) texts.push_back(p.to_text());
     for (const auto& t : texts) values.push_back(t ? t->c_str() : nullptr);
+  } else {
+    numbered.sql = sql;
   }
   ServerError f;
   try {
-    if (params.empty()) return to_result(exec(std::string(sql), &f));
+    // Outside a branch a parameterless string may hold several statements
+    // (simple protocol); inside one, the extended protocol allows only one.
+    if (!in_branch && params.empty()) return to_result(exec(numbered.sql, &f));
     return to_result(guarded(
         [&] { return tx_.exec_params(numbered.sql, pqxx::prepare::make_dynamic_params(values)); },
         &f));
@@ -258,9 +274,7 @@ Result PostgresSession::execute(std::string_view sql, std::span<const Param> par
 
 void PostgresSession::begin(const Xid& xid) {
   require(BranchState::none, "begin a branch");
-  const std::string gid = quoted_gid(xid);
-  if (auto f = attempt("BEGIN; SELECT set_config('" + std::string(kBranchSetting) + "', " + gid +
-                       ", true)")) {
+  if (auto f = attempt("BEGIN")) {
     Error err = error(classify(*f), &*f, "BEGIN failed", {}, &xid);
     if (!broken_ && attempt("ROLLBACK")) broken_ = true;  // the block may have opened
     throw err;
@@ -268,18 +282,8 @@ void PostgresSession::begin(const Xid& xid) {
   started(xid);
 }
 
-pqxx::result PostgresSession::end_block(const std::string& statement, ServerError* said) {
-  return exec("SELECT 1 / (coalesce(current_setting('" + std::string(kBranchSetting) +
-                  "', true), '') = " + quoted_gid(*xid_) + ")::int; " + statement,
-              said);
-}
-
 Error PostgresSession::end_block_error(const ServerError& f, const std::string& statement) const {
-  if (f.sqlstate == kDivisionByZero)  // only end_block's guard divides
-    return error(Errc::usage, &f,
-                 "the branch's transaction block was ended behind the driver's back (a COMMIT or "
-                 "ROLLBACK run through execute()?), so " + statement + " was not run");
-  if (f.sqlstate == kInFailedTransaction)
+  if (f.sqlstate == kInFailedTransaction)  // not expected: failures are refused before
     return error(Errc::rolled_back, &f,
                  "the branch's transaction block had failed, so PostgreSQL can only roll it back; "
                  "it was rolled back");
@@ -299,10 +303,9 @@ void PostgresSession::prepare() {
                             disabled_hint(resource_)));
   ServerError f;
   try {
-    // The guard succeeding proves the block is our own and has not failed,
-    // and in such a block PREPARE TRANSACTION either prepares or raises: it
-    // answers a silent ROLLBACK only in a failed block or outside one.
-    end_block("PREPARE TRANSACTION " + quoted_gid(*xid_), &f);
+    // The block begin() opened is open and has not failed (see the top), and
+    // in such a block PREPARE TRANSACTION either prepares or raises.
+    exec("PREPARE TRANSACTION " + quoted_gid(*xid_), &f);
   } catch (...) {
     if (f.message.empty()) f = current_failure();
     if (f.lost)  // may or may not be prepared: recovery decides
@@ -331,7 +334,7 @@ void PostgresSession::commit_one_phase() {
   refuse_if_failed("committed");
   ServerError f;
   try {
-    end_block("COMMIT", &f);
+    exec("COMMIT", &f);  // open and healthy (see the top): commits or raises
     finish();
     return;
   } catch (...) {
@@ -381,6 +384,7 @@ std::vector<PreparedXid> PostgresSession::recover() {
         &f);
   } catch (...) {
     if (f.message.empty()) f = current_failure();
+    statement_failed(f);  // inside an active branch it failed the block
     throw error(classify(f), &f, "listing pg_prepared_xacts failed");
   }
   std::vector<PreparedXid> out;
@@ -437,6 +441,11 @@ std::unique_ptr<Session> connect_postgres(const ResourceConfig& config) {
   std::unique_ptr<pqxx::connection> conn;
   try {
     conn = std::make_unique<pqxx::connection>(conninfo);
+    // Never reconnect behind the session's back (see the top of the file).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+    conn->inhibit_reactivation(true);
+#pragma GCC diagnostic pop
   } catch (...) {
     ServerError f = current_failure();
     throw Error({.code = Errc::unavailable,
@@ -449,6 +458,29 @@ std::unique_ptr<Session> connect_postgres(const ResourceConfig& config) {
   session->read_settings();
   return session;
 }
+
+namespace {
+
+// Where the block comment starting at sql[start] ("/*") ends: just past its
+// "*/", or the end of `sql` if unterminated. PostgreSQL nests block comments.
+std::size_t block_comment_end(std::string_view sql, std::size_t start) {
+  std::size_t j = start + 2;
+  int depth = 1;
+  while (j < sql.size() && depth > 0) {
+    if (sql.compare(j, 2, "/*") == 0) {
+      ++depth;
+      j += 2;
+    } else if (sql.compare(j, 2, "*/") == 0) {
+      --depth;
+      j += 2;
+    } else {
+      ++j;
+    }
+  }
+  return std::min(j, sql.size());
+}
+
+}  // namespace
 
 NumberedSql number_placeholders(std::string_view sql) {
   NumberedSql out;
@@ -508,20 +540,7 @@ NumberedSql number_placeholders(std::string_view sql) {
     } else if (c == '-' && i + 1 < n && sql[i + 1] == '-') {
       copy_to(sql.find('\n', i));
     } else if (c == '/' && i + 1 < n && sql[i + 1] == '*') {
-      std::size_t j = i + 2;
-      int depth = 1;  // PostgreSQL nests block comments
-      while (j < n && depth > 0) {
-        if (sql.compare(j, 2, "/*") == 0) {
-          ++depth;
-          j += 2;
-        } else if (sql.compare(j, 2, "*/") == 0) {
-          --depth;
-          j += 2;
-        } else {
-          ++j;
-        }
-      }
-      copy_to(j);
+      copy_to(block_comment_end(sql, i));
     } else if (c == '$' && !after_ident) {
       // $tag$...$tag$; $1 is a positional parameter, not a quote.
       std::size_t j = i + 1;
@@ -538,6 +557,78 @@ NumberedSql number_placeholders(std::string_view sql) {
     }
   }
   return out;
+}
+
+namespace {
+
+bool is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+
+// Reads SQL keywords one at a time, skipping whitespace, comments and (before
+// the first) semicolons.
+class KeywordReader {
+ public:
+  explicit KeywordReader(std::string_view sql) : sql_(sql) {}
+
+  // The next word in upper case; empty at the end or before anything that is
+  // not a plain word (a quote, a parenthesis, ...).
+  std::string next(bool skip_semicolons = false) {
+    skip(skip_semicolons);
+    std::string word;
+    while (i_ < sql_.size()) {
+      const char c = sql_[i_];
+      if (c >= 'a' && c <= 'z') {
+        word.push_back(static_cast<char>(c - 'a' + 'A'));
+      } else if ((c >= 'A' && c <= 'Z') || c == '_') {
+        word.push_back(c);
+      } else {
+        break;
+      }
+      ++i_;
+    }
+    // A word running on into digits or other identifier bytes is no keyword.
+    if (i_ < sql_.size() && ((sql_[i_] >= '0' && sql_[i_] <= '9') || sql_[i_] == '$' ||
+                             static_cast<unsigned char>(sql_[i_]) >= 0x80))
+      return {};
+    return word;
+  }
+
+ private:
+  void skip(bool semicolons) {
+    while (i_ < sql_.size()) {
+      const char c = sql_[i_];
+      if (is_space(c) || (semicolons && c == ';')) {
+        ++i_;
+      } else if (sql_.compare(i_, 2, "--") == 0) {
+        const std::size_t eol = sql_.find('\n', i_);
+        i_ = eol == std::string_view::npos ? sql_.size() : eol + 1;
+      } else if (sql_.compare(i_, 2, "/*") == 0) {
+        i_ = block_comment_end(sql_, i_);
+      } else {
+        return;
+      }
+    }
+  }
+
+  std::string_view sql_;
+  std::size_t i_ = 0;
+};
+
+}  // namespace
+
+std::string transaction_control_keyword(std::string_view sql) {
+  KeywordReader words(sql);
+  const std::string first = words.next(/*skip_semicolons=*/true);
+  if (first == "BEGIN" || first == "COMMIT" || first == "END" || first == "ABORT") return first;
+  if (first == "START") return words.next() == "TRANSACTION" ? "START TRANSACTION" : "";
+  if (first == "PREPARE") return words.next() == "TRANSACTION" ? "PREPARE TRANSACTION" : "";
+  if (first == "ROLLBACK") {
+    std::string second = words.next();
+    if (second == "WORK" || second == "TRANSACTION") second = words.next();
+    return second == "TO" ? "" : first;  // ROLLBACK TO SAVEPOINT keeps the block
+  }
+  return {};
 }
 
 }  // namespace dtx

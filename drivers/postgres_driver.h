@@ -25,4 +25,13 @@ struct NumberedSql {
 };
 NumberedSql number_placeholders(std::string_view sql);
 
+// If `sql` is a statement that ends, or pretends to open, a transaction block
+// (BEGIN, START TRANSACTION, COMMIT, END, ROLLBACK, ABORT, PREPARE
+// TRANSACTION, COMMIT/ROLLBACK PREPARED, with or without AND CHAIN), its
+// leading keyword(s) in upper case, e.g. "ROLLBACK"; otherwise empty.
+// ROLLBACK TO [SAVEPOINT] and PREPARE name AS ... are not transaction control.
+// Leading whitespace, semicolons and comments are skipped. Pure; used by the
+// driver to keep a branch's block its own (see postgres_driver.cc).
+std::string transaction_control_keyword(std::string_view sql);
+
 }  // namespace dtx

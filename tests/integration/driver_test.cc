@@ -580,34 +580,72 @@ TEST_F(PostgreSQLDriver, FailedBlockIsNeverVotedPrepared) {
   EXPECT_EQ(committed_rows(1), 0);
 }
 
-// A block ended behind the driver's back (ROLLBACK through execute()) must not
-// let PREPARE TRANSACTION prepare the empty implicit transaction of the next
-// query: the driver checks, in the same round trip, that its own block is open.
-TEST_F(PostgreSQLDriver, BlockEndedBehindTheDriversBackIsNeverPrepared) {
+// Nothing may end the branch's block behind the driver's back: PREPARE
+// TRANSACTION outside a block answers ROLLBACK without an error too. Transaction
+// control through execute() is refused and leaves the branch as it was.
+TEST_F(PostgreSQLDriver, TransactionControlInsideABranchIsRefusedAndChangesNothing) {
   auto s = rm_->acquire();
-  const Xid xid = fresh_xid("silent");
+  const Xid xid = fresh_xid("control");
   s->begin(xid);
   insert(*s, 1);
-  run(*s, "ROLLBACK");
-  Error vote = error_from([&] { s->prepare(); });
-  EXPECT_EQ(vote.code(), Errc::usage) << vote.what();
-  EXPECT_TRUE(contains(vote.what(), "behind the driver's back")) << vote.what();
+  for (const char* sql : {"ROLLBACK", "commit", "  /* c */ END;", "ABORT", "rollback work",
+                          "COMMIT AND CHAIN", "BEGIN", "START TRANSACTION",
+                          "PREPARE TRANSACTION 'x'", "; -- x\n ROLLBACK PREPARED 'x'"}) {
+    Error e = error_from([&] { run(*s, sql); });
+    EXPECT_EQ(e.code(), Errc::usage) << sql << ": " << e.what();
+    EXPECT_TRUE(contains(e.what(), "inside a branch")) << e.what();
+    EXPECT_EQ(e.gtrid(), xid.gtrid) << e.what();
+    EXPECT_EQ(s->state(), BranchState::active) << sql;
+  }
+  // A savepoint rolled back to is not transaction control.
+  run(*s, "SAVEPOINT sp");
+  insert(*s, 2);
+  run(*s, "ROLLBACK TO SAVEPOINT sp");
+  s->prepare();
+  EXPECT_EQ(listed_gids(xid), 1);
+  s->commit();
+  EXPECT_EQ(committed_rows(1), 1);
+  EXPECT_EQ(committed_rows(2), 0);
+}
+
+// Inside a branch one call runs one statement (extended protocol), so no
+// COMMIT hides behind a harmless first statement; the attempt fails the
+// branch, which then only rolls back.
+TEST_F(PostgreSQLDriver, SeveralStatementsInOneCallAreRefusedInsideABranch) {
+  auto s = rm_->acquire();
+  const Xid xid = fresh_xid("multi");
+  s->begin(xid);
+  insert(*s, 1);
+  Error e = error_from([&] { run(*s, "SELECT 1; COMMIT"); });
+  EXPECT_EQ(e.code(), Errc::sql) << e.what();
+  EXPECT_EQ(error_from([&] { s->prepare(); }).code(), Errc::rolled_back);
   EXPECT_EQ(s->state(), BranchState::none);
   EXPECT_EQ(listed_gids(xid), 0);
   EXPECT_EQ(committed_rows(1), 0);
+  // Outside a branch the simple protocol still takes several statements.
+  EXPECT_EQ(run(*s, "SELECT 1; SELECT 2")[0].as_int64(0), 2);
+}
 
-  s->begin(fresh_xid("silent-1pc"));
-  insert(*s, 2);
-  run(*s, "ROLLBACK");
-  EXPECT_EQ(error_from([&] { s->commit_one_phase(); }).code(), Errc::usage);
-  EXPECT_EQ(s->state(), BranchState::none);
-  EXPECT_EQ(committed_rows(2), 0);
-
-  s->begin(fresh_xid("silent-after"));
-  insert(*s, 3);
-  s->prepare();
-  s->commit();
-  EXPECT_EQ(committed_rows(3), 1);
+// A connection lost between statements fails the next statement and the
+// branch; nothing of the branch runs in autocommit on a new connection.
+TEST_F(PostgreSQLDriver, ALostConnectionIsNeverSilentlyReplaced) {
+  auto s = rm_->acquire();
+  const Xid xid = fresh_xid("reconnect");
+  s->begin(xid);
+  insert(*s, 1);
+  const std::int64_t pid = PostgreSQL::backend_id(*s);
+  {
+    auto killer = rm_->acquire();
+    PostgreSQL::kill(*killer, pid);
+    wait_until([&] { return PostgreSQL::is_gone(*killer, pid); }, "the backend is gone");
+  }
+  Error e = error_from([&] { insert(*s, 2); });
+  EXPECT_EQ(e.code(), Errc::unavailable) << e.what();
+  EXPECT_TRUE(s->broken());
+  EXPECT_EQ(error_from([&] { s->prepare(); }).code(), Errc::unavailable);
+  EXPECT_EQ(listed_gids(xid), 0);
+  EXPECT_EQ(committed_rows(1), 0);
+  EXPECT_EQ(committed_rows(2), 0);  // not run in autocommit on a new connection
 }
 
 TEST_F(PostgreSQLDriver, DisabledPreparedTransactionsAreAMisconfiguration) {
@@ -665,6 +703,32 @@ TEST(Placeholders, AreNumberedOutsideQuotesAndComments) {
   EXPECT_EQ(n("SELECT '?"), "SELECT '?");  // unterminated: left for the server to reject
   EXPECT_EQ(number_placeholders("INSERT INTO t VALUES (?, ?, ?)").placeholders, 3u);
   EXPECT_EQ(number_placeholders("SELECT '?'").placeholders, 0u);
+}
+
+TEST(TransactionControl, IsRecognisedBehindCommentsAndCase) {
+  auto k = [](std::string_view sql) { return transaction_control_keyword(sql); };
+  EXPECT_EQ(k("COMMIT"), "COMMIT");
+  EXPECT_EQ(k("commit;"), "COMMIT");
+  EXPECT_EQ(k("  End"), "END");
+  EXPECT_EQ(k("abort"), "ABORT");
+  EXPECT_EQ(k("begin isolation level serializable"), "BEGIN");
+  EXPECT_EQ(k("start transaction"), "START TRANSACTION");
+  EXPECT_EQ(k("-- why\n/* a /* nested */ b */ ;; ROLLBACK"), "ROLLBACK");
+  EXPECT_EQ(k("ROLLBACK AND CHAIN"), "ROLLBACK");
+  EXPECT_EQ(k("rollback prepared 'x'"), "ROLLBACK");
+  EXPECT_EQ(k("COMMIT PREPARED 'x'"), "COMMIT");
+  EXPECT_EQ(k("prepare transaction 'x'"), "PREPARE TRANSACTION");
+  EXPECT_EQ(k("ROLLBACK TO SAVEPOINT s"), "");
+  EXPECT_EQ(k("rollback to s"), "");
+  EXPECT_EQ(k("ROLLBACK WORK TO SAVEPOINT s"), "");
+  EXPECT_EQ(k("ROLLBACK TRANSACTION /* x */ TO s"), "");
+  EXPECT_EQ(k("PREPARE q AS SELECT 1"), "");
+  EXPECT_EQ(k("SELECT 'COMMIT'"), "");
+  EXPECT_EQ(k("UPDATE t SET a = 1"), "");
+  EXPECT_EQ(k("committed_rows()"), "");
+  EXPECT_EQ(k("END2"), "");
+  EXPECT_EQ(k(""), "");
+  EXPECT_EQ(k("/* unterminated COMMIT"), "");
 }
 
 // ---- nothing left behind ----
