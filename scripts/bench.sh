@@ -6,6 +6,8 @@
 #   scripts/bench.sh                 10 s per variant per client count
 #   DTX_BENCH_SECONDS=30 scripts/bench.sh
 #   DTX_BENCH_CLIENTS="1 8 32" scripts/bench.sh
+#   DTX_BENCH_REPEAT=3 scripts/bench.sh      every client count 3 times; the table gives medians,
+#                                            and the spread of dtx / raw_xa across the runs
 #
 # Uses the test databases (scripts/db.sh start) and database dtx_test on each; leaves them running.
 set -euo pipefail
@@ -15,6 +17,7 @@ cd "$REPO"
 BUILD_DIR=${DTX_BUILD_DIR:-build}
 SECONDS_PER_VARIANT=${DTX_BENCH_SECONDS:-10}
 CLIENTS=${DTX_BENCH_CLIENTS:-"1 8 32"}
+REPEAT=${DTX_BENCH_REPEAT:-1}
 OUT=$BUILD_DIR/bench-results
 mkdir -p "$OUT"
 
@@ -47,34 +50,47 @@ pool_size = 64
 EOF
 
 : >"$OUT/results.jsonl"
-for c in $CLIENTS; do
-  echo "bench: $c clients, $SECONDS_PER_VARIANT s per variant (databases)"
-  "$BUILD_DIR/dtx" bench --config "$OUT/bench.toml" --clients "$c" --duration "$SECONDS_PER_VARIANT" --json |
-    tr -d '\n' >>"$OUT/results.jsonl"
-  echo >>"$OUT/results.jsonl"
-  echo "bench: $c clients, $SECONDS_PER_VARIANT s (null resource managers)"
-  "$BUILD_DIR/dtx" bench --null-rm --config "$OUT/bench.toml" --clients "$c" --duration "$SECONDS_PER_VARIANT" --json |
-    tr -d '\n' >>"$OUT/results.jsonl"
-  echo >>"$OUT/results.jsonl"
+for run in $(seq "$REPEAT"); do
+  for c in $CLIENTS; do
+    echo "bench: run $run of $REPEAT, $c clients, $SECONDS_PER_VARIANT s per variant (databases)"
+    "$BUILD_DIR/dtx" bench --config "$OUT/bench.toml" --clients "$c" --duration "$SECONDS_PER_VARIANT" --json |
+      tr -d '\n' >>"$OUT/results.jsonl"
+    echo >>"$OUT/results.jsonl"
+    echo "bench: run $run of $REPEAT, $c clients, $SECONDS_PER_VARIANT s (null resource managers)"
+    "$BUILD_DIR/dtx" bench --null-rm --config "$OUT/bench.toml" --clients "$c" --duration "$SECONDS_PER_VARIANT" --json |
+      tr -d '\n' >>"$OUT/results.jsonl"
+    echo >>"$OUT/results.jsonl"
+  done
 done
 
 # Table and plot data, from the JSON lines.
 python3 - "$OUT" <<'PY'
-import json, sys
+import json, statistics, sys
 out = sys.argv[1]
 rows = [json.loads(l) for l in open(f"{out}/results.jsonl") if l.strip()]
-db = {r["clients"]: r for r in rows if not r["null_rm"]}
-null = {r["clients"]: r for r in rows if r["null_rm"]}
+db, null = {}, {}
+for r in rows:
+    (null if r["null_rm"] else db).setdefault(r["clients"], []).append(r)
+def med(runs, key):
+    return statistics.median(r.get(key, 0) for r in runs)
 with open(f"{out}/table.md", "w") as t, open(f"{out}/plot.dat", "w") as d:
+    runs = max(len(v) for v in db.values())
+    if runs > 1:
+        t.write(f"Medians of {runs} runs; dtx / raw_xa also as min-max over the runs.\n\n")
     t.write("| clients | non_atomic tps | raw_xa tps | dtx tps | dtx / raw_xa | dtx p50 ms | dtx p99 ms | raw_xa p50 ms | raw_xa p99 ms | null-RM dtx tps |\n")
     t.write("|---|---|---|---|---|---|---|---|---|---|\n")
-    d.write("# clients non_atomic raw_xa dtx null_rm\n")
+    d.write("# clients non_atomic raw_xa dtx null_rm (medians)\n")
     for c in sorted(db):
-        r, n = db[c], null.get(c, {})
-        t.write(f"| {c} | {r['non_atomic_tps']:,.0f} | {r['raw_xa_tps']:,.0f} | {r['dtx_tps']:,.0f} | "
-                f"{r['dtx_vs_raw_xa']:.2f} | {r['dtx_p50_ms']:.2f} | {r['dtx_p99_ms']:.2f} | "
-                f"{r['raw_xa_p50_ms']:.2f} | {r['raw_xa_p99_ms']:.2f} | {n.get('dtx_tps', 0):,.0f} |\n")
-        d.write(f"{c} {r['non_atomic_tps']:.1f} {r['raw_xa_tps']:.1f} {r['dtx_tps']:.1f} {n.get('dtx_tps', 0):.1f}\n")
+        r, n = db[c], null.get(c, [])
+        ratios = [x["dtx_vs_raw_xa"] for x in r]
+        ratio = f"{statistics.median(ratios):.2f}"
+        if len(r) > 1:
+            ratio += f" ({min(ratios):.2f}-{max(ratios):.2f})"
+        nt = med(n, "dtx_tps") if n else 0
+        t.write(f"| {c} | {med(r, 'non_atomic_tps'):,.0f} | {med(r, 'raw_xa_tps'):,.0f} | {med(r, 'dtx_tps'):,.0f} | "
+                f"{ratio} | {med(r, 'dtx_p50_ms'):.2f} | {med(r, 'dtx_p99_ms'):.2f} | "
+                f"{med(r, 'raw_xa_p50_ms'):.2f} | {med(r, 'raw_xa_p99_ms'):.2f} | {nt:,.0f} |\n")
+        d.write(f"{c} {med(r, 'non_atomic_tps'):.1f} {med(r, 'raw_xa_tps'):.1f} {med(r, 'dtx_tps'):.1f} {nt:.1f}\n")
 print(open(f"{out}/table.md").read())
 PY
 

@@ -4,6 +4,7 @@
 //
 //   dtx bench --config F --clients N --duration S [--json]
 //   dtx bench --null-rm [--config F] --clients N --duration S [--json]
+//   --variants dtx,raw_xa   only these (for profiling one path; ratios need both)
 //
 // Workload: each global transaction updates one random row of
 // dtx_bench_accounts (10,000 rows, created by the tool) in every configured
@@ -47,6 +48,7 @@ struct BenchOptions {
   double duration_s = 10;
   bool json = false;
   bool null_rm = false;
+  std::vector<std::string> variants{"non_atomic", "raw_xa", "dtx"};
 };
 
 struct Stats {
@@ -229,14 +231,18 @@ int run_bench(const BenchOptions& o) {
     if (!o.null_rm)
       for (auto* rm : rms) create_table(*rm);
 
+    auto wanted = [&](const char* name) {
+      return std::find(o.variants.begin(), o.variants.end(), name) != o.variants.end();
+    };
     std::vector<std::pair<std::string, WorkerFactory>> variants;
-    if (!o.null_rm) {
+    if (!o.null_rm && wanted("non_atomic"))
       variants.emplace_back("non_atomic", [&](int) { return std::make_unique<NonAtomicWorker>(rms); });
+    if (!o.null_rm && wanted("raw_xa"))
       variants.emplace_back("raw_xa", [&](int c) { return std::make_unique<RawXaWorker>(rms, c); });
-    }
-    variants.emplace_back("dtx", [&](int) { return std::make_unique<DtxWorker>(coord, names); });
+    if (o.null_rm || wanted("dtx"))
+      variants.emplace_back("dtx", [&](int) { return std::make_unique<DtxWorker>(coord, names); });
 
-    const double round_s = std::min(2.0, o.duration_s);
+    const double round_s = std::min(getenv("XRS") ? atof(getenv("XRS")) : 2.0, o.duration_s);
     for (double done = 0; done < o.duration_s - 1e-9; done += round_s)
       for (auto& [name, factory] : variants)
         run_round(factory, o.clients, std::min(round_s, o.duration_s - done), results[name]);
@@ -259,10 +265,11 @@ int run_bench(const BenchOptions& o) {
       j[name + "_p99_ms"] = s.percentile(0.99);
       j[name + "_errors"] = s.errors;
     }
-    if (!o.null_rm) {
+    if (results.count("raw_xa") && results.count("dtx")) {
       j["dtx_vs_raw_xa"] = ratio("dtx", "raw_xa");
-      j["dtx_vs_non_atomic"] = ratio("dtx", "non_atomic");
     }
+    if (results.count("non_atomic") && results.count("dtx"))
+      j["dtx_vs_non_atomic"] = ratio("dtx", "non_atomic");
     std::cout << j.dump(2) << "\n";
   } else {
     std::cout << "dtx bench: " << o.clients << " clients, " << o.duration_s << " s per variant"
@@ -277,9 +284,10 @@ int run_bench(const BenchOptions& o) {
                 << std::setw(10) << s.tps() << std::setprecision(3) << std::setw(10) << s.percentile(0.5)
                 << std::setw(10) << s.percentile(0.99) << std::setw(8) << s.errors << "\n";
     }
-    if (!o.null_rm)
-      std::cout << std::setprecision(3) << "dtx / raw_xa = " << ratio("dtx", "raw_xa")
-                << "   dtx / non_atomic = " << ratio("dtx", "non_atomic") << "\n";
+    if (results.count("dtx") && results.count("raw_xa"))
+      std::cout << std::setprecision(3) << "dtx / raw_xa = " << ratio("dtx", "raw_xa") << "\n";
+    if (results.count("dtx") && results.count("non_atomic"))
+      std::cout << std::setprecision(3) << "dtx / non_atomic = " << ratio("dtx", "non_atomic") << "\n";
   }
   for (auto& [name, s] : results)
     if (s.errors) std::cerr << "dtx bench: " << name << ": " << s.errors << " errors, first: " << s.first_error << "\n";
@@ -296,6 +304,10 @@ std::function<int()> add_bench_command(CLI::App& app) {
   cmd->add_option("--duration", o->duration_s, "seconds per variant (default 10)");
   cmd->add_flag("--json", o->json, "one JSON object instead of a table");
   cmd->add_flag("--null-rm", o->null_rm, "only the coordinator path, against resource managers that do nothing");
+  cmd->add_option("--variants", o->variants,
+                  "comma-separated subset of non_atomic,raw_xa,dtx to run (default all; for profiling one)")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"non_atomic", "raw_xa", "dtx"}));
   return [o] { return run_bench(*o); };
 }
 

@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
 #include <thread>
@@ -190,6 +191,74 @@ TEST_F(CliTest, UsageAndConfigErrorsExitTwo) {
   Outcome nothing = dtx({});
   EXPECT_EQ(nothing.status, 2);
   EXPECT_EQ(balance(*my_), 100);
+}
+
+// PostgreSQL: dtx ends a branch's block itself; a COMMIT among the statements
+// is refused (not run), and the whole transaction rolls back.
+TEST_F(CliTest, ExecRefusesTransactionControlInsideTheTransaction) {
+  Outcome r = dtx({"exec", "--config", config(), "bank1=" + upd("-30"), "bank2=" + upd("30"),
+                   "bank2=COMMIT"});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("statement 3 on bank2 failed"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("COMMIT cannot run inside a branch"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("rolled back cli" + tag_ + "."), std::string::npos) << r.err;
+  EXPECT_EQ(balance(*my_), 100);
+  EXPECT_EQ(balance(*pg_), 100);
+}
+
+// dtx bench against the test databases: every variant measured, the keys the
+// issue names, and no transaction lost or half-applied (each variant adds 1
+// to one row on each database per transaction, so the two sums stay equal).
+TEST_F(CliTest, BenchMeasuresEveryVariantAndKeepsTheDatabasesEqual) {
+  Outcome r = dtx({"bench", "--config", config(), "--clients", "2", "--duration", "0.5", "--json"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  nlohmann::json j = nlohmann::json::parse(r.out);
+  for (const char* key : {"non_atomic_tps", "raw_xa_tps", "dtx_tps", "dtx_p50_ms", "dtx_p99_ms",
+                          "raw_xa_p50_ms", "raw_xa_p99_ms", "dtx_vs_raw_xa"}) {
+    ASSERT_TRUE(j.contains(key)) << key << " missing: " << r.out;
+    EXPECT_GT(j[key].get<double>(), 0) << key;
+  }
+  EXPECT_EQ(j["clients"], 2);
+  EXPECT_EQ(j["duration_s"].get<double>(), 0.5);
+  for (const char* key : {"non_atomic_errors", "raw_xa_errors", "dtx_errors"}) EXPECT_EQ(j[key], 0) << key;
+  EXPECT_LE(j["dtx_p50_ms"].get<double>(), j["dtx_p99_ms"].get<double>());
+  const std::string sum = "SELECT count(*), CAST(sum(balance) AS SIGNED) FROM dtx_bench_accounts";
+  Result my = run_sql(*my_, sum);
+  Result pg = run_sql(*pg_, "SELECT count(*), CAST(sum(balance) AS BIGINT) FROM dtx_bench_accounts");
+  EXPECT_EQ(my[0].as_int64(0), 10000);
+  EXPECT_EQ(pg[0].as_int64(0), 10000);
+  EXPECT_GT(my[0].as_int64(1), 0);
+  EXPECT_EQ(my[0].as_int64(1), pg[0].as_int64(1));
+  EXPECT_EQ(run_sql(*pg_, "SELECT count(*) FROM pg_prepared_xacts WHERE gid LIKE 'rawxa-%' OR gid LIKE "
+                          "'dtx:cli" + tag_ + ".%'")[0].as_int64(0),
+            0);
+  run_sql(*my_, "DROP TABLE dtx_bench_accounts");
+  run_sql(*pg_, "DROP TABLE dtx_bench_accounts");
+}
+
+TEST_F(CliTest, BenchNullRmAndChosenVariants) {
+  Outcome null_rm = dtx({"bench", "--null-rm", "--clients", "2", "--duration", "0.3", "--json"});
+  ASSERT_EQ(null_rm.status, 0) << null_rm.err;
+  nlohmann::json j = nlohmann::json::parse(null_rm.out);
+  EXPECT_GT(j["dtx_tps"].get<double>(), 0);
+  EXPECT_EQ(j["dtx_errors"], 0);
+  EXPECT_TRUE(j["null_rm"].get<bool>());
+  EXPECT_FALSE(j.contains("raw_xa_tps"));
+
+  Outcome table = dtx({"bench", "--null-rm", "--clients", "1", "--duration", "0.2"});
+  ASSERT_EQ(table.status, 0) << table.err;
+  EXPECT_NE(table.out.find("null resource managers"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("\ndtx "), std::string::npos) << table.out;
+
+  Outcome bogus = dtx({"bench", "--config", config(), "--variants", "dtx,bogus"});
+  EXPECT_EQ(bogus.status, 2);
+  EXPECT_NE(bogus.err.find("bogus"), std::string::npos) << bogus.err;
+  Outcome no_clients = dtx({"bench", "--null-rm", "--clients", "0"});
+  EXPECT_EQ(no_clients.status, 2);
+  EXPECT_NE(no_clients.err.find("--clients"), std::string::npos) << no_clients.err;
+  Outcome no_config = dtx({"bench", "--clients", "1"});
+  EXPECT_EQ(no_config.status, 2);
+  EXPECT_NE(no_config.err.find("--config"), std::string::npos) << no_config.err;
 }
 
 TEST_F(CliTest, HelpDescribesTheCommands) {
