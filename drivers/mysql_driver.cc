@@ -5,9 +5,9 @@
 // parser unquoted:
 //
 //   begin             XA START x
-//   prepare           XA END x; XA PREPARE x
+//   prepare           XA END x; XA PREPARE x          (one round trip)
 //   commit            XA COMMIT x                     (1402 counts as done, see below)
-//   commit_one_phase  XA END x; XA COMMIT x ONE PHASE
+//   commit_one_phase  XA END x; XA COMMIT x ONE PHASE (one round trip)
 //   rollback          active: XA END x (errors ignored); XA ROLLBACK x
 //                     prepared: XA ROLLBACK x
 //   recover           XA RECOVER, `data` split by gtrid_length / bqual_length
@@ -29,6 +29,12 @@
 //     it is reported as unknown_xid with a hint, never read as "finished".
 //   - MariaDB < 10.5, MySQL < 5.7.7 and legacy_xa_rollback_at_disconnect=ON
 //     roll prepared branches back when a connection drops: refused at connect.
+//
+// The two-statement steps go as one multi-statement query (the connection is
+// opened with CLIENT_MULTI_STATEMENTS): the server stops at the first error,
+// so XA PREPARE never runs after a failed XA END, and the error is the failed
+// statement's. Users' strings still run one statement per call: execute()
+// refuses several (mysql_has_several_statements), as the server did before.
 //
 // Connector/C++ must be initialised once per process and once per thread;
 // library() does both, so neither users nor the coordinator's threads know.
@@ -259,6 +265,9 @@ void MysqlSession::check_server() {
 Result MysqlSession::execute(std::string_view sql, std::span<const Param> params) {
   library();
   require_statements_allowed();
+  if (mysql_has_several_statements(sql))
+    throw error(Errc::usage, nullptr,
+                "several statements in one call; run one statement per execute(): " + excerpt(sql));
   try {
     return run(std::string(sql), params);
   } catch (const sql::SQLException& e) {
@@ -306,8 +315,8 @@ void MysqlSession::prepare() {
   library();
   require(BranchState::active, "prepare");
   refuse_if_failed("prepared");
-  std::optional<ServerError> f = attempt("XA END " + literal());
-  if (!f) f = attempt("XA PREPARE " + literal());
+  const std::string x = literal();
+  std::optional<ServerError> f = attempt("XA END " + x + "; XA PREPARE " + x);
   if (!f) {
     mark_prepared();
     return;
@@ -335,8 +344,8 @@ void MysqlSession::commit_one_phase() {
   library();
   require(BranchState::active, "commit in one phase");
   refuse_if_failed("committed");
-  std::optional<ServerError> f = attempt("XA END " + literal());
-  if (!f) f = attempt("XA COMMIT " + literal() + " ONE PHASE");
+  const std::string x = literal();
+  std::optional<ServerError> f = attempt("XA END " + x + "; XA COMMIT " + x + " ONE PHASE");
   if (!f) {
     finish();
     return;
@@ -422,6 +431,10 @@ ServerError MysqlSession::said(const sql::SQLException& e) noexcept {
 std::optional<ServerError> MysqlSession::attempt(const std::string& sql) noexcept {
   try {
     stmt_->execute(sql);
+    // The second statement of "A; B" (neither returns rows): runs it, throws
+    // its error. A single statement has no more results.
+    while (stmt_->getMoreResults()) {
+    }
     return std::nullopt;
   } catch (const sql::SQLException& e) {
     ServerError f = said(e);
@@ -458,6 +471,7 @@ std::unique_ptr<Session> connect_mysql(const ResourceConfig& config) {
   options["OPT_CONNECT_TIMEOUT"] = config.connect_timeout_s;
   options["OPT_RECONNECT"] = false;  // a silent reconnect would lose the branch
   options["OPT_CHARSET_NAME"] = sql::SQLString("utf8mb4");
+  options["CLIENT_MULTI_STATEMENTS"] = true;  // XA END; XA PREPARE in one round trip
   std::unique_ptr<sql::Connection> conn;
   try {
     std::lock_guard lock(connect_mutex);
@@ -473,6 +487,82 @@ std::unique_ptr<Session> connect_mysql(const ResourceConfig& config) {
   auto session = std::make_unique<MysqlSession>(config.name, std::move(conn));
   session->check_server();
   return session;
+}
+
+namespace {
+
+bool several_statements(std::string_view sql, bool backslash_escapes) {
+  const std::size_t n = sql.size();
+  auto line_end = [&](std::size_t from) {
+    const std::size_t eol = sql.find('\n', from);
+    return eol == std::string_view::npos ? n : eol + 1;
+  };
+  auto is_space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; };
+  // "-- " starts a comment only when followed by whitespace or the end.
+  auto dash_comment = [&](std::size_t i) {
+    return sql.compare(i, 2, "--") == 0 && (i + 2 >= n || is_space(sql[i + 2]));
+  };
+  // Past whitespace, comments and ';' from i: true if anything else follows.
+  auto more_follows = [&](std::size_t i) {
+    while (i < n) {
+      if (is_space(sql[i]) || sql[i] == ';') {
+        ++i;
+      } else if (sql[i] == '#' || dash_comment(i)) {
+        i = line_end(i);
+      } else if (sql.compare(i, 2, "/*") == 0 && sql.compare(i, 3, "/*!") != 0 &&
+                 sql.compare(i, 4, "/*M!") != 0) {
+        const std::size_t close = sql.find("*/", i + 2);
+        i = close == std::string_view::npos ? n : close + 2;
+      } else {
+        return true;
+      }
+    }
+    return false;
+  };
+  std::size_t i = 0;
+  while (i < n) {
+    const char c = sql[i];
+    if (c == '\'' || c == '"' || c == '`') {
+      std::size_t j = i + 1;
+      while (j < n) {
+        if (sql[j] == '\\' && backslash_escapes && c != '`') {
+          j += 2;
+        } else if (sql[j] == c) {
+          if (j + 1 < n && sql[j + 1] == c) {
+            j += 2;  // doubled quote
+          } else {
+            ++j;
+            break;
+          }
+        } else {
+          ++j;
+        }
+      }
+      i = j;
+    } else if (c == '#' || dash_comment(i)) {
+      i = line_end(i);
+    } else if (sql.compare(i, 2, "/*") == 0) {
+      // /*! ... */ and /*M! ... */ are code: scan their inside as such.
+      if (sql.compare(i, 3, "/*!") == 0 || sql.compare(i, 4, "/*M!") == 0) {
+        i += 2;
+      } else {
+        const std::size_t close = sql.find("*/", i + 2);
+        i = close == std::string_view::npos ? n : close + 2;
+      }
+    } else if (c == ';') {
+      if (more_follows(i + 1)) return true;
+      return false;
+    } else {
+      ++i;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+bool mysql_has_several_statements(std::string_view sql) {
+  return several_statements(sql, true) || several_statements(sql, false);
 }
 
 }  // namespace dtx

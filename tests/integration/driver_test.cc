@@ -551,6 +551,26 @@ TEST_F(MariaDBDriver, ThirtyTwoThreadsShareThePoolWithoutCrashing) {
   EXPECT_LE(rm_->idle_count(), static_cast<std::size_t>(rm_->config().pool_size));
 }
 
+// The driver sends XA END and XA PREPARE in one query; users' strings still
+// run one statement per call.
+TEST_F(MariaDBDriver, SeveralStatementsInOneCallAreRefused) {
+  auto s = rm_->acquire();
+  Error outside = error_from([&] { run(*s, "SELECT 1; SELECT 2"); });
+  EXPECT_EQ(outside.code(), Errc::usage) << outside.what();
+  EXPECT_TRUE(contains(outside.what(), "one statement per")) << outside.what();
+  const Xid xid = fresh_xid("multi");
+  s->begin(xid);
+  insert(*s, 1);
+  Error inside = error_from([&] { run(*s, "SELECT 1; XA END 'x'"); });
+  EXPECT_EQ(inside.code(), Errc::usage);
+  EXPECT_EQ(s->state(), BranchState::active);
+  s->prepare();
+  EXPECT_TRUE(is_listed(*s, xid));
+  s->commit();
+  EXPECT_EQ(committed_rows(1), 1);
+  EXPECT_EQ(run(*s, "SELECT 41 + 1")[0].as_int64(0), 42);  // nothing left unread
+}
+
 // ---- PostgreSQL ----
 
 class PostgreSQLDriver : public DriverTest<PostgreSQL> {
@@ -703,6 +723,26 @@ TEST(Placeholders, AreNumberedOutsideQuotesAndComments) {
   EXPECT_EQ(n("SELECT '?"), "SELECT '?");  // unterminated: left for the server to reject
   EXPECT_EQ(number_placeholders("INSERT INTO t VALUES (?, ?, ?)").placeholders, 3u);
   EXPECT_EQ(number_placeholders("SELECT '?'").placeholders, 0u);
+}
+
+TEST(MysqlStatements, SeveralAreFoundOutsideQuotesAndComments) {
+  auto several = [](std::string_view sql) { return mysql_has_several_statements(sql); };
+  EXPECT_FALSE(several("SELECT 1"));
+  EXPECT_FALSE(several("SELECT 1;"));
+  EXPECT_FALSE(several("SELECT 1 ; -- done\n  /* c */ ;; "));
+  EXPECT_FALSE(several("SELECT 'a;b', \"c;d\", `e;f` FROM t"));
+  EXPECT_FALSE(several("SELECT 'it''s; fine'"));
+  EXPECT_FALSE(several("SELECT 1 # why; not\n"));
+  EXPECT_FALSE(several("SELECT 1 /* ; SELECT 2 */"));
+  EXPECT_TRUE(several("SELECT 1; SELECT 2"));
+  EXPECT_TRUE(several("UPDATE t SET a = 1;COMMIT"));
+  EXPECT_TRUE(several("SELECT 1; /* c */ SELECT 2"));
+  EXPECT_TRUE(several("SELECT 1 --; SELECT 2"));  // "--" without a space is no comment
+  EXPECT_TRUE(several("SELECT 1 /*! ; SELECT 2 */"));  // executable comment: code
+  // A string that ends differently with and without backslash escapes
+  // (NO_BACKSLASH_ESCAPES) never hides a second statement.
+  EXPECT_TRUE(several("SELECT 'a\\'; SELECT 2 -- '"));
+  EXPECT_TRUE(several("SELECT 'a\\'';' ; SELECT 2"));
 }
 
 TEST(TransactionControl, IsRecognisedBehindCommentsAndCase) {
