@@ -334,6 +334,13 @@ std::string key(const std::string& resource, const std::string& gtrid) { return 
 
 class CrashTest : public RecoveryTest, public ::testing::WithParamInterface<std::string> {};
 
+// "after-prepare" -> after_prepare (gtest names allow no '-').
+std::string failpoint_test_name(const ::testing::TestParamInfo<std::string>& info) {
+  std::string name = info.param;
+  std::replace(name.begin(), name.end(), '-', '_');
+  return name;
+}
+
 TEST_P(CrashTest, RecoverFinishesWhatTheKilledProcessLeft) {
   const std::string failpoint = GetParam();
   ChildRun exec = run_dtx(transfer_args(), {{"DTX_FAILPOINT", failpoint}});
@@ -392,11 +399,69 @@ TEST_P(CrashTest, RecoverFinishesWhatTheKilledProcessLeft) {
 
 INSTANTIATE_TEST_SUITE_P(Failpoints, CrashTest,
                          ::testing::Values("after-prepare", "after-decision", "after-first-commit"),
-                         [](const ::testing::TestParamInfo<std::string>& info) {
-                           std::string name = info.param;
-                           std::replace(name.begin(), name.end(), '-', '_');
-                           return name;
-                         });
+                         failpoint_test_name);
+
+// Two resources on the same MariaDB server: XA RECOVER is server-wide, so each
+// lists the other's branch too. Recovery must still finish each branch once,
+// all or nothing, and count a second XA COMMIT/ROLLBACK of the same branch
+// (1397, no longer listed) as done rather than as a failure.
+class SameServerCrashTest : public RecoveryTest, public ::testing::WithParamInterface<std::string> {
+ protected:
+  void add_second_mysql_resource() {
+    auto my = test::mysql_resource();
+    std::ofstream out(config_file_, std::ios::app);
+    out << "[resources.my2]\ntype = \"mysql\"\nhost = \"" << my.host << "\"\nport = " << my.port
+        << "\nuser = \"" << my.user << "\"\npassword = \"" << my.password << "\"\ndatabase = \""
+        << my.database << "\"\n";
+  }
+};
+
+TEST_P(SameServerCrashTest, EachBranchIsFinishedOnceAllOrNothing) {
+  const std::string failpoint = GetParam();
+  add_second_mysql_resource();
+  // 10 from account 1 and 10 from account 2 on MariaDB (through my and my2),
+  // 20 to account 1 on PostgreSQL.
+  ChildRun exec = run_dtx({"exec", "--config", config(),
+                           "my=UPDATE " + acct_ + " SET balance = balance - 10 WHERE id = 1",
+                           "my2=UPDATE " + acct_ + " SET balance = balance - 10 WHERE id = 2",
+                           "pg=UPDATE " + acct_ + " SET balance = balance + 20 WHERE id = 1"},
+                          {{"DTX_FAILPOINT", failpoint}});
+  ASSERT_TRUE(exec.status.killed_by(SIGKILL)) << "exit " << exec.status.code << "\n" << exec.out << exec.err;
+  // Both MariaDB branches are listed by the server, whichever resource asks.
+  std::size_t mariadb_branches = 0;
+  for (const auto& p : my_.prepared()) mariadb_branches += is_ours(p);
+  EXPECT_EQ(mariadb_branches, failpoint == "after-first-commit" ? 1u : 2u);
+
+  std::map<std::string, std::string> actions;
+  Pass pass = recover_after_crash(&actions);
+  EXPECT_EQ(pass.code, 0) << pass.out << pass.err;
+  EXPECT_TRUE(pass.report["errors"].empty()) << pass.out;
+  EXPECT_EQ(pass.report["left_in_doubt"], 0) << pass.out;
+  // A branch listed through both MariaDB resources is finished through one
+  // and reported already_finished through the other.
+  const std::string done = failpoint == "after-prepare" ? "rolled_back" : "committed";
+  std::size_t finished = 0;
+  for (const auto& [branch, action] : actions) {
+    EXPECT_TRUE(action == done || action == "already_finished") << branch << ": " << action << "\n" << pass.out;
+    finished += action == done;
+  }
+  EXPECT_GE(finished, 1u) << pass.out;
+
+  const bool committed = failpoint != "after-prepare";
+  EXPECT_EQ(balance(my_, 1), kInitialBalance - (committed ? 10 : 0));
+  EXPECT_EQ(balance(my_, 2), kInitialBalance - (committed ? 10 : 0));
+  EXPECT_EQ(balance(pg_, 1), kInitialBalance + (committed ? 20 : 0));
+  EXPECT_EQ(total(), 2 * kAccounts * kInitialBalance);
+  EXPECT_TRUE(ours().empty());
+  EXPECT_TRUE(log_files().empty()) << "left in log_dir: " << ::testing::PrintToString(log_files());
+  Pass again = recover_pass();
+  EXPECT_EQ(again.code, 0) << again.out << again.err;
+  EXPECT_TRUE(our_actions(again.report).empty()) << again.out;
+}
+
+INSTANTIATE_TEST_SUITE_P(Failpoints, SameServerCrashTest,
+                         ::testing::Values("after-prepare", "after-decision", "after-first-commit"),
+                         failpoint_test_name);
 
 // ---------------------------------------------------------------------------
 // 2. While the owning process lives, recovery leaves its branches alone.
