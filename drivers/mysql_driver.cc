@@ -50,6 +50,8 @@
 #include <mysql_connection.h>
 #include <mysql_driver.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <list>
 #include <mutex>
@@ -217,6 +219,9 @@ class MysqlSession final : public BranchSession {
   ServerError said(const sql::SQLException& e) noexcept;
   // Runs a statement that returns no rows; the failure instead of an exception.
   std::optional<ServerError> attempt(const std::string& sql) noexcept;
+  // Reads (and discards) the results after the first of a multi-statement
+  // `sql`, so that none is left unread on the connection.
+  void drain_more_results(std::string_view sql);
   // XA COMMIT or XA ROLLBACK (`verb`) of a prepared branch by xid.
   void finish_prepared(const Xid& xid, const std::string& verb);
   // XA END (errors ignored: already ended, or rollback-only) and XA ROLLBACK.
@@ -281,11 +286,39 @@ Result MysqlSession::execute(std::string_view sql, std::span<const Param> params
   }
 }
 
+void MysqlSession::drain_more_results(std::string_view sql) {
+  // getMoreResults() moves to the next result, running that statement and
+  // throwing its error; it answers true for rows (which must be fetched) and
+  // false both for "no more" and for a result without rows, which
+  // getUpdateCount() then tells apart (~0: no more) — in the Connector/C++
+  // versions that set it there. Older ones do not, so a bounded number of
+  // further steps follows: there are at most as many statements as ';' after
+  // the first, and a step past the last result does nothing. (A CALL's row
+  // sets come before its final status, so the first loop reads them all.)
+  auto step = [&] {
+    if (stmt_->getMoreResults()) {
+      std::unique_ptr<sql::ResultSet> discarded(stmt_->getResultSet());
+      return true;
+    }
+    return stmt_->getUpdateCount() != ~std::uint64_t{0};
+  };
+  while (step()) {
+  }
+  for (auto more = std::count(sql.begin(), sql.end(), ';'); more > 0; --more) step();
+}
+
 Result MysqlSession::run(const std::string& sql, std::span<const Param> params) {
   if (params.empty()) {
-    if (!stmt_->execute(sql)) return Result({}, {}, stmt_->getUpdateCount());
+    if (!stmt_->execute(sql)) {
+      Result r({}, {}, stmt_->getUpdateCount());
+      drain_more_results(sql);
+      return r;
+    }
     std::unique_ptr<sql::ResultSet> rs(stmt_->getResultSet());
-    return read_rows(*rs);
+    Result r = read_rows(*rs);
+    rs.reset();
+    drain_more_results(sql);
+    return r;
   }
   sql::PreparedStatement& ps = cache_.get(*conn_, sql);
   const unsigned expected = ps.getParameterMetaData()->getParameterCount();
@@ -431,10 +464,7 @@ ServerError MysqlSession::said(const sql::SQLException& e) noexcept {
 std::optional<ServerError> MysqlSession::attempt(const std::string& sql) noexcept {
   try {
     stmt_->execute(sql);
-    // The second statement of "A; B" (neither returns rows): runs it, throws
-    // its error. A single statement has no more results.
-    while (stmt_->getMoreResults()) {
-    }
+    drain_more_results(sql);
     return std::nullopt;
   } catch (const sql::SQLException& e) {
     ServerError f = said(e);
@@ -490,6 +520,34 @@ std::unique_ptr<Session> connect_mysql(const ResourceConfig& config) {
 }
 
 namespace {
+
+// Leading words of a statement, upper-cased, past whitespace and comments.
+class KeywordScanner {
+ public:
+  explicit KeywordScanner(std::string_view sql) : sql_(sql) {}
+  std::string next() {
+    for (;;) {
+      while (i_ < sql_.size() && std::isspace(static_cast<unsigned char>(sql_[i_]))) ++i_;
+      if (sql_.compare(i_, 2, "/*") == 0 && sql_.compare(i_, 3, "/*!") != 0) {
+        const std::size_t close = sql_.find("*/", i_ + 2);
+        i_ = close == std::string_view::npos ? sql_.size() : close + 2;
+      } else if (sql_.compare(i_, 1, "#") == 0 || sql_.compare(i_, 3, "-- ") == 0) {
+        const std::size_t eol = sql_.find('\n', i_);
+        i_ = eol == std::string_view::npos ? sql_.size() : eol + 1;
+      } else {
+        break;
+      }
+    }
+    std::string word;
+    while (i_ < sql_.size() && std::isalpha(static_cast<unsigned char>(sql_[i_])))
+      word.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(sql_[i_++]))));
+    return word;
+  }
+
+ private:
+  std::string_view sql_;
+  std::size_t i_ = 0;
+};
 
 bool several_statements(std::string_view sql, bool backslash_escapes) {
   const std::size_t n = sql.size();
@@ -550,8 +608,7 @@ bool several_statements(std::string_view sql, bool backslash_escapes) {
         i = close == std::string_view::npos ? n : close + 2;
       }
     } else if (c == ';') {
-      if (more_follows(i + 1)) return true;
-      return false;
+      return more_follows(i + 1);
     } else {
       ++i;
     }
@@ -562,6 +619,10 @@ bool several_statements(std::string_view sql, bool backslash_escapes) {
 }  // namespace
 
 bool mysql_has_several_statements(std::string_view sql) {
+  // A compound statement's body holds ';' inside one statement.
+  KeywordScanner words(sql);
+  const std::string first = words.next();
+  if (first == "CREATE" || first == "ALTER" || (first == "BEGIN" && words.next() == "NOT")) return false;
   return several_statements(sql, true) || several_statements(sql, false);
 }
 

@@ -19,7 +19,9 @@ std::unique_ptr<Session> connect_mysql(const ResourceConfig& config);
 // Checked with and without backslash escapes in strings (sql_mode
 // NO_BACKSLASH_ESCAPES may be set per session), so a string that would end
 // differently under the two never hides a second statement. /*! ... */ is
-// code to MySQL and scanned as code. Pure; used by execute(), which runs one
+// code to MySQL and scanned as code. Statements that start with CREATE, ALTER
+// or BEGIN NOT (ATOMIC) may have a compound body with ';' inside one
+// statement and are not checked. Pure; used by execute(), which runs one
 // statement per call (the connection allows several for the driver's own
 // XA END; XA PREPARE).
 bool mysql_has_several_statements(std::string_view sql);

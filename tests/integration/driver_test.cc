@@ -571,6 +571,21 @@ TEST_F(MariaDBDriver, SeveralStatementsInOneCallAreRefused) {
   EXPECT_EQ(run(*s, "SELECT 41 + 1")[0].as_int64(0), 42);  // nothing left unread
 }
 
+// A compound statement is one statement, ';' inside or not; every result of
+// it is read, so the connection stays usable.
+TEST_F(MariaDBDriver, CompoundStatementsRunAndLeaveNothingUnread) {
+  auto s = rm_->acquire();
+  const std::string proc = table_ + "_p";
+  run(*s, "CREATE PROCEDURE " + proc + "() BEGIN INSERT INTO " + table_ + " (id) VALUES (7); SELECT 1; END");
+  run(*s, "CALL " + proc + "()");
+  EXPECT_EQ(run(*s, "SELECT count(*) FROM " + table_ + " WHERE id = 7")[0].as_int64(0), 1);
+  run(*s, "BEGIN NOT ATOMIC INSERT INTO " + table_ + " (id) VALUES (8); INSERT INTO " + table_ +
+              " (id) VALUES (9); END");
+  EXPECT_EQ(run(*s, "SELECT count(*) FROM " + table_ + " WHERE id IN (8, 9)")[0].as_int64(0), 2);
+  run(*s, "DROP PROCEDURE " + proc);
+  EXPECT_EQ(run(*s, "SELECT 6 * 7")[0].as_int64(0), 42);
+}
+
 // ---- PostgreSQL ----
 
 class PostgreSQLDriver : public DriverTest<PostgreSQL> {
@@ -743,6 +758,11 @@ TEST(MysqlStatements, SeveralAreFoundOutsideQuotesAndComments) {
   // (NO_BACKSLASH_ESCAPES) never hides a second statement.
   EXPECT_TRUE(several("SELECT 'a\\'; SELECT 2 -- '"));
   EXPECT_TRUE(several("SELECT 'a\\'';' ; SELECT 2"));
+  // Compound bodies: ';' inside one statement.
+  EXPECT_FALSE(several("CREATE PROCEDURE p() BEGIN SELECT 1; SELECT 2; END"));
+  EXPECT_FALSE(several("/* setup */ create trigger t before insert on x for each row begin set @a = 1; end"));
+  EXPECT_FALSE(several("BEGIN NOT ATOMIC SELECT 1; SELECT 2; END"));
+  EXPECT_TRUE(several("BEGIN; SELECT 2"));
 }
 
 TEST(TransactionControl, IsRecognisedBehindCommentsAndCase) {
