@@ -163,7 +163,11 @@ void CoordinatorCore::recovery_loop() {
 
 ResourceManager& CoordinatorCore::resource(std::string_view name) {
   auto it = resources_.find(name);
-  if (it == resources_.end()) config_.resource(name);  // throws the "unknown resource" error
+  if (it == resources_.end()) {
+    config_.resource(name);  // throws the "unknown resource" error naming the configured ones
+    throw Error({.code = Errc::usage, .resource = std::string(name)},
+                "resource '" + std::string(name) + "' is configured but was not opened");
+  }
   return *it->second;
 }
 

@@ -44,7 +44,7 @@ std::optional<GtridParts> parse_gtrid(std::string_view gtrid) {
   return GtridParts{std::string(id), std::string(inc), std::stoull(std::string(seq), nullptr, 16)};
 }
 
-TransactionIdGenerator::TransactionIdGenerator(std::string coordinator_id, std::string incarnation)
+TransactionIdGenerator::TransactionIdGenerator(const std::string& coordinator_id, std::string incarnation)
     : prefix_(coordinator_id + "." + incarnation + "."), incarnation_(std::move(incarnation)) {}
 
 std::string TransactionIdGenerator::next() {

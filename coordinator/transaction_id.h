@@ -34,7 +34,7 @@ std::optional<GtridParts> parse_gtrid(std::string_view gtrid);
 class TransactionIdGenerator {
  public:
   // Precondition: coordinator_id is valid (is_valid_coordinator_id).
-  TransactionIdGenerator(std::string coordinator_id, std::string incarnation);
+  TransactionIdGenerator(const std::string& coordinator_id, std::string incarnation);
 
   std::string next();
   const std::string& incarnation() const noexcept { return incarnation_; }
