@@ -619,7 +619,7 @@ class KeywordReader {
 
 std::string transaction_control_keyword(std::string_view sql) {
   KeywordReader words(sql);
-  const std::string first = words.next(/*skip_semicolons=*/true);
+  std::string first = words.next(/*skip_semicolons=*/true);
   if (first == "BEGIN" || first == "COMMIT" || first == "END" || first == "ABORT") return first;
   if (first == "START") return words.next() == "TRANSACTION" ? "START TRANSACTION" : "";
   if (first == "PREPARE") return words.next() == "TRANSACTION" ? "PREPARE TRANSACTION" : "";
