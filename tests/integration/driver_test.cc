@@ -632,6 +632,9 @@ TEST_F(PostgreSQLDriver, TransactionControlInsideABranchIsRefusedAndChangesNothi
     EXPECT_EQ(e.gtrid(), xid.gtrid) << e.what();
     EXPECT_EQ(s->state(), BranchState::active) << sql;
   }
+  // One statement per call still allows a trailing ';', comments and DO.
+  EXPECT_EQ(run(*s, "SELECT 1; -- done")[0].as_int64(0), 1);
+  run(*s, "DO $$BEGIN PERFORM 1; END$$");
   // A savepoint rolled back to is not transaction control.
   run(*s, "SAVEPOINT sp");
   insert(*s, 2);
