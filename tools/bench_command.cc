@@ -59,6 +59,7 @@ struct Stats {
   double seconds = 0;
   std::vector<double> latency_ms;
   std::vector<double> round_tps;  // one per round, in order
+  std::uint64_t log_syncs = 0;    // decision-log fdatasyncs during this variant's rounds
   std::string first_error;
 
   double tps() const { return seconds > 0 ? count / seconds : 0; }
@@ -252,8 +253,11 @@ int run_bench(const BenchOptions& o) {
 
     const double round_s = std::min(kRoundSeconds, o.duration_s);
     for (double done = 0; done < o.duration_s - 1e-9; done += round_s)
-      for (auto& [name, factory] : variants)
+      for (auto& [name, factory] : variants) {
+        const std::uint64_t syncs_before = core->log().sync_count();
         run_round(factory, o.clients, std::min(round_s, o.duration_s - done), results[name]);
+        results[name].log_syncs += core->log().sync_count() - syncs_before;
+      }
   } catch (const Error& e) {
     std::cerr << "dtx bench: " << e.what() << "\n";
     if (temp_dir) std::filesystem::remove_all(*temp_dir);
@@ -284,6 +288,11 @@ int run_bench(const BenchOptions& o) {
       j[name + "_p99_ms"] = s.percentile(0.99);
       j[name + "_errors"] = s.errors;
     }
+    if (results.count("dtx")) {
+      const Stats& d = results["dtx"];
+      j["dtx_log_syncs"] = d.log_syncs;
+      j["dtx_per_log_sync"] = d.log_syncs ? static_cast<double>(d.count) / d.log_syncs : 0.0;
+    }
     if (results.count("raw_xa") && results.count("dtx")) {
       j["dtx_vs_raw_xa"] = ratio("dtx", "raw_xa");
       j["dtx_vs_raw_xa_round_median"] = round_ratio("dtx", "raw_xa");
@@ -305,6 +314,10 @@ int run_bench(const BenchOptions& o) {
                 << std::setw(10) << s.tps() << std::setprecision(3) << std::setw(10) << s.percentile(0.5)
                 << std::setw(10) << s.percentile(0.99) << std::setw(8) << s.errors << "\n";
     }
+    if (results.count("dtx") && results["dtx"].log_syncs)
+      std::cout << std::setprecision(2) << "decision log: " << results["dtx"].log_syncs
+                << " fdatasyncs, " << static_cast<double>(results["dtx"].count) / results["dtx"].log_syncs
+                << " transactions per fdatasync\n";
     if (results.count("dtx") && results.count("raw_xa"))
       std::cout << std::setprecision(3) << "dtx / raw_xa = " << ratio("dtx", "raw_xa")
                 << "   (median of " << results["dtx"].round_tps.size()

@@ -244,6 +244,10 @@ TEST_F(CliTest, BenchNullRmAndChosenVariants) {
   EXPECT_EQ(j["dtx_errors"], 0);
   EXPECT_TRUE(j["null_rm"].get<bool>());
   EXPECT_FALSE(j.contains("raw_xa_tps"));
+  // Every two-branch transaction forced a COMMIT record: some fdatasyncs, each
+  // covering at least one transaction.
+  EXPECT_GT(j["dtx_log_syncs"].get<std::uint64_t>(), 0u);
+  EXPECT_GE(j["dtx_per_log_sync"].get<double>(), 1.0);
 
   Outcome table = dtx({"bench", "--null-rm", "--clients", "1", "--duration", "0.2"});
   ASSERT_EQ(table.status, 0) << table.err;
