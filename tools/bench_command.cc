@@ -16,8 +16,9 @@
 // --duration is per variant, split into rounds of at most 0.5 s that
 // alternate between the variants; besides the ratio of the totals, the median
 // of the per-round ratios (each dtx round against the raw_xa round next to
-// it) is reported, which a burst of load from a neighbour moves much less. --null-rm runs only `dtx` against resource managers
-// that do nothing: the coordinator's own ceiling.
+// it) is reported, which a burst of load from a neighbour moves less; so are
+// the decision log's fdatasyncs per transaction. --null-rm runs only `dtx`
+// against resource managers that do nothing: the coordinator's own ceiling.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
