@@ -51,7 +51,6 @@
 #include <mysql_driver.h>
 
 #include <algorithm>
-#include <cctype>
 #include <cstdio>
 #include <list>
 #include <mutex>
@@ -61,6 +60,7 @@
 
 #include "drivers/branch_session.h"
 #include "drivers/logging.h"
+#include "drivers/sql_words.h"
 #include "dtx/error.h"
 
 namespace dtx {
@@ -209,8 +209,6 @@ class MysqlSession final : public BranchSession {
   void commit() override;
   void commit_one_phase() override;
   void rollback() override;
-  void commit_prepared(const Xid& xid) override { finish_prepared(xid, "COMMIT"); }
-  void rollback_prepared(const Xid& xid) override { finish_prepared(xid, "ROLLBACK"); }
   std::vector<PreparedXid> recover() override;
 
  private:
@@ -222,8 +220,7 @@ class MysqlSession final : public BranchSession {
   // Reads (and discards) the results after the first of a multi-statement
   // `sql`, so that none is left unread on the connection.
   void drain_more_results(std::string_view sql);
-  // XA COMMIT or XA ROLLBACK (`verb`) of a prepared branch by xid.
-  void finish_prepared(const Xid& xid, const std::string& verb);
+  void finish_prepared(const Xid& xid, const std::string& verb) override;
   // XA END (errors ignored: already ended, or rollback-only) and XA ROLLBACK.
   void abandon() noexcept override;
   std::string literal() const { return xid_->mysql_literal(); }
@@ -521,59 +518,19 @@ std::unique_ptr<Session> connect_mysql(const ResourceConfig& config) {
 
 namespace {
 
-// Leading words of a statement, upper-cased, past whitespace and comments.
-class KeywordScanner {
- public:
-  explicit KeywordScanner(std::string_view sql) : sql_(sql) {}
-  std::string next() {
-    for (;;) {
-      while (i_ < sql_.size() && std::isspace(static_cast<unsigned char>(sql_[i_]))) ++i_;
-      if (sql_.compare(i_, 2, "/*") == 0 && sql_.compare(i_, 3, "/*!") != 0) {
-        const std::size_t close = sql_.find("*/", i_ + 2);
-        i_ = close == std::string_view::npos ? sql_.size() : close + 2;
-      } else if (sql_.compare(i_, 1, "#") == 0 || sql_.compare(i_, 3, "-- ") == 0) {
-        const std::size_t eol = sql_.find('\n', i_);
-        i_ = eol == std::string_view::npos ? sql_.size() : eol + 1;
-      } else {
-        break;
-      }
-    }
-    std::string word;
-    while (i_ < sql_.size() && std::isalpha(static_cast<unsigned char>(sql_[i_])))
-      word.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(sql_[i_++]))));
-    return word;
-  }
-
- private:
-  std::string_view sql_;
-  std::size_t i_ = 0;
-};
-
 bool several_statements(std::string_view sql, bool backslash_escapes) {
   const std::size_t n = sql.size();
-  auto line_end = [&](std::size_t from) {
-    const std::size_t eol = sql.find('\n', from);
-    return eol == std::string_view::npos ? n : eol + 1;
-  };
-  auto is_space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; };
-  // "-- " starts a comment only when followed by whitespace or the end.
-  auto dash_comment = [&](std::size_t i) {
-    return sql.compare(i, 2, "--") == 0 && (i + 2 >= n || is_space(sql[i + 2]));
-  };
-  // Past whitespace, comments and ';' from i: true if anything else follows.
+  auto comment_end = [&](std::size_t i) { return sql_comment_end(sql, i, SqlDialect::mysql); };
+  // Past whitespace, comments and ';' from i: true if anything else follows
+  // (an executable /*! comment included).
   auto more_follows = [&](std::size_t i) {
     while (i < n) {
-      if (is_space(sql[i]) || sql[i] == ';') {
+      if (is_sql_space(sql[i]) || sql[i] == ';')
         ++i;
-      } else if (sql[i] == '#' || dash_comment(i)) {
-        i = line_end(i);
-      } else if (sql.compare(i, 2, "/*") == 0 && sql.compare(i, 3, "/*!") != 0 &&
-                 sql.compare(i, 4, "/*M!") != 0) {
-        const std::size_t close = sql.find("*/", i + 2);
-        i = close == std::string_view::npos ? n : close + 2;
-      } else {
+      else if (std::size_t end = comment_end(i); end != i)
+        i = end;
+      else
         return true;
-      }
     }
     return false;
   };
@@ -597,16 +554,8 @@ bool several_statements(std::string_view sql, bool backslash_escapes) {
         }
       }
       i = j;
-    } else if (c == '#' || dash_comment(i)) {
-      i = line_end(i);
-    } else if (sql.compare(i, 2, "/*") == 0) {
-      // /*! ... */ and /*M! ... */ are code: scan their inside as such.
-      if (sql.compare(i, 3, "/*!") == 0 || sql.compare(i, 4, "/*M!") == 0) {
-        i += 2;
-      } else {
-        const std::size_t close = sql.find("*/", i + 2);
-        i = close == std::string_view::npos ? n : close + 2;
-      }
+    } else if (std::size_t end = comment_end(i); end != i) {
+      i = end;  // /*! ... */ is no comment: its inside is scanned as code
     } else if (c == ';') {
       return more_follows(i + 1);
     } else {
@@ -620,9 +569,11 @@ bool several_statements(std::string_view sql, bool backslash_escapes) {
 
 bool mysql_has_several_statements(std::string_view sql) {
   // A compound statement's body holds ';' inside one statement.
-  KeywordScanner words(sql);
+  SqlKeywords words(sql, SqlDialect::mysql);
   const std::string first = words.next();
   if (first == "CREATE" || first == "ALTER" || (first == "BEGIN" && words.next() == "NOT")) return false;
+  // Without a backslash both readings are the same.
+  if (sql.find('\\') == std::string_view::npos) return several_statements(sql, true);
   return several_statements(sql, true) || several_statements(sql, false);
 }
 

@@ -48,6 +48,7 @@
 
 #include "drivers/branch_session.h"
 #include "drivers/logging.h"
+#include "drivers/sql_words.h"
 #include "dtx/error.h"
 
 namespace dtx {
@@ -176,8 +177,6 @@ class PostgresSession final : public BranchSession {
   void commit() override;
   void commit_one_phase() override;
   void rollback() override;
-  void commit_prepared(const Xid& xid) override { finish_prepared(xid, "COMMIT"); }
-  void rollback_prepared(const Xid& xid) override { finish_prepared(xid, "ROLLBACK"); }
   std::vector<PreparedXid> recover() override;
 
  private:
@@ -190,8 +189,7 @@ class PostgresSession final : public BranchSession {
   std::optional<ServerError> attempt(const std::string& sql) noexcept;
   // What a failed PREPARE TRANSACTION or COMMIT of the active block means.
   Error end_block_error(const ServerError& f, const std::string& statement) const;
-  // COMMIT PREPARED or ROLLBACK PREPARED (`verb`) by xid.
-  void finish_prepared(const Xid& xid, const std::string& verb);
+  void finish_prepared(const Xid& xid, const std::string& verb) override;
   // ROLLBACK of the active block, whatever state it is in.
   void abandon() noexcept override;
   std::string quoted_gid(const Xid& xid) const;
@@ -459,29 +457,6 @@ std::unique_ptr<Session> connect_postgres(const ResourceConfig& config) {
   return session;
 }
 
-namespace {
-
-// Where the block comment starting at sql[start] ("/*") ends: just past its
-// "*/", or the end of `sql` if unterminated. PostgreSQL nests block comments.
-std::size_t block_comment_end(std::string_view sql, std::size_t start) {
-  std::size_t j = start + 2;
-  int depth = 1;
-  while (j < sql.size() && depth > 0) {
-    if (sql.compare(j, 2, "/*") == 0) {
-      ++depth;
-      j += 2;
-    } else if (sql.compare(j, 2, "*/") == 0) {
-      --depth;
-      j += 2;
-    } else {
-      ++j;
-    }
-  }
-  return std::min(j, sql.size());
-}
-
-}  // namespace
-
 NumberedSql number_placeholders(std::string_view sql) {
   NumberedSql out;
   out.sql.reserve(sql.size() + 8);
@@ -537,10 +512,8 @@ NumberedSql number_placeholders(std::string_view sql) {
         ++j;
       }
       copy_to(j);
-    } else if (c == '-' && i + 1 < n && sql[i + 1] == '-') {
-      copy_to(sql.find('\n', i));
-    } else if (c == '/' && i + 1 < n && sql[i + 1] == '*') {
-      copy_to(block_comment_end(sql, i));
+    } else if (std::size_t end = sql_comment_end(sql, i, SqlDialect::postgres); end != i) {
+      copy_to(end);
     } else if (c == '$' && !after_ident) {
       // $tag$...$tag$; $1 is a positional parameter, not a quote.
       std::size_t j = i + 1;
@@ -559,66 +532,8 @@ NumberedSql number_placeholders(std::string_view sql) {
   return out;
 }
 
-namespace {
-
-bool is_space(char c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
-}
-
-// Reads SQL keywords one at a time, skipping whitespace, comments and (before
-// the first) semicolons.
-class KeywordReader {
- public:
-  explicit KeywordReader(std::string_view sql) : sql_(sql) {}
-
-  // The next word in upper case; empty at the end or before anything that is
-  // not a plain word (a quote, a parenthesis, ...).
-  std::string next(bool skip_semicolons = false) {
-    skip(skip_semicolons);
-    std::string word;
-    while (i_ < sql_.size()) {
-      const char c = sql_[i_];
-      if (c >= 'a' && c <= 'z') {
-        word.push_back(static_cast<char>(c - 'a' + 'A'));
-      } else if ((c >= 'A' && c <= 'Z') || c == '_') {
-        word.push_back(c);
-      } else {
-        break;
-      }
-      ++i_;
-    }
-    // A word running on into digits or other identifier bytes is no keyword.
-    if (i_ < sql_.size() && ((sql_[i_] >= '0' && sql_[i_] <= '9') || sql_[i_] == '$' ||
-                             static_cast<unsigned char>(sql_[i_]) >= 0x80))
-      return {};
-    return word;
-  }
-
- private:
-  void skip(bool semicolons) {
-    while (i_ < sql_.size()) {
-      const char c = sql_[i_];
-      if (is_space(c) || (semicolons && c == ';')) {
-        ++i_;
-      } else if (sql_.compare(i_, 2, "--") == 0) {
-        const std::size_t eol = sql_.find('\n', i_);
-        i_ = eol == std::string_view::npos ? sql_.size() : eol + 1;
-      } else if (sql_.compare(i_, 2, "/*") == 0) {
-        i_ = block_comment_end(sql_, i_);
-      } else {
-        return;
-      }
-    }
-  }
-
-  std::string_view sql_;
-  std::size_t i_ = 0;
-};
-
-}  // namespace
-
 std::string transaction_control_keyword(std::string_view sql) {
-  KeywordReader words(sql);
+  SqlKeywords words(sql, SqlDialect::postgres);
   std::string first = words.next(/*skip_semicolons=*/true);
   if (first == "BEGIN" || first == "COMMIT" || first == "END" || first == "ABORT") return first;
   if (first == "START") return words.next() == "TRANSACTION" ? "START TRANSACTION" : "";

@@ -573,6 +573,15 @@ servers_from_args() {
   done
 }
 
+# Runs `action` (start, stop or kill) on every chosen server: mariadb_<action> for MariaDB,
+# pg_<action>_one NAME for a PostgreSQL. A failure ends the script (set -e), as before.
+each_server() {
+  local action=$1 s
+  for s in "${SERVERS[@]}"; do
+    case $s in mariadb) "mariadb_$action" ;; *) "pg_${action}_one" "$s" ;; esac
+  done
+}
+
 cmd=${1:-}
 [[ $# -gt 0 ]] && shift
 validate_settings
@@ -587,18 +596,14 @@ case $cmd in
     with_lock
     prepare_db_dir
     say "data directory $DB_DIR"
-    for s in "${SERVERS[@]}"; do
-      case $s in mariadb) mariadb_start ;; *) pg_start_one "$s" ;; esac
-    done
+    each_server start
     ;;
   stop)
     servers_from_args "$@"
     require_root
     choose_db_dir
     with_lock
-    for s in "${SERVERS[@]}"; do
-      case $s in mariadb) mariadb_stop ;; *) pg_stop_one "$s" ;; esac
-    done
+    each_server stop
     ;;
   kill)
     (($# > 0)) || die "kill needs the server(s) to crash: mariadb, postgres, postgres-noprep"
@@ -606,9 +611,7 @@ case $cmd in
     require_root
     choose_db_dir
     with_lock
-    for s in "${SERVERS[@]}"; do
-      case $s in mariadb) mariadb_kill ;; *) pg_kill_one "$s" ;; esac
-    done
+    each_server kill
     ;;
   status)
     servers_from_args "$@"

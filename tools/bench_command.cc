@@ -64,6 +64,7 @@ struct Stats {
   std::string first_error;
 
   double tps() const { return seconds > 0 ? count / seconds : 0; }
+  double per_log_sync() const { return log_syncs ? static_cast<double>(count) / log_syncs : 0; }
   double percentile(double p) {
     if (latency_ms.empty()) return 0;
     std::sort(latency_ms.begin(), latency_ms.end());
@@ -175,16 +176,15 @@ void run_round(const WorkerFactory& factory, int clients, double seconds, Stats&
   go.store(true, std::memory_order_release);
   for (auto& t : threads) t.join();
   const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+  const std::uint64_t count_before = stats.count;
   stats.seconds += elapsed;
-  std::uint64_t round_count = 0;
-  for (const auto& s : per) round_count += s.count;
-  stats.round_tps.push_back(elapsed > 0 ? round_count / elapsed : 0);
   for (auto& s : per) {
     stats.count += s.count;
     stats.errors += s.errors;
     if (stats.first_error.empty()) stats.first_error = s.first_error;
     stats.latency_ms.insert(stats.latency_ms.end(), s.latency_ms.begin(), s.latency_ms.end());
   }
+  stats.round_tps.push_back(elapsed > 0 ? (stats.count - count_before) / elapsed : 0);
 }
 
 void create_table(ResourceManager& rm) {
@@ -292,7 +292,7 @@ int run_bench(const BenchOptions& o) {
     if (results.count("dtx")) {
       const Stats& d = results["dtx"];
       j["dtx_log_syncs"] = d.log_syncs;
-      j["dtx_per_log_sync"] = d.log_syncs ? static_cast<double>(d.count) / d.log_syncs : 0.0;
+      j["dtx_per_log_sync"] = d.per_log_sync();
     }
     if (results.count("raw_xa") && results.count("dtx")) {
       j["dtx_vs_raw_xa"] = ratio("dtx", "raw_xa");
@@ -317,7 +317,7 @@ int run_bench(const BenchOptions& o) {
     }
     if (results.count("dtx") && results["dtx"].log_syncs)
       std::cout << std::setprecision(2) << "decision log: " << results["dtx"].log_syncs
-                << " fdatasyncs, " << static_cast<double>(results["dtx"].count) / results["dtx"].log_syncs
+                << " fdatasyncs, " << results["dtx"].per_log_sync()
                 << " transactions per fdatasync\n";
     if (results.count("dtx") && results.count("raw_xa"))
       std::cout << std::setprecision(3) << "dtx / raw_xa = " << ratio("dtx", "raw_xa")

@@ -1,0 +1,40 @@
+// The little the drivers need to know about SQL text: where comments end and
+// what a statement's leading keywords are (transaction control, compound
+// bodies). Not a parser. Pure.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+namespace dtx {
+
+enum class SqlDialect {
+  postgres,  // -- to end of line; /* */ nests
+  mysql,     // # and "-- " to end of line; /* */ does not nest; /*! */ and /*M! */ are code
+};
+
+bool is_sql_space(char c) noexcept;
+
+// If a comment starts at sql[i], the index just past it (past its newline, or
+// the end of an unterminated one); otherwise i.
+std::size_t sql_comment_end(std::string_view sql, std::size_t i, SqlDialect dialect) noexcept;
+
+// Reads a statement's keywords one at a time.
+class SqlKeywords {
+ public:
+  SqlKeywords(std::string_view sql, SqlDialect dialect) : sql_(sql), dialect_(dialect) {}
+
+  // The next word in upper case, past whitespace and comments (and ';' if
+  // `skip_semicolons`); empty at the end, or before anything that is not a
+  // plain keyword (a quote, a parenthesis, a word running on into digits, $
+  // or non-ASCII bytes).
+  std::string next(bool skip_semicolons = false);
+
+ private:
+  std::string_view sql_;
+  SqlDialect dialect_;
+  std::size_t i_ = 0;
+};
+
+}  // namespace dtx
