@@ -10,9 +10,9 @@
 
 #include "coordinator/coordinator_core.h"
 #include "coordinator/fan_out.h"
-#include "coordinator/transaction_id.h"
+#include "base/transaction_id.h"
 #include "drivers/null_driver.h"
-#include "drivers/xid.h"
+#include "base/xid.h"
 
 namespace dtx {
 namespace {
@@ -66,7 +66,7 @@ void BM_NullRmTransaction(benchmark::State& state) {
     return std::make_shared<detail::CoordinatorCore>(config, make_null_resource_manager,
                                                      DecisionLogOptions{.sync = false});
   }();
-  Coordinator coord(core);
+  Coordinator coord = detail::CoordinatorAccess::wrap(core);
   const Param row[] = {1};
   for (auto _ : state) {
     Transaction tx = coord.begin();

@@ -10,8 +10,8 @@
 #include <memory>
 #include <string>
 
-#include "coordinator/crc32c.h"
-#include "coordinator/decision_log.h"
+#include "decision-log/crc32c.h"
+#include "decision-log/decision_log.h"
 
 namespace dtx {
 namespace {

@@ -51,7 +51,7 @@
 
 #include "coordinator/coordinator_core.h"
 #include "coordinator/failpoint.h"
-#include "drivers/logging.h"
+#include "base/logging.h"
 
 namespace dtx {
 namespace detail {
@@ -96,7 +96,6 @@ CoordinatorCore::CoordinatorCore(Config config, ResourceFactory factory,
                 "invalid coordinator id '" + config_.coordinator.id + "'");
   if (config_.resources.empty())
     throw Error({.code = Errc::config}, "no resource configured");
-  arm_failpoint_from_environment();
   if (!factory) factory = make_resource_manager;
   for (const auto& [name, rc] : config_.resources) resources_.emplace(name, factory(rc));
   log_ = DecisionLog::open(config_.coordinator.log_dir, config_.coordinator.id, ids_.incarnation(),
@@ -431,22 +430,44 @@ Transaction::Transaction(Transaction&&) noexcept = default;
 Transaction& Transaction::operator=(Transaction&&) noexcept = default;
 Transaction::~Transaction() = default;
 
-const std::string& Transaction::id() const noexcept { return impl_->gtrid(); }
-TransactionState Transaction::state() const noexcept { return impl_->state(); }
-std::vector<std::string> Transaction::resources() const { return impl_->resources(); }
+namespace {
+
+const detail::GlobalTransaction& live(const std::unique_ptr<detail::GlobalTransaction>& impl) {
+  if (!impl)
+    throw Error({.code = Errc::usage, .hint = "use the Transaction it was moved to"},
+                "this dtx::Transaction was moved from and holds no transaction");
+  return *impl;
+}
+
+}  // namespace
+
+const std::string& Transaction::id() const noexcept {
+  static const std::string none;
+  return impl_ ? impl_->gtrid() : none;
+}
+TransactionState Transaction::state() const noexcept {
+  return impl_ ? impl_->state() : TransactionState::rolled_back;
+}
+std::vector<std::string> Transaction::resources() const { return impl_ ? impl_->resources() : std::vector<std::string>{}; }
 
 Result Transaction::execute(std::string_view resource, std::string_view sql,
                             std::initializer_list<Param> params) {
-  return impl_->execute(resource, sql, std::span<const Param>(params.begin(), params.size()));
+  return execute(resource, sql, std::span<const Param>(params.begin(), params.size()));
 }
 
 Result Transaction::execute(std::string_view resource, std::string_view sql,
                             std::span<const Param> params) {
+  live(impl_);
   return impl_->execute(resource, sql, params);
 }
 
-void Transaction::commit() { impl_->commit(); }
-void Transaction::rollback() { impl_->rollback(); }
+void Transaction::commit() {
+  live(impl_);
+  impl_->commit();
+}
+void Transaction::rollback() {
+  if (impl_) impl_->rollback();
+}
 
 Coordinator::Coordinator(Config config)
     : core_(std::make_shared<detail::CoordinatorCore>(std::move(config))) {}

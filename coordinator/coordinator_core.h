@@ -15,9 +15,9 @@
 #include <thread>
 #include <vector>
 
-#include "coordinator/decision_log.h"
+#include "decision-log/decision_log.h"
 #include "coordinator/fan_out.h"
-#include "coordinator/transaction_id.h"
+#include "base/transaction_id.h"
 #include "drivers/resource_manager.h"
 #include "dtx/coordinator.h"
 #include "recovery/recovery.h"
@@ -83,6 +83,13 @@ class CoordinatorCore : public std::enable_shared_from_this<CoordinatorCore> {
   bool stopping_ = false;
   std::map<std::string, LoggedDecision, std::less<>> orphans_;
   std::thread recovery_thread_;  // last: started once everything above exists
+};
+
+// Builds a public Coordinator around a core built here (tests pass fake
+// resource managers, the null-RM benchmark a null driver). Not in the public
+// headers: an application builds a Coordinator from a Config.
+struct CoordinatorAccess {
+  static Coordinator wrap(std::shared_ptr<CoordinatorCore> core) { return Coordinator(std::move(core)); }
 };
 
 class GlobalTransaction {

@@ -6,7 +6,7 @@
 #include <string>
 #include <unistd.h>
 
-#include "drivers/logging.h"
+#include "base/logging.h"
 #include "dtx/error.h"
 
 namespace dtx {

@@ -10,9 +10,9 @@
 //
 // Default action: SIGKILL the process itself (no destructors, no rollbacks;
 // the OS drops the connections), as `kill -9` would. With ":hang": block that
-// thread forever, keeping every connection open. The variable is read once;
-// an unknown name is an error (Errc::config) when the first Coordinator is
-// built. Costs one relaxed atomic load per step when unset. See docs/failpoints.md.
+// thread forever, keeping every connection open. Only the dtx tool arms them
+// (arm_failpoint_from_environment at start); the library itself never reads
+// the variable. Costs one relaxed atomic load per step when unset. See docs/failpoints.md.
 #pragma once
 
 #include <atomic>

@@ -4,7 +4,9 @@
 // for CPU: threads mostly sleep in recv(). Items are claimed by whoever is
 // free first: the caller works too, and takes over items no pool thread has
 // started yet, so it never waits for a pool thread to wake up just to begin.
-// Boost.Asio stays inside fan_out.cc; this header is cheap to include.
+// The pool starts no thread until work waits with none idle, and never
+// more than its limit: a coordinator that commits one branch at a time
+// starts one or two threads, not the limit.
 #pragma once
 
 #include <cstddef>
@@ -15,7 +17,8 @@ namespace dtx {
 
 class FanOut {
  public:
-  // threads = 0 picks a size suited to blocking I/O.
+  // threads = the most pool threads ever started; 0 picks a cap suited to
+  // blocking I/O (max(16, 8 x cores)).
   explicit FanOut(int threads);
   ~FanOut();
 
@@ -24,7 +27,8 @@ class FanOut {
   // Precondition: fn does not throw (capture errors inside it).
   void run(std::size_t n, const std::function<void(std::size_t)>& fn, bool parallel = true);
 
-  int threads() const noexcept;
+  int threads() const noexcept;      // pool threads started so far
+  int max_threads() const noexcept;  // the cap
 
  private:
   struct Impl;

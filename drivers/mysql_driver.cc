@@ -59,7 +59,7 @@
 #include <variant>
 
 #include "drivers/branch_session.h"
-#include "drivers/logging.h"
+#include "base/logging.h"
 #include "drivers/sql_words.h"
 #include "dtx/error.h"
 
@@ -160,6 +160,8 @@ void bind(sql::PreparedStatement& ps, std::span<const Param> params) {
             ps.setNull(pos, sql::DataType::SQLNULL);
           else if constexpr (std::is_same_v<T, std::int64_t>)
             ps.setInt64(pos, v);
+          else if constexpr (std::is_same_v<T, std::uint64_t>)
+            ps.setUInt64(pos, v);
           else if constexpr (std::is_same_v<T, double>)
             ps.setDouble(pos, v);
           else

@@ -47,7 +47,7 @@
 #include <pqxx/pqxx>
 
 #include "drivers/branch_session.h"
-#include "drivers/logging.h"
+#include "base/logging.h"
 #include "drivers/sql_words.h"
 #include "dtx/error.h"
 

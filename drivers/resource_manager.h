@@ -22,7 +22,7 @@
 #include <string_view>
 #include <vector>
 
-#include "drivers/xid.h"
+#include "base/xid.h"
 #include "dtx/config.h"
 #include "dtx/value.h"
 

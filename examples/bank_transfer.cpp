@@ -1,4 +1,4 @@
-// The bank transfer of docs/../shared/reference: Zhang San (bank1, MySQL/MariaDB)
+// The classic bank transfer: Zhang San (bank1, MySQL/MariaDB)
 // pays Li Si (bank2, PostgreSQL). Both changes happen or neither does.
 //
 //   bank_transfer --config dtx.toml [--scenario success|bank2-fails|bank1-fails] [--amount N]

@@ -2,8 +2,8 @@
 
 #include <set>
 
-#include "coordinator/transaction_id.h"
-#include "drivers/logging.h"
+#include "base/transaction_id.h"
+#include "base/logging.h"
 #include "dtx/error.h"
 
 namespace dtx {

@@ -5,7 +5,7 @@
 #include <string_view>
 #include <vector>
 
-#include "coordinator/decision_log.h"
+#include "decision-log/decision_log.h"
 #include "recovery/recovery.h"
 
 namespace dtx {

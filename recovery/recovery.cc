@@ -5,7 +5,7 @@
 // prepared forever, holding its row locks (MariaDB and PostgreSQL never ask
 // a coordinator). dtx's branches carry xid (kDtxFormatId, gtrid, resource),
 // and the gtrid names the coordinator id and the process incarnation that
-// owns it (coordinator/transaction_id.h).
+// owns it (base/transaction_id.h).
 //
 // WHO DECIDES
 // Presumed abort: a COMMIT record in the owner's decision log means commit;
@@ -58,9 +58,9 @@
 #include <unordered_map>
 #include <utility>
 
-#include "coordinator/decision_log.h"
-#include "coordinator/transaction_id.h"
-#include "drivers/logging.h"
+#include "decision-log/decision_log.h"
+#include "base/transaction_id.h"
+#include "base/logging.h"
 #include "dtx/error.h"
 
 namespace dtx {
@@ -174,50 +174,6 @@ const DecisionRecord* LogState::decision(std::string_view gtrid) const {
 bool LogState::alive(std::string_view incarnation) const {
   auto it = incarnations.find(std::string(incarnation));
   return it == incarnations.end() || it->second.alive();
-}
-
-IncarnationLock& IncarnationLock::operator=(IncarnationLock&& other) noexcept {
-  if (this != &other) {
-    release();
-    fd_ = std::exchange(other.fd_, -1);
-    remove_on_release_ = std::move(other.remove_on_release_);
-  }
-  return *this;
-}
-
-void IncarnationLock::release() noexcept {
-  if (fd_ < 0) return;
-  std::error_code ec;
-  if (!remove_on_release_.empty()) fs::remove(remove_on_release_, ec);  // still locked: nobody raced us
-  ::close(fd_);
-  fd_ = -1;
-}
-
-IncarnationLock adopt_incarnation(const fs::path& log_dir, const std::string& coordinator_id,
-                                  const std::string& incarnation) {
-  const fs::path file = log_dir / (coordinator_id + "-" + incarnation + ".lock");
-  bool created = false;
-  int fd = ::open(file.c_str(), O_RDWR | O_CLOEXEC);
-  if (fd < 0 && errno == ENOENT) {
-    fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    created = fd >= 0;
-    if (fd < 0 && errno == EEXIST) fd = ::open(file.c_str(), O_RDWR | O_CLOEXEC);
-  }
-  if (fd < 0)
-    throw Error({.code = Errc::log}, "cannot open lock file " + file.string() + ": " + std::strerror(errno));
-  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    ::close(fd);
-    return {};
-  }
-  // The file may have been removed by its releaser between our open and our
-  // lock; a lock on an unlinked file protects nothing, so count it as held
-  // by someone else and let the next pass look again.
-  struct stat by_fd {}, by_name {};
-  if (::fstat(fd, &by_fd) != 0 || ::stat(file.c_str(), &by_name) != 0 || by_fd.st_ino != by_name.st_ino) {
-    ::close(fd);
-    return {};
-  }
-  return IncarnationLock(fd, created ? file : fs::path());
 }
 
 LogState read_log_state(const fs::path& log_dir, const std::string& coordinator_id,

@@ -13,7 +13,8 @@
 #include <string_view>
 #include <vector>
 
-#include "coordinator/decision_log.h"
+#include "decision-log/decision_log.h"
+#include "decision-log/incarnation_lock.h"
 #include "drivers/resource_manager.h"
 #include "dtx/config.h"
 
@@ -112,32 +113,6 @@ class RecoveryScanner {
   const Config& config_;
   ResourceLookup resources_;
 };
-
-// An flock held on an incarnation's lock file: whoever holds it is the only
-// one who may finish that incarnation's branches or delete its logs. Closing
-// releases it (and removes a lock file that only existed for it).
-class IncarnationLock {
- public:
-  IncarnationLock() = default;
-  IncarnationLock(int fd, std::filesystem::path remove_on_release)
-      : fd_(fd), remove_on_release_(std::move(remove_on_release)) {}
-  IncarnationLock(IncarnationLock&& other) noexcept { *this = std::move(other); }
-  IncarnationLock& operator=(IncarnationLock&& other) noexcept;
-  ~IncarnationLock() { release(); }
-  bool held() const noexcept { return fd_ >= 0; }
-  void release() noexcept;
-
- private:
-  int fd_ = -1;
-  std::filesystem::path remove_on_release_;
-};
-
-// Takes the lock of `incarnation` if nobody holds it: its owner is then gone
-// and no other recovery pass or operator is working on it. A missing lock
-// file (the owner exited cleanly) is created for the time of the hold.
-// Returns a lock that is not held if someone else holds it.
-IncarnationLock adopt_incarnation(const std::filesystem::path& log_dir, const std::string& coordinator_id,
-                                  const std::string& incarnation);
 
 // What the decision logs of one coordinator id say. Incarnations nobody holds
 // are adopted (their lock taken for the life of the LogState) before their

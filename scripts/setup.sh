@@ -10,7 +10,8 @@
 # are denied through /usr/sbin/policy-rc.d (created only if absent, removed afterwards).
 #
 # Environment: DTX_SKIP_BUILD=1 (same as --deps-only), DTX_BUILD_DIR (default build, relative to the repository root),
-# DTX_BUILD_TYPE (default RelWithDebInfo), DTX_BUILD_JOBS (default 2).
+# DTX_BUILD_TYPE (default RelWithDebInfo), DTX_BUILD_JOBS (default 2), DTX_CMAKE_ARGS (extra
+# -D options, applied at every run, e.g. "-DDTX_WERROR=ON" as scripts/test.sh passes).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -64,9 +65,14 @@ if [[ $DEPS_ONLY == 1 ]]; then
 fi
 
 cd "$REPO"
+# ccache keys on paths relative to the checkout, so clones in other folders share the cache.
+export CCACHE_BASEDIR=$REPO CCACHE_NOHASHDIR=1
+read -r -a extra_args <<<"${DTX_CMAKE_ARGS:-}"
 if [[ ! -f $BUILD_DIR/CMakeCache.txt ]]; then
-  say "configuring $BUILD_DIR ($BUILD_TYPE)"
-  cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE="$BUILD_TYPE"
+  say "configuring $BUILD_DIR ($BUILD_TYPE ${extra_args[*]})"
+  cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE="$BUILD_TYPE" "${extra_args[@]}"
+elif ((${#extra_args[@]})); then
+  cmake -S . -B "$BUILD_DIR" "${extra_args[@]}" >/dev/null
 fi
 say "building $BUILD_DIR (-j$JOBS)"
 cmake --build "$BUILD_DIR" -j"$JOBS"

@@ -6,6 +6,15 @@
 #   scripts/test.sh -L unit         only the unit tests
 #   scripts/test.sh -R Xa           tests matching a regex
 #
+# Three builds, each with -Wall -Wextra -Wshadow -Werror, each one ctest run (the extra
+# arguments apply to all three):
+#   build/        RelWithDebInfo: every test, the soak included
+#   build-asan/   AddressSanitizer + UndefinedBehaviorSanitizer: the unit and integration tests
+#   build-tsan/   ThreadSanitizer: the unit tests (decision-log group commit, coordinator, fan-out);
+#                 the integration tests are not built there (the database client libraries
+#                 are not instrumented)
+# DTX_SANITIZERS=0 runs only the first (a quick local run); CI runs all three.
+#
 # The databases that this run had to start are stopped again when it ends (trap on EXIT, so also
 # on failure); servers that were already running (someone else's, or a developer's
 # `scripts/db.sh start`) are left running. DTX_KEEP_DB=1 leaves everything running.
@@ -19,7 +28,19 @@ BUILD_DIR=${DTX_BUILD_DIR:-build}
 DB=scripts/db.sh
 
 echo "test: setup and build"
-bash scripts/setup.sh
+DTX_CMAKE_ARGS="-DDTX_WERROR=ON ${DTX_CMAKE_ARGS:-}" bash scripts/setup.sh
+export CCACHE_BASEDIR=$REPO CCACHE_NOHASHDIR=1
+
+# build_sanitized <dir> <sanitizers>: configure once, build the library, tool and tests.
+build_sanitized() {
+  local dir=$1 sanitize=$2
+  if [[ ! -f $dir/CMakeCache.txt ]]; then
+    cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDTX_SANITIZE="$sanitize" \
+      -DDTX_WERROR=ON -DDTX_BUILD_BENCH=OFF >/dev/null
+  fi
+  echo "test: building $dir ($sanitize)"
+  cmake --build "$dir" -j"${DTX_BUILD_JOBS:-2}"
+}
 
 eval "$(bash "$DB" env)"
 
@@ -66,8 +87,29 @@ trap cleanup EXIT
 echo "test: starting the test databases"
 bash "$DB" start
 
-echo "test: ctest --test-dir $BUILD_DIR --output-on-failure -j2 $*"
 rc=0
-ctest --test-dir "$BUILD_DIR" --output-on-failure -j2 "$@" || rc=$?
-echo "test: ctest exited with $rc"
+run_ctest() {
+  local dir=$1
+  shift
+  echo "test: ctest --test-dir $dir --output-on-failure -j2 $*"
+  local status=0
+  ctest --test-dir "$dir" --output-on-failure -j2 "$@" || status=$?
+  echo "test: ctest in $dir exited with $status"
+  ((status == 0)) || rc=$status
+}
+
+run_ctest "$BUILD_DIR" "$@"
+
+if [[ ${DTX_SANITIZERS:-1} != 0 ]]; then
+  # Abort at the first report (the build also passes -fno-sanitize-recover).
+  export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1:strict_string_checks=1}
+  export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+  export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$REPO/tests/sanitizer/lsan.supp}
+  export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
+  build_sanitized build-asan address,undefined
+  run_ctest build-asan -L 'unit|integration' "$@"
+  build_sanitized build-tsan thread
+  run_ctest build-tsan -L unit "$@"
+fi
+echo "test: done, status $rc"
 exit "$rc"

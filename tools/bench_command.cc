@@ -232,10 +232,10 @@ int run_bench(const BenchOptions& o) {
 
   std::map<std::string, Stats> results;
   try {
-    detail::CoordinatorCore::ResourceFactory factory;
-    if (o.null_rm) factory = make_null_resource_manager;
-    auto core = std::make_shared<detail::CoordinatorCore>(config, factory);
-    Coordinator coord(core);
+    detail::CoordinatorCore::ResourceFactory resource_factory;
+    if (o.null_rm) resource_factory = make_null_resource_manager;
+    auto core = std::make_shared<detail::CoordinatorCore>(config, resource_factory);
+    Coordinator coord = detail::CoordinatorAccess::wrap(core);
     std::vector<ResourceManager*> rms;
     for (const auto& n : names) rms.push_back(&core->resource(n));
     if (!o.null_rm)

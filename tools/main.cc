@@ -3,6 +3,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "coordinator/failpoint.h"
+#include "dtx/error.h"
 #include "dtx/version.h"
 #include "tools/commands.h"
 
@@ -25,6 +27,14 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     std::cerr << "dtx: " << e.what() << "\n" << "Run `dtx --help` for usage.\n";
+    return dtx::cli::kExitUsage;
+  }
+  // Failpoints are armed by the dtx tool only (recovery drills, crash
+  // tests): an application linking libdtx is never killed by DTX_FAILPOINT.
+  try {
+    dtx::arm_failpoint_from_environment();
+  } catch (const dtx::Error& e) {
+    std::cerr << "dtx: " << e.what() << "\n";
     return dtx::cli::kExitUsage;
   }
   if (app.got_subcommand("exec")) return run_exec();

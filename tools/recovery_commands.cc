@@ -10,8 +10,8 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
-#include "coordinator/decision_log.h"
-#include "coordinator/transaction_id.h"
+#include "decision-log/decision_log.h"
+#include "base/transaction_id.h"
 #include "drivers/resource_manager.h"
 #include "dtx/dtx.h"
 #include "recovery/operator.h"

@@ -43,7 +43,7 @@ struct ResourceConfig {
 struct CoordinatorConfig {
   std::string id;
   std::filesystem::path log_dir;
-  int threads = 0;  // fan-out pool size; 0 = automatic
+  int threads = 0;  // most fan-out threads ever started (they start on demand); 0 = automatic
   std::chrono::milliseconds default_timeout{60'000};
   // A live Coordinator runs a recovery pass when it starts and then every
   // this many seconds, in a background thread. 0 = never (dtx exec; or when

@@ -36,6 +36,7 @@ namespace dtx {
 namespace detail {
 class CoordinatorCore;
 class GlobalTransaction;
+struct CoordinatorAccess;
 }  // namespace detail
 
 struct TransactionOptions {
@@ -46,6 +47,9 @@ struct TransactionOptions {
 
 enum class TransactionState { active, committed, rolled_back, in_doubt };
 
+// A moved-from Transaction holds nothing: id() is empty, state() is
+// rolled_back, rollback() does nothing, execute() and commit() throw
+// Errc::usage.
 class Transaction {
  public:
   Transaction(Transaction&&) noexcept;
@@ -88,8 +92,6 @@ class Coordinator {
   // log (one file per process incarnation, held under a lock). Connections are
   // opened on first use. Throws dtx::Error.
   explicit Coordinator(Config config);
-  // Internal: wraps an already built core (tests, the null-RM benchmark).
-  explicit Coordinator(std::shared_ptr<detail::CoordinatorCore> core);
   ~Coordinator();
   Coordinator(const Coordinator&) = delete;
   Coordinator& operator=(const Coordinator&) = delete;
@@ -101,6 +103,8 @@ class Coordinator {
   const std::string& incarnation() const noexcept;
 
  private:
+  friend struct detail::CoordinatorAccess;
+  explicit Coordinator(std::shared_ptr<detail::CoordinatorCore> core);
   std::shared_ptr<detail::CoordinatorCore> core_;
 };
 

@@ -4,5 +4,6 @@
 #include "dtx/config.h"
 #include "dtx/coordinator.h"
 #include "dtx/error.h"
+#include "dtx/logging.h"
 #include "dtx/value.h"
 #include "dtx/version.h"

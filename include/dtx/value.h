@@ -19,12 +19,17 @@ namespace dtx {
 
 class Param {
  public:
-  using Storage = std::variant<std::monostate, std::int64_t, double, std::string>;
+  // Signed integers travel as int64, unsigned ones as uint64 (exact up to
+  // 2^64-1, for MariaDB's BIGINT UNSIGNED; never wrapped to negative).
+  using Storage = std::variant<std::monostate, std::int64_t, std::uint64_t, double, std::string>;
 
   Param(std::nullptr_t) {}
   Param(std::nullopt_t) {}
-  template <typename T, std::enable_if_t<std::is_integral_v<T> && !std::is_same_v<T, bool>, int> = 0>
+  template <typename T, std::enable_if_t<std::is_integral_v<T> && std::is_signed_v<T>, int> = 0>
   Param(T v) : v_(static_cast<std::int64_t>(v)) {}
+  template <typename T, std::enable_if_t<std::is_integral_v<T> && std::is_unsigned_v<T> &&
+                                             !std::is_same_v<T, bool>, int> = 0>
+  Param(T v) : v_(static_cast<std::uint64_t>(v)) {}
   Param(bool v) : v_(static_cast<std::int64_t>(v ? 1 : 0)) {}
   Param(double v) : v_(v) {}
   Param(std::string v) : v_(std::move(v)) {}

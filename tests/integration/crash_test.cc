@@ -21,7 +21,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "coordinator/decision_log.h"
+#include "decision-log/decision_log.h"
 #include "drivers/resource_manager.h"
 #include "dtx/dtx.h"
 #include "support/process.h"

@@ -243,7 +243,7 @@ TEST_F(XaTest, ThirtyTwoConcurrentTransfersKeepTheTotal) {
 
 TEST_F(XaTest, SingleBranchCommitsInOnePhaseWithoutLogging) {
   auto core = std::make_shared<detail::CoordinatorCore>(config_);
-  Coordinator coord(core);
+  Coordinator coord = detail::CoordinatorAccess::wrap(core);
   Transaction tx = coord.begin();
   tx.execute("pg", update("+"), {7, 3});
   tx.commit();
@@ -259,7 +259,7 @@ TEST_F(XaTest, SingleBranchCommitsInOnePhaseWithoutLogging) {
 
 TEST_F(XaTest, TwoBranchCommitForcesOneLogRecord) {
   auto core = std::make_shared<detail::CoordinatorCore>(config_);
-  Coordinator coord(core);
+  Coordinator coord = detail::CoordinatorAccess::wrap(core);
   Transaction tx = coord.begin();
   transfer(tx, 4, 4, 10);
   tx.commit();

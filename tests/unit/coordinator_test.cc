@@ -142,7 +142,7 @@ class CoordinatorTest : public ::testing::Test {
 
 TEST_F(CoordinatorTest, TwoBranchesPrepareLogThenCommit) {
   auto core = make_core();
-  Coordinator coord(core);
+  Coordinator coord = detail::CoordinatorAccess::wrap(core);
   Transaction tx = coord.begin();
   tx.execute("a", "UPDATE a");
   tx.execute("b", "UPDATE b");
@@ -157,7 +157,7 @@ TEST_F(CoordinatorTest, TwoBranchesPrepareLogThenCommit) {
 
 TEST_F(CoordinatorTest, SingleBranchCommitsInOnePhaseWithoutALogRecord) {
   auto core = make_core();
-  Coordinator coord(core);
+  Coordinator coord = detail::CoordinatorAccess::wrap(core);
   Transaction tx = coord.begin();
   tx.execute("a", "UPDATE a");
   tx.commit();
@@ -169,7 +169,7 @@ TEST_F(CoordinatorTest, SingleBranchCommitsInOnePhaseWithoutALogRecord) {
 TEST_F(CoordinatorTest, PrepareFailureRollsBackEveryBranchAndLogsNothing) {
   dbs_["b"].fail_prepare = true;
   auto core = make_core();
-  Coordinator coord(core);
+  Coordinator coord = detail::CoordinatorAccess::wrap(core);
   Transaction tx = coord.begin();
   tx.execute("a", "UPDATE a");
   tx.execute("b", "UPDATE b");
@@ -190,7 +190,7 @@ TEST_F(CoordinatorTest, PrepareFailureRollsBackEveryBranchAndLogsNothing) {
 
 TEST_F(CoordinatorTest, FailedStatementForbidsCommit) {
   auto core = make_core();
-  Coordinator coord(core);
+  Coordinator coord = detail::CoordinatorAccess::wrap(core);
   Transaction tx = coord.begin();
   tx.execute("a", "UPDATE a");
   dbs_["b"].fail_execute = true;
@@ -204,7 +204,7 @@ TEST_F(CoordinatorTest, FailedStatementForbidsCommit) {
 TEST_F(CoordinatorTest, Phase2FailureIsRetriedUntilCommitted) {
   dbs_["b"].fail_commits = 2;
   auto core = make_core();
-  Coordinator coord(core);
+  Coordinator coord = detail::CoordinatorAccess::wrap(core);
   Transaction tx = coord.begin();
   tx.execute("a", "UPDATE a");
   tx.execute("b", "UPDATE b");
@@ -217,7 +217,7 @@ TEST_F(CoordinatorTest, Phase2FailureIsRetriedUntilCommitted) {
 TEST_F(CoordinatorTest, Phase2FailureThatPersistsIsInDoubtAndKeepsTheDecision) {
   dbs_["b"].fail_commits = 1000;
   auto core = make_core();
-  Coordinator coord(core);
+  Coordinator coord = detail::CoordinatorAccess::wrap(core);
   Transaction tx = coord.begin();
   tx.execute("a", "UPDATE a");
   tx.execute("b", "UPDATE b");
@@ -237,7 +237,7 @@ TEST_F(CoordinatorTest, Phase2FailureThatPersistsIsInDoubtAndKeepsTheDecision) {
 TEST_F(CoordinatorTest, InProcessRecoveryFinishesAnInDoubtCommit) {
   dbs_["b"].fail_commits = 5;  // every phase-2 attempt fails, then the database recovers
   auto core = make_core();
-  Coordinator coord(core);
+  Coordinator coord = detail::CoordinatorAccess::wrap(core);
   Transaction tx = coord.begin();
   tx.execute("a", "UPDATE a");
   tx.execute("b", "UPDATE b");
@@ -254,7 +254,7 @@ TEST_F(CoordinatorTest, InProcessRecoveryFinishesAnInDoubtCommit) {
 
 TEST_F(CoordinatorTest, InProcessRecoveryLeavesLiveTransactionsAlone) {
   auto core = make_core();
-  Coordinator coord(core);
+  Coordinator coord = detail::CoordinatorAccess::wrap(core);
   Transaction tx = coord.begin();
   tx.execute("a", "UPDATE a");
   tx.execute("b", "UPDATE b");
@@ -269,7 +269,7 @@ TEST_F(CoordinatorTest, InProcessRecoveryLeavesLiveTransactionsAlone) {
 
 TEST_F(CoordinatorTest, DestroyedTransactionRollsBack) {
   auto core = make_core();
-  Coordinator coord(core);
+  Coordinator coord = detail::CoordinatorAccess::wrap(core);
   std::string id;
   {
     Transaction tx = coord.begin();
@@ -283,7 +283,7 @@ TEST_F(CoordinatorTest, DestroyedTransactionRollsBack) {
 
 TEST_F(CoordinatorTest, UnknownResourceNamesItAndTheGlobalId) {
   auto core = make_core();
-  Coordinator coord(core);
+  Coordinator coord = detail::CoordinatorAccess::wrap(core);
   Transaction tx = coord.begin();
   try {
     tx.execute("nope", "SELECT 1");
@@ -298,7 +298,7 @@ TEST_F(CoordinatorTest, UnknownResourceNamesItAndTheGlobalId) {
 
 TEST_F(CoordinatorTest, TimeoutRollsBack) {
   auto core = make_core();
-  Coordinator coord(core);
+  Coordinator coord = detail::CoordinatorAccess::wrap(core);
   Transaction tx = coord.begin({.timeout = std::chrono::milliseconds(1)});
   tx.execute("a", "UPDATE a");
   tx.execute("b", "UPDATE b");
@@ -317,7 +317,7 @@ TEST_F(CoordinatorTest, TimeoutRollsBack) {
 
 TEST_F(CoordinatorTest, GtridsAreUniqueAndNameTheIncarnation) {
   auto core = make_core();
-  Coordinator coord(core);
+  Coordinator coord = detail::CoordinatorAccess::wrap(core);
   std::set<std::string> ids;
   for (int i = 0; i < 1000; ++i) ids.insert(coord.begin().id());
   EXPECT_EQ(ids.size(), 1000u);
@@ -329,7 +329,7 @@ TEST_F(CoordinatorTest, GtridsAreUniqueAndNameTheIncarnation) {
 
 TEST_F(CoordinatorTest, ConcurrentTransactionsShareFlushes) {
   auto core = make_core();
-  Coordinator coord(core);
+  Coordinator coord = detail::CoordinatorAccess::wrap(core);
   constexpr int kThreads = 8, kPerThread = 50;
   std::vector<std::thread> threads;
   std::atomic<int> committed{0};

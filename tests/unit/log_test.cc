@@ -19,11 +19,11 @@
 #include <thread>
 #include <vector>
 
-#include "coordinator/crc32c.h"
-#include "coordinator/decision_log.h"
-#include "coordinator/log_format.h"
-#include "coordinator/log_reader.h"
-#include "coordinator/log_writer.h"
+#include "decision-log/crc32c.h"
+#include "decision-log/decision_log.h"
+#include "decision-log/log_format.h"
+#include "decision-log/log_reader.h"
+#include "decision-log/log_writer.h"
 #include "dtx/error.h"
 
 namespace dtx {

@@ -18,6 +18,17 @@ TEST(Param, TextForms) {
   EXPECT_EQ(Param(std::optional<int>{5}).to_text(), "5");
 }
 
+TEST(Param, UnsignedAbove64BitSignedRangeIsExactNotWrapped) {
+  const std::uint64_t big = 18446744073709551615ull;
+  Param p(big);
+  ASSERT_TRUE(std::holds_alternative<std::uint64_t>(p.storage()));
+  EXPECT_EQ(std::get<std::uint64_t>(p.storage()), big);
+  EXPECT_EQ(p.to_text(), "18446744073709551615");
+  EXPECT_EQ(Param(std::uint64_t{9223372036854775808ull}).to_text(), "9223372036854775808");
+  EXPECT_EQ(Param(7u).to_text(), "7");
+  EXPECT_EQ(Param(std::int64_t{-9223372036854775807 - 1}).to_text(), "-9223372036854775808");
+}
+
 TEST(Row, TypedAccessors) {
   Row r({std::string("12"), std::nullopt, std::string("2.5"), std::string("x")});
   EXPECT_EQ(r.as_int64(0), 12);

@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "drivers/xid.h"
+#include "base/xid.h"
 #include "dtx/error.h"
 
 namespace dtx {

@@ -11,7 +11,7 @@
 #include <string>
 #include <string_view>
 
-#include "coordinator/log_format.h"
+#include "decision-log/log_format.h"
 
 namespace dtx::log {
 

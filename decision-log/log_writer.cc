@@ -1,8 +1,8 @@
-#include "coordinator/log_writer.h"
+#include "decision-log/log_writer.h"
 
 #include <algorithm>
 
-#include "coordinator/crc32c.h"
+#include "decision-log/crc32c.h"
 
 namespace dtx::log {
 

@@ -1,4 +1,4 @@
-#include "drivers/xid.h"
+#include "base/xid.h"
 
 #include "dtx/error.h"
 

@@ -71,7 +71,7 @@
 // open decisions are read back and carried into a fresh segment, so nothing is
 // ever appended after a possibly torn tail.
 
-#include "coordinator/decision_log.h"
+#include "decision-log/decision_log.h"
 
 #include <fcntl.h>
 #include <linux/futex.h>
@@ -89,9 +89,9 @@
 #include <mutex>
 #include <unordered_map>
 
-#include "coordinator/log_reader.h"
-#include "coordinator/log_writer.h"
-#include "drivers/logging.h"
+#include "decision-log/log_reader.h"
+#include "decision-log/log_writer.h"
+#include "base/logging.h"
 #include "dtx/config.h"
 #include "dtx/error.h"
 

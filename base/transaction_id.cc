@@ -1,4 +1,4 @@
-#include "coordinator/transaction_id.h"
+#include "base/transaction_id.h"
 
 #include <charconv>
 #include <chrono>

@@ -10,6 +10,7 @@ std::optional<std::string> Param::to_text() const {
   struct Visitor {
     std::optional<std::string> operator()(std::monostate) const { return std::nullopt; }
     std::optional<std::string> operator()(std::int64_t v) const { return std::to_string(v); }
+    std::optional<std::string> operator()(std::uint64_t v) const { return std::to_string(v); }
     std::optional<std::string> operator()(double v) const {
       char buf[32];
       auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);  // shortest round-trip form

@@ -1,4 +1,4 @@
-#include "coordinator/crc32c.h"
+#include "decision-log/crc32c.h"
 
 #include <boost/crc.hpp>
 #include <cstring>

@@ -1,4 +1,4 @@
-#include "coordinator/log_reader.h"
+#include "decision-log/log_reader.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -7,8 +7,8 @@
 #include <cerrno>
 #include <cstring>
 
-#include "coordinator/crc32c.h"
-#include "coordinator/log_format.h"
+#include "decision-log/crc32c.h"
+#include "decision-log/log_format.h"
 #include "dtx/error.h"
 
 namespace dtx::log {

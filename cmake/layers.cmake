@@ -1,0 +1,47 @@
+# dtx_check_layers(LAYER <folder> INCLUDES <allowed>... [LAYER ...])
+#
+# The folders are the architecture: a source file in <folder> may include
+# only headers from the folders (or the exact public headers, e.g.
+# dtx/config.h) listed after INCLUDES. Checked at configure time over every
+# .h/.cc of the listed folders, so a violation fails `cmake` with the file,
+# line and the layer it reached into — before anything is compiled.
+function(dtx_check_layers)
+  set(args ${ARGN})
+  set(problems "")
+  while(args)
+    list(POP_FRONT args keyword folder)
+    if(NOT keyword STREQUAL "LAYER")
+      message(FATAL_ERROR "dtx_check_layers: expected LAYER, got ${keyword}")
+    endif()
+    list(POP_FRONT args keyword)
+    set(allowed "")
+    while(args)
+      list(GET args 0 next)
+      if(next STREQUAL "LAYER")
+        break()
+      endif()
+      list(POP_FRONT args next)
+      list(APPEND allowed ${next})
+    endwhile()
+    file(GLOB sources ${PROJECT_SOURCE_DIR}/${folder}/*.h ${PROJECT_SOURCE_DIR}/${folder}/*.cc)
+    foreach(source IN LISTS sources)
+      file(STRINGS ${source} lines REGEX "^[ \t]*#[ \t]*include[ \t]*\"")
+      foreach(line IN LISTS lines)
+        string(REGEX REPLACE "^[ \t]*#[ \t]*include[ \t]*\"([^\"]+)\".*" "\\1" header "${line}")
+        string(REGEX REPLACE "/[^/]*$" "" header_folder "${header}")
+        if(header_folder STREQUAL header)
+          set(header_folder "")  # same-folder include without a path
+        endif()
+        if(header_folder STREQUAL "" OR header IN_LIST allowed OR header_folder IN_LIST allowed)
+          continue()
+        endif()
+        file(RELATIVE_PATH rel ${PROJECT_SOURCE_DIR} ${source})
+        string(APPEND problems "\n  ${rel}: #include \"${header}\" reaches layer '${header_folder}', "
+                               "which '${folder}' may not use (allowed: ${allowed})")
+      endforeach()
+    endforeach()
+  endwhile()
+  if(problems)
+    message(FATAL_ERROR "layering violated (see the layer table in CMakeLists.txt):${problems}")
+  endif()
+endfunction()
