@@ -248,11 +248,21 @@ TEST_F(CliTest, BenchNullRmAndChosenVariants) {
   // covering at least one transaction.
   EXPECT_GT(j["dtx_log_syncs"].get<std::uint64_t>(), 0u);
   EXPECT_GE(j["dtx_per_log_sync"].get<double>(), 1.0);
+  // Beside it, the decision log's own group-commit ceiling in the same run and
+  // log_dir, and dtx's share of it.
+  EXPECT_GT(j["log_ceiling_tps"].get<double>(), 0) << null_rm.out;
+  EXPECT_EQ(j["log_ceiling_errors"], 0);
+  EXPECT_GT(j["log_ceiling_log_syncs"].get<std::uint64_t>(), 0u);
+  EXPECT_NEAR(j["dtx_vs_log_ceiling"].get<double>(),
+              j["dtx_tps"].get<double>() / j["log_ceiling_tps"].get<double>(), 1e-9);
+  EXPECT_GT(j["dtx_vs_log_ceiling_round_median"].get<double>(), 0);
 
   Outcome table = dtx({"bench", "--null-rm", "--clients", "1", "--duration", "0.2"});
   ASSERT_EQ(table.status, 0) << table.err;
   EXPECT_NE(table.out.find("null resource managers"), std::string::npos) << table.out;
   EXPECT_NE(table.out.find("\ndtx "), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("\nlog_ceiling "), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("dtx / log_ceiling = "), std::string::npos) << table.out;
 
   Outcome bogus = dtx({"bench", "--config", config(), "--variants", "dtx,bogus"});
   EXPECT_EQ(bogus.status, 2);
@@ -263,6 +273,64 @@ TEST_F(CliTest, BenchNullRmAndChosenVariants) {
   Outcome no_config = dtx({"bench", "--clients", "1"});
   EXPECT_EQ(no_config.status, 2);
   EXPECT_NE(no_config.err.find("--config"), std::string::npos) << no_config.err;
+}
+
+// dtx bench drops and recreates dtx_bench_accounts; a table of that name it
+// did not create is the user's: the bench refuses (exit 2, naming the
+// resource and the table) before touching any database, and the rows survive.
+TEST_F(CliTest, BenchNeverDropsATableItDidNotCreate) {
+  const std::string my_db = "cli_benchown1_" + tag_, pg_db = "cli_benchown2_" + tag_;
+  run_sql(*my_, "CREATE DATABASE " + my_db);
+  run_sql(*pg_, "CREATE DATABASE " + pg_db);
+  write_config(dir_ / "own.toml", my_db, pg_db);
+  const std::vector<std::string> bench = {"bench", "--config", (dir_ / "own.toml").string(), "--clients", "1",
+                                          "--duration", "0.2", "--variants", "dtx"};
+  {
+    auto my_bank = make_resource_manager(test::mysql_resource("bank1", my_db));
+    auto pg_bank = make_resource_manager(test::postgres_resource("bank2", pg_db));
+    auto tables = [](ResourceManager& rm, const std::string& count_query) {
+      return run_sql(rm, count_query)[0].as_int64(0);
+    };
+    const std::string my_has = "SELECT count(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
+                               "AND TABLE_NAME = 'dtx_bench_accounts'";
+    const std::string pg_has = "SELECT count(*) FROM pg_class WHERE oid = to_regclass('dtx_bench_accounts')";
+
+    // The user's table on the first resource: refused, nothing created on the second.
+    run_sql(*my_bank, "CREATE TABLE dtx_bench_accounts (id INT PRIMARY KEY, owner VARCHAR(20))");
+    run_sql(*my_bank, "INSERT INTO dtx_bench_accounts VALUES (1, 'alice'), (2, 'bob')");
+    Outcome first = dtx(bench);
+    EXPECT_EQ(first.status, 2) << first.out << first.err;
+    EXPECT_NE(first.err.find("resource 'bank1'"), std::string::npos) << first.err;
+    EXPECT_NE(first.err.find("dtx_bench_accounts that dtx bench did not create"), std::string::npos)
+        << first.err;
+    EXPECT_NE(first.err.find("scratch database"), std::string::npos) << first.err;
+    EXPECT_EQ(run_sql(*my_bank, "SELECT count(*) FROM dtx_bench_accounts WHERE owner IN ('alice', 'bob')")[0]
+                  .as_int64(0),
+              2);
+    EXPECT_EQ(tables(*pg_bank, pg_has), 0);
+
+    // On the second resource: refused before the first one's table (none
+    // there now) is created.
+    run_sql(*my_bank, "DROP TABLE dtx_bench_accounts");
+    run_sql(*pg_bank, "CREATE TABLE dtx_bench_accounts (id INT PRIMARY KEY, owner TEXT)");
+    run_sql(*pg_bank, "INSERT INTO dtx_bench_accounts VALUES (1, 'carol')");
+    Outcome second = dtx(bench);
+    EXPECT_EQ(second.status, 2) << second.out << second.err;
+    EXPECT_NE(second.err.find("resource 'bank2'"), std::string::npos) << second.err;
+    EXPECT_EQ(run_sql(*pg_bank, "SELECT owner FROM dtx_bench_accounts")[0].text(0), "carol");
+    EXPECT_EQ(tables(*my_bank, my_has), 0);
+
+    // Its own tables, marked when created, it drops and recreates on the next run.
+    run_sql(*pg_bank, "DROP TABLE dtx_bench_accounts");
+    for (int run = 0; run < 2; ++run) {
+      Outcome ours = dtx(bench);
+      EXPECT_EQ(ours.status, 0) << ours.out << ours.err;
+    }
+    EXPECT_EQ(run_sql(*my_bank, "SELECT count(*) FROM dtx_bench_accounts")[0].as_int64(0), 10000);
+    EXPECT_EQ(run_sql(*pg_bank, "SELECT count(*) FROM dtx_bench_accounts")[0].as_int64(0), 10000);
+  }  // the banks' connections closed before their databases are dropped
+  run_sql(*my_, "DROP DATABASE " + my_db);
+  run_sql(*pg_, "DROP DATABASE " + pg_db);
 }
 
 TEST_F(CliTest, HelpDescribesTheCommands) {
