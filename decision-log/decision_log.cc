@@ -347,6 +347,10 @@ class DecisionLog::Impl {
     std::lock_guard lock(mu_);
     return sync_count_;
   }
+  std::size_t queued_records() const {
+    std::lock_guard lock(mu_);
+    return queue_.size();
+  }
 
  private:
   struct QueuedRecord {
@@ -530,6 +534,7 @@ void DecisionLog::Impl::flush(std::unique_lock<std::mutex>& lock, bool may_exten
   // Nothing below may throw past here: the flush role must be given back.
   std::optional<Error> error;
   try {
+    if (options_.before_flush) options_.before_flush();
     const std::uint64_t offset = writer_.segment_size();
     std::string framed;
     for (const QueuedRecord& queued : batch) writer_.append(queued.payload, &framed);
@@ -716,6 +721,7 @@ void DecisionLog::log_end(std::string_view gtrid) noexcept { impl_->log_end(gtri
 std::size_t DecisionLog::open_decisions() const { return impl_->open_decisions(); }
 const fs::path& DecisionLog::current_segment() const { return impl_->current_segment(); }
 std::uint64_t DecisionLog::sync_count() const { return impl_->sync_count(); }
+std::size_t DecisionLog::queued_records() const { return impl_->queued_records(); }
 
 // ---- Reading ----
 

@@ -32,6 +32,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -70,6 +71,10 @@ struct DecisionLogOptions {
   // allocated) and extended by as many once less than half of them is left.
   // 0 = grow the file with every write.
   std::uint64_t preallocate_bytes = 1u << 20;
+  // Tests only: called by the thread holding the flush role after it took the
+  // queue and before it writes, without the log's lock, so that a test can
+  // hold a flush while other committers queue behind it (queued_records()).
+  std::function<void()> before_flush;
 };
 
 class DecisionLog {
@@ -100,6 +105,8 @@ class DecisionLog {
   // Group-commit flushes so far (each one write() and, with options.sync, one
   // fdatasync()); for tests and benchmarks of batching.
   std::uint64_t sync_count() const;
+  // Records (COMMIT and END) queued for the next flush; for tests of batching.
+  std::size_t queued_records() const;
 
  private:
   class Impl;

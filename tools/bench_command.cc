@@ -10,28 +10,57 @@
 // dtx_bench_accounts (10,000 rows, created by the tool) in every configured
 // resource's database, resources in config order (so no cycle of lock waits).
 //   non_atomic  an autocommit UPDATE on each resource
-//   raw_xa      hand-written XA on the same drivers, branches one after
-//               another, no coordinator log: the ceiling a coordinator can approach
+//   raw_xa      XA written by hand, as a careful program without a coordinator
+//               would: its own connections (Connector/C++ and libpqxx, not
+//               dtx's drivers), a prepared UPDATE, the same round trips as
+//               dtx's drivers, branches one after another, no log (RawBranch)
 //   dtx         the public C++ API (parallel phases, decision log, fdatasync)
 // --duration is per variant, split into rounds of at most 0.5 s that
 // alternate between the variants; besides the ratio of the totals, the median
 // of the per-round ratios (each dtx round against the raw_xa round next to
 // it) is reported, which a burst of load from a neighbour moves less; so are
-// the decision log's fdatasyncs per transaction. --null-rm runs only `dtx`
-// against resource managers that do nothing: the coordinator's own ceiling.
+// the decision log's fdatasyncs per transaction.
+//
+// --null-rm runs `dtx` against resource managers that do nothing (the
+// coordinator's own ceiling) and, in alternating rounds, `log_ceiling`: the
+// same number of clients calling log_commit + log_end on a DecisionLog of its
+// own in the same log_dir, which is what bench/log_bench.cc measures. Its
+// rate is the disk's group-commit ceiling in this run; dtx / log_ceiling says
+// how close the coordinator comes to it, which travels between machines whose
+// fdatasync latency differs where an absolute tps does not.
+//
+// The table. The tool drops and recreates dtx_bench_accounts, so it marks the
+// table it creates (a table comment, kOwnerMark) and refuses, before touching
+// any database, when a resource already has a dtx_bench_accounts without the
+// mark: it never drops a table it did not create (exit 2, naming the resource).
+//
+// The bench writes SQL itself: the raw_xa baseline is by definition
+// hand-written, and so is the DDL of its scratch table. Nothing of the
+// library does this outside drivers/ (docs/drivers.md).
+#include <cppconn/exception.h>
+#include <cppconn/prepared_statement.h>
+#include <cppconn/statement.h>
+#include <mysql_connection.h>
+#include <mysql_driver.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <iomanip>
 #include <iostream>
+#include <pqxx/pqxx>
 #include <random>
+#include <stdexcept>
 #include <thread>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "base/transaction_id.h"
 #include "coordinator/coordinator_core.h"
+#include "decision-log/decision_log.h"
 #include "drivers/null_driver.h"
 #include "drivers/resource_manager.h"
 #include "dtx/dtx.h"
@@ -44,7 +73,11 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr int kRows = 10'000;
 constexpr double kRoundSeconds = 0.5;
+constexpr const char* kTable = "dtx_bench_accounts";
 constexpr const char* kUpdate = "UPDATE dtx_bench_accounts SET balance = balance + 1 WHERE id = ?";
+// The comment on the table the bench creates: only a table carrying it is
+// ever dropped.
+constexpr const char* kOwnerMark = "created by dtx bench, which drops and recreates it on every run";
 
 struct BenchOptions {
   std::string config;
@@ -95,40 +128,167 @@ class NonAtomicWorker : public Worker {
   std::vector<SessionLease> sessions_;
 };
 
-// XA spelled by hand, one branch after another: no log, no fan-out.
-class RawXaWorker : public Worker {
+// ---- raw_xa: one branch of hand-written XA on a connection of its own ----
+//
+// The statements, in the round trips dtx's drivers use (mysql_driver.cc and
+// postgres_driver.cc; one phase when there is one resource, as dtx does):
+//                MariaDB / MySQL                        PostgreSQL
+//   start        XA START 'x'                           BEGIN
+//   update       the prepared UPDATE                    the prepared UPDATE
+//   prepare      XA END 'x'; XA PREPARE 'x'             PREPARE TRANSACTION 'x'
+//   commit       XA COMMIT 'x'                          COMMIT PREPARED 'x'
+//   one phase    XA END 'x'; XA COMMIT 'x' ONE PHASE    COMMIT
+// The MariaDB pairs go as one multi-statement query (CLIENT_MULTI_STATEMENTS).
+class RawBranch {
  public:
-  RawXaWorker(const std::vector<ResourceManager*>& rms, int client) : client_(client) {
-    for (auto* rm : rms) {
-      sessions_.push_back(rm->acquire());
-      mysql_.push_back(rm->config().type == ResourceType::mysql);
-    }
+  virtual ~RawBranch() = default;
+  virtual void start(const std::string& id) = 0;
+  virtual void update(int row) = 0;
+  virtual void prepare(const std::string& id) = 0;
+  virtual void commit(const std::string& id) = 0;
+  virtual void commit_one_phase(const std::string& id) = 0;
+  // After a failure anywhere: whatever is left of the branch, errors ignored.
+  virtual void rollback(const std::string& id) noexcept = 0;
+};
+
+// Connector/C++, taken once and registered with every thread that uses it.
+sql::Driver* mysql_client() {
+  static sql::Driver* const driver = sql::mysql::get_mysql_driver_instance();
+  struct ThreadRegistration {
+    ThreadRegistration() { driver->threadInit(); }
+    ~ThreadRegistration() { driver->threadEnd(); }
+  };
+  thread_local ThreadRegistration registration;
+  return driver;
+}
+
+class RawMysqlBranch final : public RawBranch {
+ public:
+  explicit RawMysqlBranch(const ResourceConfig& c) {
+    sql::ConnectOptionsMap options;
+    options["hostName"] = sql::SQLString("tcp://" + c.host + ":" + std::to_string(c.port));
+    options["userName"] = sql::SQLString(c.user);
+    options["password"] = sql::SQLString(c.password);
+    options["schema"] = sql::SQLString(c.database);
+    options["OPT_CONNECT_TIMEOUT"] = c.connect_timeout_s;
+    options["OPT_CHARSET_NAME"] = sql::SQLString("utf8mb4");
+    options["CLIENT_MULTI_STATEMENTS"] = true;
+    conn_.reset(mysql_client()->connect(options));
+    statement_.reset(conn_->createStatement());
+    update_.reset(conn_->prepareStatement(kUpdate));
   }
-  void once(int row) override {
-    const Param p[] = {row};
-    const std::string id = "rawxa-" + std::to_string(client_) + "-" + std::to_string(++seq_);
-    for (std::size_t i = 0; i < sessions_.size(); ++i) {
-      run(i, mysql_[i] ? "XA START '" + id + "'" : std::string("BEGIN"));
-      sessions_[i]->execute(kUpdate, p);
-    }
-    for (std::size_t i = 0; i < sessions_.size(); ++i) {
-      if (mysql_[i]) {
-        run(i, "XA END '" + id + "'");
-        run(i, "XA PREPARE '" + id + "'");
-      } else {
-        run(i, "PREPARE TRANSACTION '" + id + "'");
+  ~RawMysqlBranch() override { mysql_client(); }
+  void start(const std::string& id) override { run("XA START '" + id + "'"); }
+  void update(int row) override {
+    mysql_client();
+    update_->setInt(1, row);
+    update_->executeUpdate();
+  }
+  void prepare(const std::string& id) override { run("XA END '" + id + "'; XA PREPARE '" + id + "'", 2); }
+  void commit(const std::string& id) override { run("XA COMMIT '" + id + "'"); }
+  void commit_one_phase(const std::string& id) override {
+    run("XA END '" + id + "'; XA COMMIT '" + id + "' ONE PHASE", 2);
+  }
+  void rollback(const std::string& id) noexcept override {
+    for (const char* verb : {"XA END '", "XA ROLLBACK '"}) {
+      try {
+        run(verb + id + "'");
+      } catch (const std::exception&) {  // already ended, prepared, or gone
       }
     }
-    for (std::size_t i = 0; i < sessions_.size(); ++i)
-      run(i, mysql_[i] ? "XA COMMIT '" + id + "'" : "COMMIT PREPARED '" + id + "'");
   }
 
  private:
-  void run(std::size_t i, const std::string& sql) { sessions_[i]->execute(sql, {}); }
-  int client_;
-  std::uint64_t seq_ = 0;
-  std::vector<SessionLease> sessions_;
-  std::vector<bool> mysql_;
+  // The statements of `sql`, each with its result read: the server stops at
+  // the first that fails, whose error the read of its result throws.
+  void run(const std::string& sql, int statements = 1) {
+    mysql_client();
+    statement_->execute(sql);
+    for (int i = 1; i < statements; ++i) statement_->getMoreResults();
+  }
+  std::unique_ptr<sql::Connection> conn_;  // declared first: outlives the statements
+  std::unique_ptr<sql::Statement> statement_;
+  std::unique_ptr<sql::PreparedStatement> update_;
+};
+
+std::string postgres_conninfo(const ResourceConfig& c) {
+  auto value = [](const std::string& v) {
+    std::string out = "'";
+    for (char ch : v) out += ch == '\'' || ch == '\\' ? std::string{'\\', ch} : std::string{ch};
+    return out + "'";
+  };
+  return "host=" + value(c.host) + " port=" + std::to_string(c.port) + " user=" + value(c.user) +
+         " password=" + value(c.password) + " dbname=" + value(c.database) +
+         " application_name=dtx_bench_raw_xa";
+}
+
+class RawPostgresBranch final : public RawBranch {
+ public:
+  explicit RawPostgresBranch(const ResourceConfig& c) : conn_(postgres_conninfo(c)), tx_(conn_) {
+    conn_.prepare("update", "UPDATE dtx_bench_accounts SET balance = balance + 1 WHERE id = $1");
+  }
+  void start(const std::string&) override { tx_.exec("BEGIN"); }
+  void update(int row) override { tx_.exec_prepared("update", row); }
+  void prepare(const std::string& id) override { tx_.exec("PREPARE TRANSACTION " + tx_.quote(id)); }
+  void commit(const std::string& id) override { tx_.exec("COMMIT PREPARED " + tx_.quote(id)); }
+  void commit_one_phase(const std::string&) override { tx_.exec("COMMIT"); }
+  void rollback(const std::string& id) noexcept override {
+    try {
+      tx_.exec("ROLLBACK");
+    } catch (const std::exception&) {  // no block open
+    }
+    try {
+      tx_.exec("ROLLBACK PREPARED " + tx_.quote(id));
+    } catch (const std::exception&) {  // nothing prepared
+    }
+  }
+
+ private:
+  pqxx::connection conn_;  // declared first: outlives tx_
+  pqxx::nontransaction tx_;
+};
+
+// One client's raw_xa connections, one per resource, kept across rounds.
+struct RawClient {
+  explicit RawClient(const std::vector<ResourceManager*>& rms) {
+    for (auto* rm : rms) {
+      if (rm->config().type == ResourceType::mysql)
+        branches.push_back(std::make_unique<RawMysqlBranch>(rm->config()));
+      else
+        branches.push_back(std::make_unique<RawPostgresBranch>(rm->config()));
+    }
+  }
+  std::vector<std::unique_ptr<RawBranch>> branches;
+  std::uint64_t seq = 0;
+};
+
+class RawXaWorker : public Worker {
+ public:
+  RawXaWorker(RawClient& client, int index) : client_(client), index_(index) {}
+  void once(int row) override {
+    auto& branches = client_.branches;
+    const std::string id = "rawxa-" + std::to_string(::getpid()) + "-" + std::to_string(index_) + "-" +
+                           std::to_string(++client_.seq);
+    try {
+      for (auto& b : branches) {
+        b->start(id);
+        b->update(row);
+      }
+      if (branches.size() == 1) {
+        branches.front()->commit_one_phase(id);
+        return;
+      }
+      for (auto& b : branches) b->prepare(id);
+      for (auto& b : branches) b->commit(id);
+    } catch (...) {
+      for (auto& b : branches) b->rollback(id);
+      throw;
+    }
+  }
+
+ private:
+  RawClient& client_;
+  int index_;
 };
 
 class DtxWorker : public Worker {
@@ -145,6 +305,27 @@ class DtxWorker : public Worker {
  private:
   Coordinator& coord_;
   std::vector<std::string> resources_;
+};
+
+// The decision log alone, as a two-phase transaction uses it: a forced COMMIT
+// record naming every branch, then its lazy END (bench/log_bench.cc's loop).
+class DecisionLogWorker : public Worker {
+ public:
+  // Global ids are `prefix` and the next value of `seq`, shared by the clients.
+  DecisionLogWorker(DecisionLog& log, const std::vector<BranchRef>& branches, const std::string& prefix,
+                    std::atomic<std::uint64_t>& seq)
+      : log_(log), branches_(branches), prefix_(prefix), seq_(seq) {}
+  void once(int) override {
+    const std::string gtrid = prefix_ + std::to_string(++seq_);
+    log_.log_commit(gtrid, branches_);
+    log_.log_end(gtrid);
+  }
+
+ private:
+  DecisionLog& log_;
+  const std::vector<BranchRef>& branches_;
+  const std::string& prefix_;
+  std::atomic<std::uint64_t>& seq_;
 };
 
 // Runs `clients` threads of `factory`'s workers for `seconds`, adding to `stats`.
@@ -187,13 +368,41 @@ void run_round(const WorkerFactory& factory, int clients, double seconds, Stats&
   stats.round_tps.push_back(elapsed > 0 ? (stats.count - count_before) / elapsed : 0);
 }
 
+// A resource holds a dtx_bench_accounts that the bench did not create.
+struct NotOurTable : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Throws NotOurTable if `rm`'s database has a dtx_bench_accounts without
+// kOwnerMark (a view or table of the user's, or one of a dtx before the mark).
+void check_table_is_ours(ResourceManager& rm) {
+  const bool mysql = rm.config().type == ResourceType::mysql;
+  Result r = rm.acquire()->execute(
+      mysql ? "SELECT TABLE_COMMENT FROM information_schema.TABLES "
+              "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'dtx_bench_accounts'"
+            : "SELECT coalesce(obj_description(c.oid, 'pg_class'), '') FROM pg_class c "
+              "WHERE c.oid = to_regclass('dtx_bench_accounts')",
+      {});
+  if (r.empty() || (!r[0].is_null(0) && r[0].text(0) == kOwnerMark)) return;
+  throw NotOurTable("resource '" + rm.name() + "' (database " + rm.config().database + ") already has a table " +
+                    kTable +
+                    " that dtx bench did not create; dtx bench drops and recreates that table, so it "
+                    "leaves this one alone and measures nothing. Point --config at a scratch database, "
+                    "or drop or rename that table yourself if it is a leftover of an older dtx bench");
+}
+
+// Drops the bench's own table (check_table_is_ours first) and creates it anew, marked.
 void create_table(ResourceManager& rm) {
   SessionLease s = rm.acquire();
   s->execute("DROP TABLE IF EXISTS dtx_bench_accounts", {});
-  s->execute(rm.config().type == ResourceType::mysql
-                 ? "CREATE TABLE dtx_bench_accounts (id INT PRIMARY KEY, balance BIGINT NOT NULL) ENGINE=InnoDB"
-                 : "CREATE TABLE dtx_bench_accounts (id INT PRIMARY KEY, balance BIGINT NOT NULL)",
-             {});
+  if (rm.config().type == ResourceType::mysql) {
+    s->execute(std::string("CREATE TABLE dtx_bench_accounts (id INT PRIMARY KEY, balance BIGINT NOT NULL) "
+                           "ENGINE=InnoDB COMMENT='") + kOwnerMark + "'",
+               {});
+  } else {
+    s->execute("CREATE TABLE dtx_bench_accounts (id INT PRIMARY KEY, balance BIGINT NOT NULL)", {});
+    s->execute(std::string("COMMENT ON TABLE dtx_bench_accounts IS '") + kOwnerMark + "'", {});
+  }
   for (int first = 1; first <= kRows; first += 1000) {
     std::string sql = "INSERT INTO dtx_bench_accounts (id, balance) VALUES ";
     for (int id = first; id < first + 1000; ++id)  // generated numbers only
@@ -228,7 +437,11 @@ int run_bench(const BenchOptions& o) {
   }
   config.coordinator.recovery_interval_s = 0;  // no background passes inside the measurement
   std::vector<std::string> names;
-  for (const auto& [name, _] : config.resources) names.push_back(name);
+  std::vector<BranchRef> log_branches;  // what the log_ceiling variant's records name
+  for (const auto& [name, _] : config.resources) {
+    names.push_back(name);
+    log_branches.push_back({name, "b" + std::to_string(log_branches.size() + 1)});
+  }
 
   std::map<std::string, Stats> results;
   try {
@@ -238,40 +451,75 @@ int run_bench(const BenchOptions& o) {
     Coordinator coord = detail::CoordinatorAccess::wrap(core);
     std::vector<ResourceManager*> rms;
     for (const auto& n : names) rms.push_back(&core->resource(n));
-    if (!o.null_rm)
+    if (!o.null_rm) {
+      for (auto* rm : rms) check_table_is_ours(*rm);  // all before any is dropped
       for (auto* rm : rms) create_table(*rm);
+    }
 
     auto wanted = [&](const char* name) {
       return std::find(o.variants.begin(), o.variants.end(), name) != o.variants.end();
     };
-    std::vector<std::pair<std::string, WorkerFactory>> variants;
+    struct Variant {
+      std::string name;
+      WorkerFactory factory;
+      std::function<std::uint64_t()> syncs;  // its decision log's fdatasyncs so far, if it has one
+    };
+    std::vector<Variant> variants;
+    std::vector<std::unique_ptr<RawClient>> raw_clients;
+    std::unique_ptr<DecisionLog> ceiling_log;
+    std::string ceiling_prefix;
+    std::atomic<std::uint64_t> ceiling_seq{0};
     if (!o.null_rm && wanted("non_atomic"))
-      variants.emplace_back("non_atomic", [&](int) { return std::make_unique<NonAtomicWorker>(rms); });
-    if (!o.null_rm && wanted("raw_xa"))
-      variants.emplace_back("raw_xa", [&](int c) { return std::make_unique<RawXaWorker>(rms, c); });
+      variants.push_back({"non_atomic", [&](int) { return std::make_unique<NonAtomicWorker>(rms); }, {}});
+    if (!o.null_rm && wanted("raw_xa")) {
+      for (int c = 0; c < o.clients; ++c) raw_clients.push_back(std::make_unique<RawClient>(rms));
+      variants.push_back(
+          {"raw_xa", [&](int c) { return std::make_unique<RawXaWorker>(*raw_clients[c], c); }, {}});
+    }
     if (o.null_rm || wanted("dtx"))
-      variants.emplace_back("dtx", [&](int) { return std::make_unique<DtxWorker>(coord, names); });
+      variants.push_back({"dtx", [&](int) { return std::make_unique<DtxWorker>(coord, names); },
+                          [&] { return core->log().sync_count(); }});
+    if (o.null_rm) {
+      // A log of its own (another incarnation) in the coordinator's log_dir.
+      const std::string incarnation = new_incarnation();
+      ceiling_log = DecisionLog::open(config.coordinator.log_dir, config.coordinator.id, incarnation);
+      ceiling_prefix = config.coordinator.id + "." + incarnation + ".";
+      variants.push_back({"log_ceiling",
+                          [&](int) {
+                            return std::make_unique<DecisionLogWorker>(*ceiling_log, log_branches,
+                                                                       ceiling_prefix, ceiling_seq);
+                          },
+                          [&] { return ceiling_log->sync_count(); }});
+    }
 
     const double round_s = std::min(kRoundSeconds, o.duration_s);
     for (double done = 0; done < o.duration_s - 1e-9; done += round_s)
-      for (auto& [name, factory] : variants) {
-        const std::uint64_t syncs_before = core->log().sync_count();
-        run_round(factory, o.clients, std::min(round_s, o.duration_s - done), results[name]);
-        results[name].log_syncs += core->log().sync_count() - syncs_before;
+      for (auto& v : variants) {
+        const std::uint64_t syncs_before = v.syncs ? v.syncs() : 0;
+        run_round(v.factory, o.clients, std::min(round_s, o.duration_s - done), results[v.name]);
+        if (v.syncs) results[v.name].log_syncs += v.syncs() - syncs_before;
       }
+  } catch (const NotOurTable& e) {
+    std::cerr << "dtx bench: " << e.what() << "\n";
+    return kExitUsage;
   } catch (const Error& e) {
     std::cerr << "dtx bench: " << e.what() << "\n";
+    if (temp_dir) std::filesystem::remove_all(*temp_dir);
+    return kExitFailed;
+  } catch (const std::exception& e) {  // a raw_xa connection that could not be opened
+    std::cerr << "dtx bench: raw_xa: " << e.what() << "\n";
     if (temp_dir) std::filesystem::remove_all(*temp_dir);
     return kExitFailed;
   }
   if (temp_dir) std::filesystem::remove_all(*temp_dir);
 
+  auto has = [&](const char* name) { return results.count(name) != 0; };
   auto ratio = [&](const char* a, const char* b) {
-    return results.count(a) && results.count(b) && results[b].tps() > 0 ? results[a].tps() / results[b].tps() : 0.0;
+    return has(a) && has(b) && results[b].tps() > 0 ? results[a].tps() / results[b].tps() : 0.0;
   };
   // Median over rounds of a's round against b's round of the same index.
   auto round_ratio = [&](const char* a, const char* b) {
-    if (!results.count(a) || !results.count(b)) return 0.0;
+    if (!has(a) || !has(b)) return 0.0;
     const auto &ra = results[a].round_tps, &rb = results[b].round_tps;
     std::vector<double> r;
     for (std::size_t i = 0; i < std::min(ra.size(), rb.size()); ++i)
@@ -280,6 +528,8 @@ int run_bench(const BenchOptions& o) {
     std::sort(r.begin(), r.end());
     return r.size() % 2 ? r[r.size() / 2] : (r[r.size() / 2 - 1] + r[r.size() / 2]) / 2;
   };
+  // dtx against the variant it is compared with in this mode.
+  const char* baseline = o.null_rm ? "log_ceiling" : "raw_xa";
   if (o.json) {
     nlohmann::json j = {{"clients", o.clients}, {"duration_s", o.duration_s}, {"null_rm", o.null_rm},
                         {"resources", names}};
@@ -288,42 +538,44 @@ int run_bench(const BenchOptions& o) {
       j[name + "_p50_ms"] = s.percentile(0.50);
       j[name + "_p99_ms"] = s.percentile(0.99);
       j[name + "_errors"] = s.errors;
+      if (name == "dtx" || name == "log_ceiling") {
+        j[name + "_log_syncs"] = s.log_syncs;
+        j[name + "_per_log_sync"] = s.per_log_sync();
+      }
     }
-    if (results.count("dtx")) {
-      const Stats& d = results["dtx"];
-      j["dtx_log_syncs"] = d.log_syncs;
-      j["dtx_per_log_sync"] = d.per_log_sync();
-    }
-    if (results.count("raw_xa") && results.count("dtx")) {
-      j["dtx_vs_raw_xa"] = ratio("dtx", "raw_xa");
-      j["dtx_vs_raw_xa_round_median"] = round_ratio("dtx", "raw_xa");
+    if (has("dtx") && has(baseline)) {
+      j[std::string("dtx_vs_") + baseline] = ratio("dtx", baseline);
+      j[std::string("dtx_vs_") + baseline + "_round_median"] = round_ratio("dtx", baseline);
       j["rounds"] = results["dtx"].round_tps.size();
     }
-    if (results.count("non_atomic") && results.count("dtx"))
-      j["dtx_vs_non_atomic"] = ratio("dtx", "non_atomic");
+    if (has("non_atomic") && has("dtx")) j["dtx_vs_non_atomic"] = ratio("dtx", "non_atomic");
     std::cout << j.dump(2) << "\n";
   } else {
     std::cout << "dtx bench: " << o.clients << " clients, " << o.duration_s << " s per variant"
               << (o.null_rm ? ", null resource managers" : "") << ", resources:";
     for (const auto& n : names) std::cout << ' ' << n;
-    std::cout << "\n" << std::left << std::setw(12) << "variant" << std::right << std::setw(10) << "tps"
+    std::cout << "\n" << std::left << std::setw(14) << "variant" << std::right << std::setw(10) << "tps"
               << std::setw(10) << "p50 ms" << std::setw(10) << "p99 ms" << std::setw(8) << "errors" << "\n";
-    for (const char* name : {"non_atomic", "raw_xa", "dtx"}) {
-      if (!results.count(name)) continue;
+    for (const char* name : {"non_atomic", "raw_xa", "dtx", "log_ceiling"}) {
+      if (!has(name)) continue;
       Stats& s = results[name];
-      std::cout << std::left << std::setw(12) << name << std::right << std::fixed << std::setprecision(1)
+      std::cout << std::left << std::setw(14) << name << std::right << std::fixed << std::setprecision(1)
                 << std::setw(10) << s.tps() << std::setprecision(3) << std::setw(10) << s.percentile(0.5)
                 << std::setw(10) << s.percentile(0.99) << std::setw(8) << s.errors << "\n";
     }
-    if (results.count("dtx") && results["dtx"].log_syncs)
-      std::cout << std::setprecision(2) << "decision log: " << results["dtx"].log_syncs
-                << " fdatasyncs, " << results["dtx"].per_log_sync()
-                << " transactions per fdatasync\n";
-    if (results.count("dtx") && results.count("raw_xa"))
-      std::cout << std::setprecision(3) << "dtx / raw_xa = " << ratio("dtx", "raw_xa")
+    for (const char* name : {"dtx", "log_ceiling"})
+      if (has(name) && results[name].log_syncs)
+        std::cout << std::setprecision(2) << name << ": " << results[name].log_syncs
+                  << " decision-log fdatasyncs, " << results[name].per_log_sync()
+                  << " transactions per fdatasync\n";
+    if (has("dtx") && has(baseline))
+      std::cout << std::setprecision(3) << "dtx / " << baseline << " = " << ratio("dtx", baseline)
                 << "   (median of " << results["dtx"].round_tps.size()
-                << " per-round ratios: " << round_ratio("dtx", "raw_xa") << ")\n";
-    if (results.count("dtx") && results.count("non_atomic"))
+                << " per-round ratios: " << round_ratio("dtx", baseline) << ")\n";
+    if (has("log_ceiling"))
+      std::cout << "log_ceiling: as many clients committing to a decision log of their own in the same "
+                   "log_dir, the disk's group-commit ceiling\n";
+    if (has("dtx") && has("non_atomic"))
       std::cout << std::setprecision(3) << "dtx / non_atomic = " << ratio("dtx", "non_atomic") << "\n";
   }
   for (auto& [name, s] : results)
@@ -340,7 +592,9 @@ std::function<int()> add_bench_command(CLI::App& app) {
   cmd->add_option("--clients", o->clients, "concurrent clients (default 8)");
   cmd->add_option("--duration", o->duration_s, "seconds per variant (default 10)");
   cmd->add_flag("--json", o->json, "one JSON object instead of a table");
-  cmd->add_flag("--null-rm", o->null_rm, "only the coordinator path, against resource managers that do nothing");
+  cmd->add_flag("--null-rm", o->null_rm,
+                "only the coordinator path, against resource managers that do nothing, beside the "
+                "decision log's own group-commit ceiling");
   cmd->add_option("--variants", o->variants,
                   "comma-separated subset of non_atomic,raw_xa,dtx to run (default all; for profiling one)")
       ->delimiter(',')

@@ -35,6 +35,30 @@ std::string quote(const std::string& s) {
   return q + "'";
 }
 
+// A database of one test's own on each server, with a resource manager
+// connected to it; dropped on destruction. For what must not meet other
+// processes' tables: dtx bench's dtx_bench_accounts.
+struct ScratchDatabases {
+  ScratchDatabases(ResourceManager& admin_my, ResourceManager& admin_pg, std::string my_name,
+                   std::string pg_name)
+      : admin_my_(admin_my), admin_pg_(admin_pg), my_db(std::move(my_name)), pg_db(std::move(pg_name)) {
+    admin_my_.acquire()->execute("CREATE DATABASE " + my_db, {});
+    admin_pg_.acquire()->execute("CREATE DATABASE " + pg_db, {});
+    my = make_resource_manager(test::mysql_resource("bank1", my_db));
+    pg = make_resource_manager(test::postgres_resource("bank2", pg_db));
+  }
+  ~ScratchDatabases() {
+    my.reset();
+    pg.reset();  // their connections closed before the databases are dropped
+    admin_my_.acquire()->execute("DROP DATABASE IF EXISTS " + my_db, {});
+    admin_pg_.acquire()->execute("DROP DATABASE IF EXISTS " + pg_db, {});
+  }
+
+  ResourceManager &admin_my_, &admin_pg_;
+  const std::string my_db, pg_db;
+  std::unique_ptr<ResourceManager> my, pg;
+};
+
 class CliTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -210,7 +234,10 @@ TEST_F(CliTest, ExecRefusesTransactionControlInsideTheTransaction) {
 // issue names, and no transaction lost or half-applied (each variant adds 1
 // to one row on each database per transaction, so the two sums stay equal).
 TEST_F(CliTest, BenchMeasuresEveryVariantAndKeepsTheDatabasesEqual) {
-  Outcome r = dtx({"bench", "--config", config(), "--clients", "2", "--duration", "0.5", "--json"});
+  ScratchDatabases db(*my_, *pg_, "cli_bench1_" + tag_, "cli_bench2_" + tag_);
+  write_config(dir_ / "bench.toml", db.my_db, db.pg_db);
+  Outcome r = dtx({"bench", "--config", (dir_ / "bench.toml").string(), "--clients", "2", "--duration", "0.5",
+                   "--json"});
   ASSERT_EQ(r.status, 0) << r.err;
   nlohmann::json j = nlohmann::json::parse(r.out);
   for (const char* key : {"non_atomic_tps", "raw_xa_tps", "dtx_tps", "dtx_p50_ms", "dtx_p99_ms",
@@ -220,20 +247,18 @@ TEST_F(CliTest, BenchMeasuresEveryVariantAndKeepsTheDatabasesEqual) {
   }
   EXPECT_EQ(j["clients"], 2);
   EXPECT_EQ(j["duration_s"].get<double>(), 0.5);
-  for (const char* key : {"non_atomic_errors", "raw_xa_errors", "dtx_errors"}) EXPECT_EQ(j[key], 0) << key;
+  for (const char* key : {"non_atomic_errors", "raw_xa_errors", "dtx_errors"})
+    EXPECT_EQ(j[key], 0) << key << "\n" << r.err;
   EXPECT_LE(j["dtx_p50_ms"].get<double>(), j["dtx_p99_ms"].get<double>());
-  const std::string sum = "SELECT count(*), CAST(sum(balance) AS SIGNED) FROM dtx_bench_accounts";
-  Result my = run_sql(*my_, sum);
-  Result pg = run_sql(*pg_, "SELECT count(*), CAST(sum(balance) AS BIGINT) FROM dtx_bench_accounts");
+  Result my = run_sql(*db.my, "SELECT count(*), CAST(sum(balance) AS SIGNED) FROM dtx_bench_accounts");
+  Result pg = run_sql(*db.pg, "SELECT count(*), CAST(sum(balance) AS BIGINT) FROM dtx_bench_accounts");
   EXPECT_EQ(my[0].as_int64(0), 10000);
   EXPECT_EQ(pg[0].as_int64(0), 10000);
   EXPECT_GT(my[0].as_int64(1), 0);
   EXPECT_EQ(my[0].as_int64(1), pg[0].as_int64(1));
-  EXPECT_EQ(run_sql(*pg_, "SELECT count(*) FROM pg_prepared_xacts WHERE gid LIKE 'rawxa-%' OR gid LIKE "
-                          "'dtx:cli" + tag_ + ".%'")[0].as_int64(0),
+  EXPECT_EQ(run_sql(*db.pg, "SELECT count(*) FROM pg_prepared_xacts WHERE database = current_database()")[0]
+                .as_int64(0),
             0);
-  run_sql(*my_, "DROP TABLE dtx_bench_accounts");
-  run_sql(*pg_, "DROP TABLE dtx_bench_accounts");
 }
 
 TEST_F(CliTest, BenchNullRmAndChosenVariants) {
@@ -248,11 +273,21 @@ TEST_F(CliTest, BenchNullRmAndChosenVariants) {
   // covering at least one transaction.
   EXPECT_GT(j["dtx_log_syncs"].get<std::uint64_t>(), 0u);
   EXPECT_GE(j["dtx_per_log_sync"].get<double>(), 1.0);
+  // Beside it, the decision log's own group-commit ceiling in the same run and
+  // log_dir, and dtx's share of it.
+  EXPECT_GT(j["log_ceiling_tps"].get<double>(), 0) << null_rm.out;
+  EXPECT_EQ(j["log_ceiling_errors"], 0);
+  EXPECT_GT(j["log_ceiling_log_syncs"].get<std::uint64_t>(), 0u);
+  EXPECT_NEAR(j["dtx_vs_log_ceiling"].get<double>(),
+              j["dtx_tps"].get<double>() / j["log_ceiling_tps"].get<double>(), 1e-9);
+  EXPECT_GT(j["dtx_vs_log_ceiling_round_median"].get<double>(), 0);
 
   Outcome table = dtx({"bench", "--null-rm", "--clients", "1", "--duration", "0.2"});
   ASSERT_EQ(table.status, 0) << table.err;
   EXPECT_NE(table.out.find("null resource managers"), std::string::npos) << table.out;
   EXPECT_NE(table.out.find("\ndtx "), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("\nlog_ceiling "), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("dtx / log_ceiling = "), std::string::npos) << table.out;
 
   Outcome bogus = dtx({"bench", "--config", config(), "--variants", "dtx,bogus"});
   EXPECT_EQ(bogus.status, 2);
@@ -263,6 +298,51 @@ TEST_F(CliTest, BenchNullRmAndChosenVariants) {
   Outcome no_config = dtx({"bench", "--clients", "1"});
   EXPECT_EQ(no_config.status, 2);
   EXPECT_NE(no_config.err.find("--config"), std::string::npos) << no_config.err;
+}
+
+// dtx bench drops and recreates dtx_bench_accounts; a table of that name it
+// did not create is the user's: the bench refuses (exit 2, naming the
+// resource and the table) before touching any database, and the rows survive.
+TEST_F(CliTest, BenchNeverDropsATableItDidNotCreate) {
+  ScratchDatabases db(*my_, *pg_, "cli_benchown1_" + tag_, "cli_benchown2_" + tag_);
+  write_config(dir_ / "own.toml", db.my_db, db.pg_db);
+  const std::vector<std::string> bench = {"bench", "--config", (dir_ / "own.toml").string(), "--clients", "1",
+                                          "--duration", "0.2", "--variants", "dtx"};
+  auto count = [](ResourceManager& rm, const std::string& query) { return run_sql(rm, query)[0].as_int64(0); };
+  const std::string my_has = "SELECT count(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
+                             "AND TABLE_NAME = 'dtx_bench_accounts'";
+  const std::string pg_has = "SELECT count(*) FROM pg_class WHERE oid = to_regclass('dtx_bench_accounts')";
+
+  // The user's table on the first resource: refused, nothing created on the second.
+  run_sql(*db.my, "CREATE TABLE dtx_bench_accounts (id INT PRIMARY KEY, owner VARCHAR(20))");
+  run_sql(*db.my, "INSERT INTO dtx_bench_accounts VALUES (1, 'alice'), (2, 'bob')");
+  Outcome first = dtx(bench);
+  EXPECT_EQ(first.status, 2) << first.out << first.err;
+  EXPECT_NE(first.err.find("resource 'bank1'"), std::string::npos) << first.err;
+  EXPECT_NE(first.err.find("dtx_bench_accounts that dtx bench did not create"), std::string::npos) << first.err;
+  EXPECT_NE(first.err.find("scratch database"), std::string::npos) << first.err;
+  EXPECT_EQ(count(*db.my, "SELECT count(*) FROM dtx_bench_accounts WHERE owner IN ('alice', 'bob')"), 2);
+  EXPECT_EQ(count(*db.pg, pg_has), 0);
+
+  // On the second resource: refused before the first one's table (none
+  // there now) is created.
+  run_sql(*db.my, "DROP TABLE dtx_bench_accounts");
+  run_sql(*db.pg, "CREATE TABLE dtx_bench_accounts (id INT PRIMARY KEY, owner TEXT)");
+  run_sql(*db.pg, "INSERT INTO dtx_bench_accounts VALUES (1, 'carol')");
+  Outcome second = dtx(bench);
+  EXPECT_EQ(second.status, 2) << second.out << second.err;
+  EXPECT_NE(second.err.find("resource 'bank2'"), std::string::npos) << second.err;
+  EXPECT_EQ(run_sql(*db.pg, "SELECT owner FROM dtx_bench_accounts")[0].text(0), "carol");
+  EXPECT_EQ(count(*db.my, my_has), 0);
+
+  // Its own tables, marked when created, it drops and recreates on the next run.
+  run_sql(*db.pg, "DROP TABLE dtx_bench_accounts");
+  for (int run = 0; run < 2; ++run) {
+    Outcome ours = dtx(bench);
+    EXPECT_EQ(ours.status, 0) << ours.out << ours.err;
+  }
+  EXPECT_EQ(count(*db.my, "SELECT count(*) FROM dtx_bench_accounts"), 10000);
+  EXPECT_EQ(count(*db.pg, "SELECT count(*) FROM dtx_bench_accounts"), 10000);
 }
 
 TEST_F(CliTest, HelpDescribesTheCommands) {

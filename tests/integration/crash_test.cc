@@ -235,6 +235,7 @@ class CrashTest : public ::testing::Test {
   }
 
   // The branch `gtrid` is still prepared on `rc` (after a server restart).
+  // Callers wrap it in ASSERT_NO_FATAL_FAILURE.
   void expect_still_prepared(const ResourceConfig& rc, const std::string& gtrid) {
     auto list = ours_prepared(rc);
     ASSERT_EQ(list.size(), 1u) << "the prepared branch on " << rc.name << " must survive the crash";
@@ -258,7 +259,7 @@ class CrashTest : public ::testing::Test {
     const ResourceConfig& crashed = server == "mariadb" ? my_ : pg_;
     ASSERT_NO_FATAL_FAILURE(kill_server(server));
     ASSERT_NO_FATAL_FAILURE(start_server(server));
-    expect_still_prepared(crashed, gtrid);
+    ASSERT_NO_FATAL_FAILURE(expect_still_prepared(crashed, gtrid));
 
     Recovery r = recover();
     ASSERT_EQ(r.run.status.code, 0) << r.run.out << r.run.err;
@@ -325,7 +326,7 @@ TEST_F(CrashTest, PostgresCrashWhileCoordinatorHangsInPhaseTwo) {
 
   ASSERT_NO_FATAL_FAILURE(kill_server("postgres"));
   ASSERT_NO_FATAL_FAILURE(start_server("postgres"));
-  expect_still_prepared(pg_, gtrid);
+  ASSERT_NO_FATAL_FAILURE(expect_still_prepared(pg_, gtrid));
   recover_once_the_hung_owner_is_gone(*child, {"pg"});
   EXPECT_EQ(balance(my_), kInitialBalance - kAmount);
 }
@@ -344,8 +345,8 @@ TEST_F(CrashTest, MariadbCrashWhileCoordinatorHangsAfterDecision) {
 
   ASSERT_NO_FATAL_FAILURE(kill_server("mariadb"));
   ASSERT_NO_FATAL_FAILURE(start_server("mariadb"));
-  expect_still_prepared(my_, gtrid);
-  expect_still_prepared(pg_, gtrid);
+  ASSERT_NO_FATAL_FAILURE(expect_still_prepared(my_, gtrid));
+  ASSERT_NO_FATAL_FAILURE(expect_still_prepared(pg_, gtrid));
   recover_once_the_hung_owner_is_gone(*child, {"my", "pg"});
 }
 
@@ -372,7 +373,7 @@ TEST_F(CrashTest, RecoveryWithPostgresDownKeepsTheDecisionUntilItIsBack) {
   EXPECT_GT(log_files(), 0u) << "the decision must outlive a pass that could not reach pg";
 
   ASSERT_NO_FATAL_FAILURE(start_server("postgres"));
-  expect_still_prepared(pg_, gtrid);
+  ASSERT_NO_FATAL_FAILURE(expect_still_prepared(pg_, gtrid));
   Recovery r = recover();
   ASSERT_EQ(r.run.status.code, 0) << r.run.out << r.run.err;
   EXPECT_EQ(r.action("pg"), "committed") << r.run.out;

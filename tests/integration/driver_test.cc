@@ -2,9 +2,11 @@
 //
 // The shared behaviour is one typed suite run on MariaDB and on PostgreSQL;
 // each database's own traps follow it. Every gtrid starts with this process's
-// run prefix, every test rolls back what it left prepared, and at the end a
-// check (a test, and an environment tear-down for runs of single tests) pins
-// that nothing of this run is still prepared on either server.
+// run prefix, and every test's tear-down fails the test for each branch of
+// this run it finds still prepared on either server (then rolls it back, so
+// that the next test starts clean). The drivers' SQL lexers, which need no
+// server, are tested in tests/unit/sql_words_test.cc.
+#include <gtest/gtest-spi.h>
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -77,26 +79,19 @@ bool is_listed(Session& s, const Xid& xid) {
   return false;
 }
 
-// Polls an observable condition on the server (never a fixed sleep).
+// Polls an observable condition on the server (never a fixed sleep); the
+// caller asserts the result: ASSERT_TRUE(wait_until(...)).
 template <typename F>
-void wait_until(F condition, const std::string& what) {
+[[nodiscard]] ::testing::AssertionResult wait_until(F condition, const std::string& what) {
   const auto deadline = std::chrono::steady_clock::now() + 30s;
   while (!condition()) {
-    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "timed out waiting until " << what;
+    if (std::chrono::steady_clock::now() >= deadline)
+      return ::testing::AssertionFailure() << "timed out waiting until " << what;
     std::this_thread::sleep_for(2ms);  // poll interval, not synchronisation
   }
+  return ::testing::AssertionSuccess();
 }
 
-void roll_back_leftovers(Session& s) {
-  for (const PreparedXid& p : s.recover()) {
-    if (!p.xid.gtrid.starts_with(run_prefix())) continue;
-    try {
-      s.rollback_prepared(p.xid);
-    } catch (const Error& e) {
-      ADD_FAILURE() << "could not clean up " << p.raw << ": " << e.what();
-    }
-  }
-}
 
 struct MariaDB {
   static ResourceConfig config() { return test::mysql_resource("my"); }
@@ -149,9 +144,27 @@ class DriverTest : public ::testing::Test {
   }
 
   void TearDown() override {
+    expect_nothing_left_prepared();
     auto s = rm_->acquire();
-    roll_back_leftovers(*s);  // prepared branches would hold the table's locks
     run(*s, "DROP TABLE IF EXISTS " + table_);
+  }
+
+  // A test leaves nothing of this run prepared, on either server: each branch
+  // found is a failure, and is rolled back (it would hold the table's locks).
+  static void expect_nothing_left_prepared() {
+    for (const ResourceConfig& c : {MariaDB::config(), PostgreSQL::config()}) {
+      auto rm = make_resource_manager(c);
+      auto s = rm->acquire();
+      for (const PreparedXid& p : s->recover()) {
+        if (!p.xid.gtrid.starts_with(run_prefix())) continue;
+        ADD_FAILURE() << c.name << " still has a prepared branch of this test: " << p.raw;
+        try {
+          s->rollback_prepared(p.xid);
+        } catch (const Error& e) {
+          ADD_FAILURE() << "could not clean up " << p.raw << ": " << e.what();
+        }
+      }
+    }
   }
 
   void insert(Session& s, std::int64_t id, Param v = nullptr) {
@@ -281,7 +294,7 @@ TYPED_TEST(DriverTest, RecoverListsBranchAfterItsSessionClosedAndAnotherSessionC
     s.discard();  // the connection closes; the branch stays prepared
   }
   auto other = this->rm_->acquire();
-  wait_until([&] { return TypeParam::is_gone(*other, preparer_id); }, "the server dropped the session");
+  ASSERT_TRUE(wait_until([&] { return TypeParam::is_gone(*other, preparer_id); }, "the server dropped the session"));
   bool found = false;
   for (const PreparedXid& p : other->recover()) {
     if (p.xid != xid) continue;
@@ -422,7 +435,7 @@ TYPED_TEST(DriverTest, PoolReusesAnIdleSessionAndClosesBrokenOnes) {
     {
       auto killer = this->rm_->acquire();
       EXPECT_NE(&*killer, first);
-      TypeParam::kill(*killer, id);
+      ASSERT_NO_FATAL_FAILURE(TypeParam::kill(*killer, id));
     }
     Error e = error_from([&] { run(*s, "SELECT 1"); });
     EXPECT_EQ(e.code(), Errc::unavailable) << e.what();
@@ -509,7 +522,7 @@ TEST_F(MariaDBDriver, RecoverReturnsBinaryXidBytesExactly) {
     s.discard();  // the driver does not know this branch: never pool the session
   }
   auto s = rm_->acquire();
-  wait_until([&] { return MariaDB::is_gone(*s, id); }, "the server dropped the session");
+  ASSERT_TRUE(wait_until([&] { return MariaDB::is_gone(*s, id); }, "the server dropped the session"));
   bool found = false;
   for (const PreparedXid& p : s->recover()) {
     if (p.xid != foreign) continue;
@@ -597,6 +610,22 @@ class PostgreSQLDriver : public DriverTest<PostgreSQL> {
   }
 };
 
+// The tear-down's check is real: a branch of this test left prepared (its
+// session closed) is a failure naming it, and is rolled back.
+TEST_F(PostgreSQLDriver, TearDownFailsATestThatLeavesABranchPrepared) {
+  const Xid xid = fresh_xid("left-prepared");
+  {
+    auto s = rm_->acquire();
+    s->begin(xid);
+    insert(*s, 1);
+    s->prepare();
+  }  // a lease holding a branch is closed: the branch stays prepared
+  ASSERT_EQ(listed_gids(xid), 1);
+  EXPECT_NONFATAL_FAILURE(expect_nothing_left_prepared(), "still has a prepared branch of this test");
+  EXPECT_EQ(listed_gids(xid), 0);
+  EXPECT_EQ(committed_rows(1), 0);
+}
+
 // The trap: in a failed block PostgreSQL answers PREPARE TRANSACTION with
 // ROLLBACK and no error. The vote must be no.
 TEST_F(PostgreSQLDriver, FailedBlockIsNeverVotedPrepared) {
@@ -674,8 +703,8 @@ TEST_F(PostgreSQLDriver, ALostConnectionIsNeverSilentlyReplaced) {
   const std::int64_t pid = PostgreSQL::backend_id(*s);
   {
     auto killer = rm_->acquire();
-    PostgreSQL::kill(*killer, pid);
-    wait_until([&] { return PostgreSQL::is_gone(*killer, pid); }, "the backend is gone");
+    ASSERT_NO_FATAL_FAILURE(PostgreSQL::kill(*killer, pid));
+    ASSERT_TRUE(wait_until([&] { return PostgreSQL::is_gone(*killer, pid); }, "the backend is gone"));
   }
   Error e = error_from([&] { insert(*s, 2); });
   EXPECT_EQ(e.code(), Errc::unavailable) << e.what();
@@ -725,95 +754,6 @@ TEST_F(PostgreSQLDriver, ForeignGidsAreListedAsNotOurs) {
   s->rollback_prepared(found->xid);
   EXPECT_EQ(committed_rows(1), 0);
 }
-
-TEST(Placeholders, AreNumberedOutsideQuotesAndComments) {
-  auto n = [](std::string_view sql) { return number_placeholders(sql).sql; };
-  EXPECT_EQ(n("SELECT ?, ?"), "SELECT $1, $2");
-  EXPECT_EQ(n("SELECT '?', ?"), "SELECT '?', $1");
-  EXPECT_EQ(n("SELECT 'it''s ?', ?"), "SELECT 'it''s ?', $1");
-  EXPECT_EQ(n("SELECT E'\\' ?', ?"), "SELECT E'\\' ?', $1");
-  EXPECT_EQ(n("SELECT \"col?\" FROM t WHERE a = ?"), "SELECT \"col?\" FROM t WHERE a = $1");
-  EXPECT_EQ(n("SELECT \"a\"\"?\" , ?"), "SELECT \"a\"\"?\" , $1");
-  EXPECT_EQ(n("SELECT $$ ? $$, $tag$ '?' $$ ? $tag$, ?"), "SELECT $$ ? $$, $tag$ '?' $$ ? $tag$, $1");
-  EXPECT_EQ(n("SELECT ? -- what?\n, ?"), "SELECT $1 -- what?\n, $2");
-  EXPECT_EQ(n("SELECT /* a /* nested ? */ still ? */ ?"), "SELECT /* a /* nested ? */ still ? */ $1");
-  EXPECT_EQ(n("SELECT a$b, ?"), "SELECT a$b, $1");
-  EXPECT_EQ(n("SELECT '?"), "SELECT '?");  // unterminated: left for the server to reject
-  EXPECT_EQ(number_placeholders("INSERT INTO t VALUES (?, ?, ?)").placeholders, 3u);
-  EXPECT_EQ(number_placeholders("SELECT '?'").placeholders, 0u);
-}
-
-TEST(MysqlStatements, SeveralAreFoundOutsideQuotesAndComments) {
-  auto several = [](std::string_view sql) { return mysql_has_several_statements(sql); };
-  EXPECT_FALSE(several("SELECT 1"));
-  EXPECT_FALSE(several("SELECT 1;"));
-  EXPECT_FALSE(several("SELECT 1 ; -- done\n  /* c */ ;; "));
-  EXPECT_FALSE(several("SELECT 'a;b', \"c;d\", `e;f` FROM t"));
-  EXPECT_FALSE(several("SELECT 'it''s; fine'"));
-  EXPECT_FALSE(several("SELECT 1 # why; not\n"));
-  EXPECT_FALSE(several("SELECT 1 /* ; SELECT 2 */"));
-  EXPECT_TRUE(several("SELECT 1; SELECT 2"));
-  EXPECT_TRUE(several("UPDATE t SET a = 1;COMMIT"));
-  EXPECT_TRUE(several("SELECT 1; /* c */ SELECT 2"));
-  EXPECT_TRUE(several("SELECT 1 --; SELECT 2"));  // "--" without a space is no comment
-  EXPECT_TRUE(several("SELECT 1 /*! ; SELECT 2 */"));  // executable comment: code
-  // A string that ends differently with and without backslash escapes
-  // (NO_BACKSLASH_ESCAPES) never hides a second statement.
-  EXPECT_TRUE(several("SELECT 'a\\'; SELECT 2 -- '"));
-  EXPECT_TRUE(several("SELECT 'a\\'';' ; SELECT 2"));
-  // Compound bodies: ';' inside one statement.
-  EXPECT_FALSE(several("CREATE PROCEDURE p() BEGIN SELECT 1; SELECT 2; END"));
-  EXPECT_FALSE(several("/* setup */ create trigger t before insert on x for each row begin set @a = 1; end"));
-  EXPECT_FALSE(several("BEGIN NOT ATOMIC SELECT 1; SELECT 2; END"));
-  EXPECT_TRUE(several("BEGIN; SELECT 2"));
-}
-
-TEST(TransactionControl, IsRecognisedBehindCommentsAndCase) {
-  auto k = [](std::string_view sql) { return transaction_control_keyword(sql); };
-  EXPECT_EQ(k("COMMIT"), "COMMIT");
-  EXPECT_EQ(k("commit;"), "COMMIT");
-  EXPECT_EQ(k("  End"), "END");
-  EXPECT_EQ(k("abort"), "ABORT");
-  EXPECT_EQ(k("begin isolation level serializable"), "BEGIN");
-  EXPECT_EQ(k("start transaction"), "START TRANSACTION");
-  EXPECT_EQ(k("-- why\n/* a /* nested */ b */ ;; ROLLBACK"), "ROLLBACK");
-  EXPECT_EQ(k("ROLLBACK AND CHAIN"), "ROLLBACK");
-  EXPECT_EQ(k("rollback prepared 'x'"), "ROLLBACK");
-  EXPECT_EQ(k("COMMIT PREPARED 'x'"), "COMMIT");
-  EXPECT_EQ(k("prepare transaction 'x'"), "PREPARE TRANSACTION");
-  EXPECT_EQ(k("ROLLBACK TO SAVEPOINT s"), "");
-  EXPECT_EQ(k("rollback to s"), "");
-  EXPECT_EQ(k("ROLLBACK WORK TO SAVEPOINT s"), "");
-  EXPECT_EQ(k("ROLLBACK TRANSACTION /* x */ TO s"), "");
-  EXPECT_EQ(k("PREPARE q AS SELECT 1"), "");
-  EXPECT_EQ(k("SELECT 'COMMIT'"), "");
-  EXPECT_EQ(k("UPDATE t SET a = 1"), "");
-  EXPECT_EQ(k("committed_rows()"), "");
-  EXPECT_EQ(k("END2"), "");
-  EXPECT_EQ(k(""), "");
-  EXPECT_EQ(k("/* unterminated COMMIT"), "");
-}
-
-// ---- nothing left behind ----
-
-void expect_nothing_of_this_run_prepared() {
-  for (const ResourceConfig& c : {MariaDB::config(), PostgreSQL::config()}) {
-    auto rm = make_resource_manager(c);
-    auto s = rm->acquire();
-    for (const PreparedXid& p : s->recover())
-      EXPECT_FALSE(p.xid.gtrid.starts_with(run_prefix()))
-          << c.name << " still has a prepared branch of this run: " << p.raw;
-  }
-}
-
-class NothingLeftPrepared : public ::testing::Environment {
- public:
-  void TearDown() override { expect_nothing_of_this_run_prepared(); }
-};
-[[maybe_unused]] ::testing::Environment* const nothing_left_prepared =
-    ::testing::AddGlobalTestEnvironment(new NothingLeftPrepared);
-
-TEST(ZzAfterAllDriverTests, NoBranchOfThisRunIsLeftPrepared) { expect_nothing_of_this_run_prepared(); }
 
 }  // namespace
 }  // namespace dtx

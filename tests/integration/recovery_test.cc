@@ -214,17 +214,22 @@ class RecoveryTest : public ::testing::Test {
   // MariaDB detaches a prepared branch from its session when the connection
   // ends, a moment after the client closed it. Waits until none of `ids` is
   // in the server's process list any more.
-  void wait_sessions_gone(const std::vector<std::int64_t>& ids) {
-    if (ids.empty()) return;
+  // The caller asserts the result: ASSERT_TRUE(wait_sessions_gone(...)).
+  [[nodiscard]] ::testing::AssertionResult wait_sessions_gone(const std::vector<std::int64_t>& ids) {
+    if (ids.empty()) return ::testing::AssertionSuccess();
     std::string list;
     for (auto id : ids) list += (list.empty() ? "" : ",") + std::to_string(id);
-    ASSERT_TRUE(test::eventually([&] {
-      return my_.scalar("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID IN (" + list + ")") == 0;
-    })) << "MariaDB sessions did not end: " << list;
+    if (test::eventually([&] {
+          return my_.scalar("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID IN (" + list +
+                            ")") == 0;
+        }))
+      return ::testing::AssertionSuccess();
+    return ::testing::AssertionFailure() << "MariaDB sessions did not end: " << list;
   }
 
   // Prepares one branch through the driver and detaches it from its session
-  // (the connection is closed, as after a crash).
+  // (the connection is closed, as after a crash). Callers wrap it in
+  // ASSERT_NO_FATAL_FAILURE.
   void prepare_branch(Direct& d, const Xid& xid, const std::vector<std::string>& statements) {
     SessionLease s = d.rm().acquire();
     std::int64_t cid = d.is_mysql() ? s->execute("SELECT CONNECTION_ID()", {})[0].as_int64(0) : 0;
@@ -232,7 +237,9 @@ class RecoveryTest : public ::testing::Test {
     for (const auto& sql : statements) s->execute(sql, {});
     s->prepare();
     s.discard();
-    if (d.is_mysql()) wait_sessions_gone({cid});
+    if (d.is_mysql()) {
+      ASSERT_TRUE(wait_sessions_gone({cid}));
+    }
   }
   std::string insert_marker(const std::string& tid) {
     return "INSERT INTO " + xfer_ + " VALUES (" + sql_quote(tid) + ")";
@@ -773,8 +780,8 @@ TEST_F(RecoveryTest, CorruptRecordInTheMiddleLeavesUndecidedBranchesToTheOperato
   }
   // Its branches, prepared and detached: 1-3 decided, 4 undecided.
   for (int seq = 1; seq <= 4; ++seq) {
-    prepare_branch(my_, Xid::make(gtrid(seq), "my"), {insert_marker(gtrid(seq))});
-    prepare_branch(pg_, Xid::make(gtrid(seq), "pg"), {insert_marker(gtrid(seq))});
+    ASSERT_NO_FATAL_FAILURE(prepare_branch(my_, Xid::make(gtrid(seq), "my"), {insert_marker(gtrid(seq))}));
+    ASSERT_NO_FATAL_FAILURE(prepare_branch(pg_, Xid::make(gtrid(seq), "pg"), {insert_marker(gtrid(seq))}));
   }
 
   // Flip one byte inside the payload of the 2nd record.
@@ -843,8 +850,8 @@ TEST_F(RecoveryTest, OperatorRollbackAgainstACommitDecisionNeedsForceAndIsRecord
     const std::vector<BranchRef> refs{{"my", "my"}, {"pg", "pg"}};
     log->log_commit(gtrid, refs);
   }
-  prepare_branch(my_, Xid::make(gtrid, "my"), {insert_marker(gtrid)});
-  prepare_branch(pg_, Xid::make(gtrid, "pg"), {insert_marker(gtrid)});
+  ASSERT_NO_FATAL_FAILURE(prepare_branch(my_, Xid::make(gtrid, "my"), {insert_marker(gtrid)}));
+  ASSERT_NO_FATAL_FAILURE(prepare_branch(pg_, Xid::make(gtrid, "pg"), {insert_marker(gtrid)}));
 
   ChildRun refused = run_dtx({"rollback", "--config", config(), gtrid});
   EXPECT_EQ(refused.status.code, 2) << refused.out << refused.err;
@@ -897,7 +904,7 @@ TEST_F(RecoveryTest, ForeignAndOtherCoordinatorsBranchesAreReportedNotTouched) {
     s->execute("XA END " + lit, {});
     s->execute("XA PREPARE " + lit, {});
     s.discard();
-    wait_sessions_gone({cid});
+    ASSERT_TRUE(wait_sessions_gone({cid}));
   }
   // PostgreSQL: another application's gid.
   const std::string foreign_gid = "someapp_tx_" + tag_;
@@ -913,8 +920,8 @@ TEST_F(RecoveryTest, ForeignAndOtherCoordinatorsBranchesAreReportedNotTouched) {
   const Xid other_my = Xid::make(other, "my"), other_pg = Xid::make(other, "pg");
   foreign_cleanup_.emplace_back(&my_, other_my);
   foreign_cleanup_.emplace_back(&pg_, other_pg);
-  prepare_branch(my_, other_my, {insert_marker("other-my")});
-  prepare_branch(pg_, other_pg, {insert_marker("other-pg")});
+  ASSERT_NO_FATAL_FAILURE(prepare_branch(my_, other_my, {insert_marker("other-my")}));
+  ASSERT_NO_FATAL_FAILURE(prepare_branch(pg_, other_pg, {insert_marker("other-pg")}));
 
   Pass pass = recover_pass();
   EXPECT_EQ(pass.code, 0) << pass.out << pass.err;
@@ -1040,7 +1047,7 @@ TEST_F(RecoveryTest, SettlesAThousandInDoubtTransactionsInOnePass) {
     }
   }
   for (auto& t : workers) t.join();
-  wait_sessions_gone(sessions);
+  ASSERT_TRUE(wait_sessions_gone(sessions));
   const auto setup_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                             std::chrono::steady_clock::now() - setup_started).count();
   ASSERT_EQ(prepared_gtrids(my_).size(), static_cast<std::size_t>(kTransactions));

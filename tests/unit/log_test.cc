@@ -706,24 +706,24 @@ TEST_F(LogDirTest, WriteFailureWakesEveryConcurrentCommitter) {
   auto log = open_log({.preallocate_bytes = 0});
   std::vector<std::vector<std::string>> committed(kThreads);
   std::vector<std::string> errors(kThreads);
-  std::atomic<int> running{0};
+  std::atomic<int> committing{0};  // threads whose first commit returned
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
-      ++running;
       try {
         for (int i = 0;; ++i) {
           const std::string gtrid = "g" + std::to_string(t) + "." + std::to_string(i);
           log->log_commit(gtrid, std::vector<BranchRef>{{"bank1", std::string(50, 'x')}});
           committed[t].push_back(gtrid);
+          if (i == 0) ++committing;
         }
       } catch (const Error& e) {
         errors[t] = e.what();
       }
     });
   }
-  while (running < kThreads) std::this_thread::yield();
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  // Every thread in its commit loop before the file stops growing.
+  while (committing < kThreads) std::this_thread::yield();
   rlimit saved{};
   ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &saved), 0);
   const auto old_handler = ::signal(SIGXFSZ, SIG_IGN);
