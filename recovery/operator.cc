@@ -94,6 +94,13 @@ SettleResult settle_transaction(const Config& config, const ResourceLookup& reso
                 std::string("refusing to ") + verb + " " + gtrid + ": it belongs to coordinator " +
                     parts->coordinator_id + " (this configuration is " + config.coordinator.id +
                     "), whose decision log this configuration does not read");
+  const bool against_decision = !request.commit && result.decision == LoggedDecision::commit;
+  if (against_decision && !request.force)
+    throw Error({.code = Errc::usage, .gtrid = gtrid,
+                 .hint = "`dtx commit` finishes it as decided; --force rolls back anyway and "
+                         "records a heuristic outcome"},
+                "refusing to roll back: the decision log holds a COMMIT decision for it");
+
   // A commit the logs do not hold yet is made durable first, so that a crash
   // half-way leaves a decision for recovery instead of a split transaction.
   bool logged_here = false;

@@ -1176,5 +1176,100 @@ TEST_F(RecoveryTest, AnotherPassCannotDropALogThisPassIsReading) {
   EXPECT_FALSE(fs::exists(log_dir_ / (id_ + "-" + b + "-000001.log")));
 }
 
+// ---------------------------------------------------------------------------
+// 9. dtx commit / dtx rollback never act beside a live owner or behind
+// another coordinator's back without saying so.
+
+// Another coordinator id decided COMMIT and committed its MariaDB branch; its
+// PostgreSQL branch is prepared. `dtx rollback` from this coordinator's
+// config would split it: refused without --force, and with --force (here a
+// commit) recorded as heuristic by the operator.
+TEST_F(RecoveryTest, SettlingAnotherCoordinatorsTransactionNeedsForceAndIsRecorded) {
+  const std::string other_id = "ro" + tag_;
+  const fs::path other_log_dir = dir_ / "other-log";
+  const std::string gtrid = other_id + "." + new_incarnation() + ".1";
+  {
+    auto log = DecisionLog::open(other_log_dir, other_id, parse_gtrid(gtrid)->incarnation);
+    const std::vector<BranchRef> refs{{"my", "my"}, {"pg", "pg"}};
+    log->log_commit(gtrid, refs);
+  }
+  const Xid on_pg = Xid::make(gtrid, "pg");
+  foreign_cleanup_.emplace_back(&pg_, on_pg);
+  my_.run(insert_marker(gtrid));  // its MariaDB branch is committed
+  prepare_branch(pg_, on_pg, {insert_marker(gtrid)});
+  auto pg_listed = [&] {
+    for (const auto& p : pg_.prepared())
+      if (p.xid == on_pg) return true;
+    return false;
+  };
+
+  for (const char* verb : {"rollback", "commit"}) {
+    ChildRun refused = run_dtx({verb, "--config", config(), gtrid});
+    EXPECT_EQ(refused.status.code, 2) << verb << "\n" << refused.out << refused.err;
+    EXPECT_NE(refused.err.find(other_id), std::string::npos) << refused.err;
+    EXPECT_NE(refused.err.find("--force"), std::string::npos) << refused.err;
+    EXPECT_TRUE(pg_listed()) << verb << " settled another coordinator's branch without --force";
+  }
+  EXPECT_TRUE(markers(pg_).empty());
+
+  ChildRun forced = run_dtx({"commit", "--config", config(), "--force", "--json", gtrid});
+  EXPECT_EQ(forced.status.code, 0) << forced.out << forced.err;
+  json r = json::parse(forced.out, nullptr, false);
+  EXPECT_EQ(r["finished"], true) << forced.out;
+  ASSERT_EQ(r["heuristics"].size(), 1u) << forced.out;
+  EXPECT_FALSE(pg_listed());
+  EXPECT_EQ(markers(pg_), std::set<std::string>{gtrid});  // whole: committed on both
+  EXPECT_EQ(markers(my_), std::set<std::string>{gtrid});
+  foreign_cleanup_.clear();
+
+  std::ifstream in(log_dir_ / "heuristics.log");
+  std::vector<json> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(json::parse(line, nullptr, false));
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0]["gtrid"], gtrid);
+  EXPECT_EQ(lines[0]["resource"], "pg");
+  EXPECT_EQ(lines[0]["decision"], "unknown");
+  EXPECT_EQ(lines[0]["outcome"], "committed");
+  EXPECT_EQ(lines[0]["by"], "operator");
+}
+
+// The owner logged COMMIT and hangs before phase 2, holding its MariaDB
+// session. A forced rollback beside it used to roll back PostgreSQL, find the
+// MariaDB branch session-busy, and leave recovery to commit it once the owner
+// died: split. --force does not override a live owner.
+TEST_F(RecoveryTest, ForcedRollbackIsRefusedWhileTheOwnerLives) {
+  auto child = start_dtx(transfer_args(1, "live"), {{"DTX_FAILPOINT", "after-decision:hang"}});
+  std::set<std::string> on_my, on_pg;
+  ASSERT_TRUE(test::eventually([&] {
+    on_my = prepared_gtrids(my_);
+    on_pg = prepared_gtrids(pg_);
+    return on_my.size() == 1 && on_pg == on_my;
+  })) << "the hanging child never had both branches prepared\n" << child->err();
+  const std::string gtrid = *on_my.begin();
+  const std::string incarnation = parse_gtrid(gtrid)->incarnation;
+
+  ChildRun forced = run_dtx({"rollback", "--config", config(), "--force", "--json", gtrid});
+  EXPECT_EQ(forced.status.code, 2) << forced.out << forced.err;
+  EXPECT_NE(forced.err.find(gtrid), std::string::npos) << forced.err;
+  EXPECT_NE(forced.err.find(incarnation), std::string::npos) << forced.err;
+  EXPECT_NE(forced.err.find("stop that process"), std::string::npos) << forced.err;
+  EXPECT_EQ(prepared_gtrids(my_), on_my);
+  EXPECT_EQ(prepared_gtrids(pg_), on_pg);
+
+  // Once the owner is gone its COMMIT decision is honoured, whole.
+  child->kill(SIGKILL);
+  EXPECT_TRUE(child->wait().killed_by(SIGKILL));
+  std::map<std::string, std::string> actions;
+  Pass after = recover_after_crash(&actions);
+  EXPECT_EQ(after.code, 0) << after.out << after.err;
+  EXPECT_EQ(actions, (std::map<std::string, std::string>{{key("my", gtrid), "committed"},
+                                                         {key("pg", gtrid), "committed"}}))
+      << after.out;
+  EXPECT_EQ(balance(my_), kInitialBalance - 10);
+  EXPECT_EQ(balance(pg_), kInitialBalance + 10);
+  EXPECT_EQ(markers(my_), std::set<std::string>{"live"});
+  EXPECT_EQ(markers(pg_), std::set<std::string>{"live"});
+}
+
 }  // namespace
 }  // namespace dtx
