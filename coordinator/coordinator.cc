@@ -27,10 +27,13 @@
 //              commit, whatever dies next.
 //     phase 2  commit every branch in parallel, each on the very connection
 //              that prepared it (MariaDB answers 1397 to XA COMMIT from another
-//              session while the preparing one lives). A failure is retried a
-//              few times, on a fresh connection if the old one broke; if the
-//              branch still cannot be committed the caller gets Errc::in_doubt
-//              and the decision stays in the log for recovery.
+//              session while the preparing one lives). What the database's
+//              answer means is recovery/finish_branch.h's rule, shared with
+//              recovery and the operator commands. A failure is retried
+//              (Phase2Options: 5 attempts by default), on a fresh connection
+//              if the old one broke; if the branch still cannot be committed
+//              the caller gets Errc::in_doubt and the decision stays in the
+//              log for recovery.
 //     end      every branch acknowledged -> append END(gtrid) lazily (no
 //              fsync); compaction later drops both records.
 //   rollback   roll back every branch in parallel. Nothing is logged.
