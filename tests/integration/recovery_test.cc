@@ -1271,5 +1271,35 @@ TEST_F(RecoveryTest, ForcedRollbackIsRefusedWhileTheOwnerLives) {
   EXPECT_EQ(markers(pg_), std::set<std::string>{"live"});
 }
 
+// A transaction decided COMMIT whose MariaDB branch only read: after the
+// crash MariaDB answers the recovery's XA COMMIT with 1402 XA_RBROLLBACK.
+// Nothing was lost (finish_branch.h): committed, no heuristic outcome.
+TEST_F(RecoveryTest, ABranchThatOnlyReadIsCommittedWithoutAHeuristicRecord) {
+  ChildRun exec = run_dtx({"exec", "--config", config(),
+                           "my=SELECT balance FROM " + acct_ + " WHERE id = 1 FOR UPDATE",
+                           "pg=" + insert_marker("read-only-my")},
+                          {{"DTX_FAILPOINT", "after-decision"}});
+  ASSERT_TRUE(exec.status.killed_by(SIGKILL)) << exec.out << exec.err;
+  ASSERT_EQ(prepared_gtrids(my_).size(), 1u);
+  const std::string gtrid = *prepared_gtrids(my_).begin();
+
+  std::map<std::string, std::string> actions;
+  Pass pass = recover_after_crash(&actions);
+  EXPECT_EQ(pass.code, 0) << pass.out << pass.err;
+  EXPECT_EQ(actions, (std::map<std::string, std::string>{{key("my", gtrid), "committed"},
+                                                         {key("pg", gtrid), "committed"}}))
+      << pass.out;
+  EXPECT_TRUE(pass.report["heuristics"].empty()) << pass.out;
+  EXPECT_FALSE(fs::exists(log_dir_ / "heuristics.log"));
+  for (const auto& b : pass.report["branches"]) {  // the database's answer is kept in the report
+    if (b["gtrid"] == gtrid && b["resource"] == "my") {
+      EXPECT_NE(b["detail"].get<std::string>().find("1402"), std::string::npos) << b.dump();
+    }
+  }
+  EXPECT_EQ(markers(pg_), std::set<std::string>{"read-only-my"});
+  EXPECT_EQ(balance(my_), kInitialBalance);
+  EXPECT_TRUE(ours().empty());
+}
+
 }  // namespace
 }  // namespace dtx
