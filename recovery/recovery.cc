@@ -384,11 +384,13 @@ RecoveryReport RecoveryScanner::run(const RecoveryOptions& options) {
 
   // Act, in parallel: several connections per resource. What each answer
   // means is finish_branch.h's rule; "unknown xid" waits for step 6.
-  std::mutex mu;
+  struct Acted {
+    FinishRequest request;
+    FinishResult answer;
+    FinishVerdict verdict;
+  };
+  std::vector<std::optional<Acted>> acted(report.branches.size());  // by index; one writer each
   std::vector<std::thread> workers;
-  std::vector<std::optional<FinishVerdict>> verdicts(report.branches.size());
-  std::vector<FinishResult> answers(report.branches.size());
-  std::vector<FinishRequest> requests(report.branches.size());
   for (auto& [resource, items] : work) {
     std::size_t n = std::min(kConnectionsPerResource, items.size());
     for (std::size_t w = 0; w < n; ++w)
@@ -410,11 +412,8 @@ RecoveryReport RecoveryScanner::run(const RecoveryOptions& options) {
           FinishRequest request{b.gtrid, b.resource, items[i].commit,
                                 items[i].commit ? DecisionBasis::commit : DecisionBasis::none,
                                 "recovery"};
-          FinishVerdict v = judge_finish(request, answer);
-          std::lock_guard lock(mu);
-          requests[k] = std::move(request);
-          answers[k] = std::move(answer);
-          verdicts[k] = std::move(v);
+          FinishVerdict verdict = judge_finish(request, answer);
+          acted[k] = Acted{std::move(request), std::move(answer), std::move(verdict)};
         }
       });
   }
@@ -423,8 +422,8 @@ RecoveryReport RecoveryScanner::run(const RecoveryOptions& options) {
   // 6. "Unknown xid" is "finished" only if a listing taken after the answer
   // no longer shows the branch: one listing per resource that needs it.
   std::map<std::string, std::optional<std::set<std::string>>, std::less<>> relisted;
-  for (std::size_t k = 0; k < verdicts.size(); ++k)
-    if (verdicts[k] && verdicts[k]->needs_listing) relisted[report.branches[k].resource];
+  for (std::size_t k = 0; k < acted.size(); ++k)
+    if (acted[k] && acted[k]->verdict.needs_listing) relisted[report.branches[k].resource];
   for (auto& [resource, still] : relisted) {
     try {
       still.emplace();
@@ -434,14 +433,14 @@ RecoveryReport RecoveryScanner::run(const RecoveryOptions& options) {
       report.errors.push_back("cannot re-list " + resource + ": " + e.what());
     }
   }
-  for (std::size_t k = 0; k < verdicts.size(); ++k) {
-    if (!verdicts[k]) continue;
+  for (std::size_t k = 0; k < acted.size(); ++k) {
+    if (!acted[k]) continue;
     InDoubtBranch& b = report.branches[k];
-    FinishVerdict v = std::move(*verdicts[k]);
+    FinishVerdict v = std::move(acted[k]->verdict);
     if (v.needs_listing) {
       const auto& still = relisted[b.resource];
       if (still)
-        v = judge_finish(requests[k], answers[k],
+        v = judge_finish(acted[k]->request, acted[k]->answer,
                          still->count(xid_key(b.prepared.xid)) ? Listing::still_listed : Listing::gone);
       else
         v.action = BranchAction::failed;  // not confirmed either way: next pass
