@@ -358,12 +358,13 @@ FinishResult PostgresSession::finish_prepared(const Xid& xid, const std::string&
   require(BranchState::none, "finish a prepared branch by xid");
   std::optional<ServerError> f = attempt(verb + " PREPARED " + quoted_gid(xid));
   if (!f) return {};
-  // 55000 here: "prepared transaction with identifier ... is busy", another
-  // backend is finishing it right now.
-  const FinishOutcome outcome = f->lost                            ? FinishOutcome::unavailable
-                                : f->sqlstate == kUndefinedObject  ? FinishOutcome::not_found
-                                : f->sqlstate == kObjectInUse      ? FinishOutcome::owned_by_live_session
-                                                                   : FinishOutcome::failed;
+  FinishOutcome outcome = FinishOutcome::failed;
+  if (f->lost)
+    outcome = FinishOutcome::unavailable;
+  else if (f->sqlstate == kUndefinedObject)
+    outcome = FinishOutcome::not_found;
+  else if (f->sqlstate == kObjectInUse && !prepared_xacts_disabled(*f))
+    outcome = FinishOutcome::owned_by_live_session;  // "... is busy": another backend is finishing it
   return {outcome, error(classify_by_gid(*f), &*f,
                          verb + " PREPARED of " + xid.to_string() + " failed", {}, &xid)};
 }
