@@ -459,6 +459,33 @@ TEST_P(SameServerCrashTest, EachBranchIsFinishedOnceAllOrNothing) {
   EXPECT_TRUE(our_actions(again.report).empty()) << again.out;
 }
 
+// `dtx rollback` with two resources on one MariaDB server: the branch is
+// listed through both, finished through one, and the other answers "unknown
+// xid" (1397). No longer listed, that is finished (the rule in
+// finish_branch.h), not "session busy".
+TEST_F(SameServerCrashTest, OperatorCountsAnUnknownXidThatIsNoLongerListedAsFinished) {
+  add_second_mysql_resource();
+  const std::string gtrid = id_ + "." + new_incarnation() + ".1";  // owner gone, no decision
+  prepare_branch(my_, Xid::make(gtrid, "my"), {insert_marker(gtrid)});
+  prepare_branch(pg_, Xid::make(gtrid, "pg"), {insert_marker(gtrid)});
+
+  ChildRun rollback = run_dtx({"rollback", "--config", config(), "--json", gtrid});
+  EXPECT_EQ(rollback.status.code, 0) << rollback.out << rollback.err;
+  json r = json::parse(rollback.out, nullptr, false);
+  EXPECT_EQ(r["finished"], true) << rollback.out;
+  std::multiset<std::string> mariadb_actions;
+  for (const auto& b : r["branches"]) {
+    if (b["resource"] == "pg")
+      EXPECT_EQ(b["action"], "rolled_back") << b.dump();
+    else
+      mariadb_actions.insert(b["action"].get<std::string>());
+  }
+  EXPECT_EQ(mariadb_actions, (std::multiset<std::string>{"already_finished", "rolled_back"})) << rollback.out;
+  EXPECT_TRUE(ours().empty());
+  EXPECT_TRUE(markers(my_).empty());
+  EXPECT_TRUE(markers(pg_).empty());
+}
+
 INSTANTIATE_TEST_SUITE_P(Failpoints, SameServerCrashTest,
                          ::testing::Values("after-prepare", "after-decision", "after-first-commit"),
                          failpoint_test_name);
