@@ -27,10 +27,13 @@
 //              commit, whatever dies next.
 //     phase 2  commit every branch in parallel, each on the very connection
 //              that prepared it (MariaDB answers 1397 to XA COMMIT from another
-//              session while the preparing one lives). A failure is retried a
-//              few times, on a fresh connection if the old one broke; if the
-//              branch still cannot be committed the caller gets Errc::in_doubt
-//              and the decision stays in the log for recovery.
+//              session while the preparing one lives). What the database's
+//              answer means is recovery/finish_branch.h's rule, shared with
+//              recovery and the operator commands. A failure is retried
+//              (Phase2Options: 5 attempts by default), on a fresh connection
+//              if the old one broke; if the branch still cannot be committed
+//              the caller gets Errc::in_doubt and the decision stays in the
+//              log for recovery.
 //     end      every branch acknowledged -> append END(gtrid) lazily (no
 //              fsync); compaction later drops both records.
 //   rollback   roll back every branch in parallel. Nothing is logged.
@@ -52,13 +55,12 @@
 #include "coordinator/coordinator_core.h"
 #include "coordinator/failpoint.h"
 #include "base/logging.h"
+#include "recovery/finish_branch.h"
 
 namespace dtx {
 namespace detail {
 
 namespace {
-
-constexpr int kPhase2Attempts = 5;
 
 Error usage_error(const std::string& gtrid, const std::string& what) {
   return Error({.code = Errc::usage, .gtrid = gtrid}, what);
@@ -86,8 +88,9 @@ std::vector<std::optional<Error>> for_each_branch(FanOut& fan_out, Branches& bra
 // ---- CoordinatorCore ----
 
 CoordinatorCore::CoordinatorCore(Config config, ResourceFactory factory,
-                                 DecisionLogOptions log_options)
+                                 DecisionLogOptions log_options, Phase2Options phase2)
     : config_(std::move(config)),
+      phase2_(phase2),
       ids_(config_.coordinator.id, new_incarnation()),
       fan_out_(config_.coordinator.threads),
       parallel_below_(std::max(1, static_cast<int>(std::thread::hardware_concurrency()))) {
@@ -374,50 +377,54 @@ void GlobalTransaction::commit_two_phase() {
 }
 
 // Commits one prepared branch; retries, on a fresh connection if needed.
-// Returns once the branch is known committed; throws after the last attempt.
+// Returns once the branch is known finished; throws after the last attempt.
+// What each answer of the database means is recovery/finish_branch.h's rule,
+// the same for recovery and the operator commands.
 void GlobalTransaction::commit_branch(Branch& b) {
-  std::chrono::milliseconds backoff{10};
+  const Phase2Options& options = core_->phase2_options();
+  std::chrono::milliseconds backoff = options.backoff;
+  const FinishRequest request{gtrid_, b.rm->name(), true, DecisionBasis::commit, "coordinator"};
   for (int attempt = 1;; ++attempt) {
+    FinishVerdict verdict;
+    std::optional<Error> said;
     try {
       if (b.session && !b.session->broken() && b.session->state() == BranchState::prepared) {
-        b.session->commit();
+        FinishResult answer = b.session->commit();
+        said = answer.error;
+        verdict = judge_finish(*b.session, b.xid, request, answer);
       } else {
         b.session.discard();
         SessionLease fresh = b.rm->acquire();
-        try {
-          fresh->commit_prepared(b.xid);
-        } catch (const Error& e) {
-          // "Unknown xid" means finished only if the database no longer lists
-          // it; MariaDB says 1397 while a dying session still owns the branch.
-          if (e.code() != Errc::unknown_xid) throw;
-          auto listed = fresh->recover();
-          if (std::any_of(listed.begin(), listed.end(), [&](const PreparedXid& p) { return p.xid == b.xid; }))
-            throw;
-        }
+        FinishResult answer = fresh->commit_prepared(b.xid);
+        said = answer.error;
+        verdict = judge_finish(*fresh, b.xid, request, answer);
       }
+    } catch (const Error& e) {
+      said = e;
+      verdict.detail = e.what();
+    }
+    if (verdict.heuristic) {
+      try {
+        record_heuristic(core_->config().coordinator.log_dir, *verdict.heuristic);
+      } catch (const Error& re) {
+        logger().error("{}: {}", gtrid_, re.what());
+      }
+    }
+    if (verdict.action == BranchAction::committed || verdict.action == BranchAction::already_finished) {
+      if (said) logger().warn("{}: branch on {} {}: {}", gtrid_, b.rm->name(), to_string(verdict.action),
+                              verdict.detail);
       b.committed = true;
       return;
-    } catch (const Error& e) {
-      if (e.code() == Errc::rolled_back) {
-        // The database rolled the branch back (XA_RBROLLBACK): harmless if it
-        // wrote nothing, a mixed outcome if it did. It is finished either way;
-        // record it as heuristic and never hide it.
-        try {
-          record_heuristic(core_->config().coordinator.log_dir,
-                           {gtrid_, b.rm->name(), "commit", "rolled_back", "database",
-                            std::string("the database reported the branch rolled back at commit: ") + e.what()});
-        } catch (const Error& re) {
-          logger().error("{}: {}", gtrid_, re.what());
-        }
-        b.committed = true;
-        return;
-      }
-      logger().warn("{}: commit of branch on {} failed (attempt {} of {}): {}", gtrid_,
-                    b.rm->name(), attempt, kPhase2Attempts, e.what());
-      if (attempt >= kPhase2Attempts) throw;
-      std::this_thread::sleep_for(backoff);  // a retry delay, not a synchronisation
-      backoff *= 3;
     }
+    logger().warn("{}: commit of branch on {} failed (attempt {} of {}): {}", gtrid_, b.rm->name(),
+                  attempt, options.attempts, verdict.detail);
+    if (attempt >= options.attempts) {
+      if (said) throw said->with_context(gtrid_, b.rm->name());
+      throw Error({.code = Errc::unavailable, .resource = b.rm->name(), .gtrid = gtrid_},
+                  verdict.detail);
+    }
+    std::this_thread::sleep_for(backoff);  // a retry delay, not a synchronisation
+    backoff *= 3;
   }
 }
 

@@ -24,6 +24,13 @@
 
 namespace dtx::detail {
 
+// How phase 2 retries a branch whose commit failed before handing the
+// transaction to recovery. Tests shorten the backoff.
+struct Phase2Options {
+  int attempts = 5;                           // commits tried per branch, the first included
+  std::chrono::milliseconds backoff{10};      // before the second attempt; x3 before each next
+};
+
 class CoordinatorCore : public std::enable_shared_from_this<CoordinatorCore> {
  public:
   using ResourceFactory = std::function<std::unique_ptr<ResourceManager>(const ResourceConfig&)>;
@@ -31,7 +38,7 @@ class CoordinatorCore : public std::enable_shared_from_this<CoordinatorCore> {
   // `factory` builds each resource's manager; empty = the real drivers. Tests
   // and the null-RM benchmark pass in-memory resource managers here.
   explicit CoordinatorCore(Config config, ResourceFactory factory = {},
-                           DecisionLogOptions log_options = {});
+                           DecisionLogOptions log_options = {}, Phase2Options phase2 = {});
   ~CoordinatorCore();
 
   const Config& config() const noexcept { return config_; }
@@ -39,6 +46,7 @@ class CoordinatorCore : public std::enable_shared_from_this<CoordinatorCore> {
   ResourceManager& resource(std::string_view name);
   DecisionLog& log() noexcept { return *log_; }
   FanOut& fan_out() noexcept { return fan_out_; }
+  const Phase2Options& phase2_options() const noexcept { return phase2_; }
 
   // Counts a commit in progress for as long as it lives, and says whether its
   // branch steps should run in parallel: only while there are fewer commits
@@ -71,6 +79,7 @@ class CoordinatorCore : public std::enable_shared_from_this<CoordinatorCore> {
   void recovery_loop();
 
   Config config_;
+  Phase2Options phase2_;
   std::map<std::string, std::unique_ptr<ResourceManager>, std::less<>> resources_;
   TransactionIdGenerator ids_;
   std::unique_ptr<DecisionLog> log_;

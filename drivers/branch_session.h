@@ -28,8 +28,8 @@ class BranchSession : public Session {
   BranchState state() const noexcept final { return state_; }
   const Xid* current_xid() const noexcept final { return xid_ ? &*xid_ : nullptr; }
   bool broken() const noexcept final { return broken_; }
-  void commit_prepared(const Xid& xid) final { finish_prepared(xid, "COMMIT"); }
-  void rollback_prepared(const Xid& xid) final { finish_prepared(xid, "ROLLBACK"); }
+  FinishResult commit_prepared(const Xid& xid) final { return finish_prepared(xid, "COMMIT"); }
+  FinishResult rollback_prepared(const Xid& xid) final { return finish_prepared(xid, "ROLLBACK"); }
 
  protected:
   explicit BranchSession(std::string resource) : resource_(std::move(resource)) {}
@@ -47,8 +47,12 @@ class BranchSession : public Session {
   void statement_failed(const ServerError& said) noexcept;
 
   // COMMIT or ROLLBACK (`verb`) of a prepared branch by xid, in the dialect's
-  // words (XA COMMIT x / COMMIT PREPARED 'gid').
-  virtual void finish_prepared(const Xid& xid, const std::string& verb) = 0;
+  // words (XA COMMIT x / COMMIT PREPARED 'gid'); the answer, uninterpreted.
+  virtual FinishResult finish_prepared(const Xid& xid, const std::string& verb) = 0;
+  // commit() of the session's prepared branch: the answer of
+  // finish_prepared, and the session's state to match (none unless the
+  // connection was lost; then broken, the branch prepared for recovery).
+  FinishResult commit_own_branch();
   // Ends the active branch with a rollback however the server left it, and
   // leaves state none; marks the session broken if that fails.
   virtual void abandon() noexcept = 0;

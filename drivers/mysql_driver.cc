@@ -6,7 +6,7 @@
 //
 //   begin             XA START x
 //   prepare           XA END x; XA PREPARE x          (one round trip)
-//   commit            XA COMMIT x                     (1402 counts as done, see below)
+//   commit            XA COMMIT x
 //   commit_one_phase  XA END x; XA COMMIT x ONE PHASE (one round trip)
 //   rollback          active: XA END x (errors ignored); XA ROLLBACK x
 //                     prepared: XA ROLLBACK x
@@ -21,12 +21,12 @@
 //   - Any other failed statement leaves the branch alive on the server, but
 //     dtx's contract is that it can only roll back: later statements, prepare()
 //     and commit_one_phase() are refused, the last two rolling it back.
-//   - A prepared branch that wrote nothing can answer XA COMMIT with 1402
-//     XA_RBROLLBACK after its session went away. A prepared branch with writes
-//     cannot be rolled back by the server, so 1402 means there was nothing to
-//     commit: it counts as committed.
-//   - 1397 XAER_NOTA also means "another live session prepared it" on MariaDB;
-//     it is reported as unknown_xid with a hint, never read as "finished".
+//   - Finishing a prepared branch (commit, commit_prepared,
+//     rollback_prepared) reports the server's answer as a FinishOutcome and
+//     reads nothing into it: XA_RB* (1402 after the session of a branch that
+//     wrote nothing went away) is rolled_back_by_database, 1397 XAER_NOTA
+//     (also "another live session owns it" on MariaDB) is not_found.
+//     recovery/finish_branch.h decides what they mean.
 //   - MariaDB < 10.5, MySQL < 5.7.7 and legacy_xa_rollback_at_disconnect=ON
 //     roll prepared branches back when a connection drops: refused at connect.
 //
@@ -208,7 +208,7 @@ class MysqlSession final : public BranchSession {
   Result execute(std::string_view sql, std::span<const Param> params) override;
   void begin(const Xid& xid) override;
   void prepare() override;
-  void commit() override;
+  FinishResult commit() override;
   void commit_one_phase() override;
   void rollback() override;
   std::vector<PreparedXid> recover() override;
@@ -222,7 +222,7 @@ class MysqlSession final : public BranchSession {
   // Reads (and discards) the results after the first of a multi-statement
   // `sql`, so that none is left unread on the connection.
   void drain_more_results(std::string_view sql);
-  void finish_prepared(const Xid& xid, const std::string& verb) override;
+  FinishResult finish_prepared(const Xid& xid, const std::string& verb) override;
   // XA END (errors ignored: already ended, or rollback-only) and XA ROLLBACK.
   void abandon() noexcept override;
   std::string literal() const { return xid_->mysql_literal(); }
@@ -358,18 +358,9 @@ void MysqlSession::prepare() {
   abandon_and_throw(error(classify(f->code), &*f, "XA PREPARE failed; the branch was rolled back"));
 }
 
-void MysqlSession::commit() {
+FinishResult MysqlSession::commit() {
   library();
-  require(BranchState::prepared, "commit");
-  std::optional<ServerError> f = attempt("XA COMMIT " + literal());
-  if (!f || f->code == kXaRbRollback) {  // 1402: nothing was written, see the top of the file
-    finish();
-    return;
-  }
-  const Errc code = classify(f->code);
-  Error err = error(code, &*f, "XA COMMIT of the prepared branch failed");
-  if (code == Errc::unknown_xid || code == Errc::rolled_back) finish();  // nothing left to hold
-  throw err;
+  return commit_own_branch();
 }
 
 void MysqlSession::commit_one_phase() {
@@ -409,15 +400,18 @@ void MysqlSession::rollback() {
               "XA ROLLBACK of the prepared branch failed; it stays prepared for recovery");
 }
 
-void MysqlSession::finish_prepared(const Xid& xid, const std::string& verb) {
+FinishResult MysqlSession::finish_prepared(const Xid& xid, const std::string& verb) {
   library();
   require(BranchState::none, "finish a prepared branch by xid");
   std::optional<ServerError> f = attempt("XA " + verb + " " + xid.mysql_literal());
-  // XA_RB*: already rolled back — done for a rollback, and for a commit only
-  // 1402 (see the top of the file).
-  if (!f || f->code == kXaRbRollback || (verb == "ROLLBACK" && is_xa_rb(f->code))) return;
-  throw error(classify(f->code), &*f, "XA " + verb + " of prepared branch " + xid.to_string() + " failed",
-              f->code == kXaerNota ? kNotaHint : "", &xid);
+  if (!f) return {};
+  const FinishOutcome outcome = f->lost                 ? FinishOutcome::unavailable
+                                : is_xa_rb(f->code)     ? FinishOutcome::rolled_back_by_database
+                                : f->code == kXaerNota  ? FinishOutcome::not_found
+                                                        : FinishOutcome::failed;
+  return {outcome, error(classify(f->code), &*f,
+                         "XA " + verb + " of prepared branch " + xid.to_string() + " failed",
+                         f->code == kXaerNota ? kNotaHint : "", &xid)};
 }
 
 std::vector<PreparedXid> MysqlSession::recover() {

@@ -12,13 +12,16 @@ class NullSession final : public Session {
     state_ = BranchState::active;
   }
   void prepare() override { state_ = BranchState::prepared; }
-  void commit() override { state_ = BranchState::none; }
+  FinishResult commit() override {
+    state_ = BranchState::none;
+    return {};
+  }
   void commit_one_phase() override { state_ = BranchState::none; }
   void rollback() override { state_ = BranchState::none; }
   BranchState state() const noexcept override { return state_; }
   const Xid* current_xid() const noexcept override { return state_ == BranchState::none ? nullptr : &xid_; }
-  void commit_prepared(const Xid&) override {}
-  void rollback_prepared(const Xid&) override {}
+  FinishResult commit_prepared(const Xid&) override { return {}; }
+  FinishResult rollback_prepared(const Xid&) override { return {}; }
   std::vector<PreparedXid> recover() override { return {}; }
   bool broken() const noexcept override { return false; }
 

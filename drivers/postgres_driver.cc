@@ -6,7 +6,7 @@
 //
 //   begin             BEGIN
 //   prepare           PREPARE TRANSACTION 'gid'
-//   commit            COMMIT PREPARED 'gid'
+//   commit            COMMIT PREPARED 'gid'   (answers as FinishOutcome, uninterpreted)
 //   commit_one_phase  COMMIT
 //   rollback          active: ROLLBACK          prepared: ROLLBACK PREPARED 'gid'
 //   recover           pg_prepared_xacts of the current database
@@ -57,6 +57,7 @@ namespace {
 
 constexpr std::string_view kUndefinedObject = "42704";  // unknown gid in COMMIT/ROLLBACK PREPARED
 constexpr std::string_view kInFailedTransaction = "25P02";
+constexpr std::string_view kObjectInUse = "55000";
 
 std::string trimmed(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\t')) s.pop_back();
@@ -174,7 +175,7 @@ class PostgresSession final : public BranchSession {
   Result execute(std::string_view sql, std::span<const Param> params) override;
   void begin(const Xid& xid) override;
   void prepare() override;
-  void commit() override;
+  FinishResult commit() override;
   void commit_one_phase() override;
   void rollback() override;
   std::vector<PreparedXid> recover() override;
@@ -189,7 +190,7 @@ class PostgresSession final : public BranchSession {
   std::optional<ServerError> attempt(const std::string& sql) noexcept;
   // What a failed PREPARE TRANSACTION or COMMIT of the active block means.
   Error end_block_error(const ServerError& f, const std::string& statement) const;
-  void finish_prepared(const Xid& xid, const std::string& verb) override;
+  FinishResult finish_prepared(const Xid& xid, const std::string& verb) override;
   // ROLLBACK of the active block, whatever state it is in.
   void abandon() noexcept override;
   std::string quoted_gid(const Xid& xid) const;
@@ -314,18 +315,7 @@ void PostgresSession::prepare() {
   mark_prepared();
 }
 
-void PostgresSession::commit() {
-  require(BranchState::prepared, "commit");
-  std::optional<ServerError> f = attempt("COMMIT PREPARED " + quoted_gid(*xid_));
-  if (!f) {
-    finish();
-    return;
-  }
-  const Errc code = classify_by_gid(*f);
-  Error err = error(code, &*f, "COMMIT PREPARED failed");
-  if (code == Errc::unknown_xid) finish();  // nothing left to hold
-  throw err;
-}
+FinishResult PostgresSession::commit() { return commit_own_branch(); }
 
 void PostgresSession::commit_one_phase() {
   require(BranchState::active, "commit in one phase");
@@ -364,11 +354,19 @@ void PostgresSession::rollback() {
               "ROLLBACK PREPARED failed; the branch stays prepared for recovery");
 }
 
-void PostgresSession::finish_prepared(const Xid& xid, const std::string& verb) {
+FinishResult PostgresSession::finish_prepared(const Xid& xid, const std::string& verb) {
   require(BranchState::none, "finish a prepared branch by xid");
-  if (auto f = attempt(verb + " PREPARED " + quoted_gid(xid)))
-    throw error(classify_by_gid(*f), &*f, verb + " PREPARED of " + xid.to_string() + " failed", {},
-                &xid);
+  std::optional<ServerError> f = attempt(verb + " PREPARED " + quoted_gid(xid));
+  if (!f) return {};
+  FinishOutcome outcome = FinishOutcome::failed;
+  if (f->lost)
+    outcome = FinishOutcome::unavailable;
+  else if (f->sqlstate == kUndefinedObject)
+    outcome = FinishOutcome::not_found;
+  else if (f->sqlstate == kObjectInUse && !prepared_xacts_disabled(*f))
+    outcome = FinishOutcome::owned_by_live_session;  // "... is busy": another backend is finishing it
+  return {outcome, error(classify_by_gid(*f), &*f,
+                         verb + " PREPARED of " + xid.to_string() + " failed", {}, &xid)};
 }
 
 std::vector<PreparedXid> PostgresSession::recover() {

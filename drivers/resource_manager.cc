@@ -114,6 +114,32 @@ std::string BranchSession::excerpt(std::string_view sql) {
   return sql.size() <= kMax ? std::string(sql) : std::string(sql.substr(0, kMax)) + "...";
 }
 
+const char* to_string(FinishOutcome outcome) noexcept {
+  switch (outcome) {
+    case FinishOutcome::done: return "done";
+    case FinishOutcome::rolled_back_by_database: return "rolled_back_by_database";
+    case FinishOutcome::not_found: return "not_found";
+    case FinishOutcome::owned_by_live_session: return "owned_by_live_session";
+    case FinishOutcome::unavailable: return "unavailable";
+    case FinishOutcome::failed: return "failed";
+  }
+  return "unknown";
+}
+
+FinishResult BranchSession::commit_own_branch() {
+  require(BranchState::prepared, "commit");
+  const Xid xid = *xid_;
+  // finish_prepared wants no branch on the session: the branch is let go
+  // first, and taken back if it may still be prepared.
+  finish();
+  FinishResult r = finish_prepared(xid, "COMMIT");
+  if (r.outcome == FinishOutcome::unavailable || r.outcome == FinishOutcome::failed) {
+    started(xid);
+    mark_prepared();
+  }
+  return r;
+}
+
 SessionLease& SessionLease::operator=(SessionLease&& other) noexcept {
   if (this != &other) {
     release();

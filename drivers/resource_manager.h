@@ -9,7 +9,11 @@
 // Errors: every method throws dtx::Error whose code() is one of the outcomes
 // the coordinator reasons about (sql, retryable, rolled_back, unknown_xid,
 // unavailable, misconfigured), with the resource name, the branch's gtrid and
-// the server's code, SQLSTATE and message filled in.
+// the server's code, SQLSTATE and message filled in. The exception: finishing
+// a prepared branch (commit, commit_prepared, rollback_prepared) returns what
+// the database answered as a FinishResult, uninterpreted; what that answer
+// means for the global transaction is decided in one place,
+// recovery/finish_branch.h.
 #pragma once
 
 #include <chrono>
@@ -24,6 +28,7 @@
 
 #include "base/xid.h"
 #include "dtx/config.h"
+#include "dtx/error.h"
 #include "dtx/value.h"
 
 namespace dtx {
@@ -38,6 +43,25 @@ struct PreparedXid {
   std::string raw;         // as the database shows it (gid, or formatID,gtrid,bqual in hex)
   std::optional<std::chrono::system_clock::time_point> prepared_at;  // PostgreSQL only
   std::string owner;       // PostgreSQL role that prepared it
+};
+
+// What the database answered to COMMIT or ROLLBACK of a prepared branch, in
+// the database's terms; what it means is recovery/finish_branch.h's business.
+enum class FinishOutcome {
+  done,                     // it did what was asked
+  rolled_back_by_database,  // it says the branch was rolled back already (MariaDB XA_RB*, 1402)
+  not_found,                // it does not know the xid (MariaDB 1397, PostgreSQL 42704);
+                            // MariaDB also says so while a live session owns a listed branch
+  owned_by_live_session,    // another live session is working on it (PostgreSQL 55000 "is busy")
+  unavailable,              // the connection was lost: it may or may not have happened
+  failed,                   // any other error (permissions, ...): nothing happened
+};
+
+const char* to_string(FinishOutcome outcome) noexcept;
+
+struct [[nodiscard]] FinishResult {
+  FinishOutcome outcome = FinishOutcome::done;
+  std::optional<Error> error;  // what the database said, unless done
 };
 
 class Session {
@@ -55,7 +79,9 @@ class Session {
   // the database rolled back (e.g. PostgreSQL's silent ROLLBACK on a failed
   // block) throws Errc::rolled_back and leaves state none.
   virtual void prepare() = 0;
-  virtual void commit() = 0;            // prepared -> none
+  // prepared -> none, whatever the answer except unavailable (then the
+  // session is broken and the branch stays prepared for recovery).
+  virtual FinishResult commit() = 0;
   virtual void commit_one_phase() = 0;  // active -> none, no prepare
   // Best effort from any state; throws only if a prepared branch could not be
   // rolled back (it then stays prepared for recovery).
@@ -63,11 +89,12 @@ class Session {
   virtual BranchState state() const noexcept = 0;
   virtual const Xid* current_xid() const noexcept = 0;
 
-  // Finish a prepared branch by xid from this session (recovery, operators).
-  // Errc::unknown_xid when the database does not know it — which on MariaDB
-  // also happens while another live session owns it (error 1397).
-  virtual void commit_prepared(const Xid& xid) = 0;
-  virtual void rollback_prepared(const Xid& xid) = 0;
+  // Finish a prepared branch by xid from this session (recovery, operators,
+  // phase 2 on a fresh connection). Needs a session without a branch (else
+  // throws Errc::usage). not_found on MariaDB also while another live
+  // session owns the branch (1397): only a listing tells.
+  virtual FinishResult commit_prepared(const Xid& xid) = 0;
+  virtual FinishResult rollback_prepared(const Xid& xid) = 0;
   // Prepared branches of this database (PostgreSQL: of the configured database).
   virtual std::vector<PreparedXid> recover() = 0;
 

@@ -1,10 +1,12 @@
 #include "recovery/operator.h"
 
+#include <algorithm>
 #include <set>
 
 #include "base/transaction_id.h"
 #include "base/logging.h"
 #include "dtx/error.h"
+#include "recovery/finish_branch.h"
 
 namespace dtx {
 
@@ -66,11 +68,32 @@ SettleResult settle_transaction(const Config& config, const ResourceLookup& reso
       b.incarnation = parts->incarnation;
     }
   }
-  if (result.owner_alive.value_or(false) && !request.force)
+  // A live owner may be deciding or finishing the branches this very moment:
+  // acting beside it can split the transaction (a rollback here while it
+  // commits there), so even --force waits for it to be gone.
+  if (result.owner_alive.value_or(false))
     throw Error({.code = Errc::usage, .gtrid = gtrid,
-                 .hint = "stop that process first (it may still be deciding), or pass --force"},
-                std::string("refusing to ") + verb + ": the owning process (incarnation " +
-                    parts->incarnation + ") is alive, or a recovery pass is finishing it");
+                 .hint = "stop that process (it holds the lock file " +
+                         (config.coordinator.log_dir /
+                          (config.coordinator.id + "-" + parts->incarnation + ".lock")).string() +
+                         "; `fuser -v FILE` shows its pid), then retry; if no process holds it, a "
+                         "recovery pass or another operator is finishing it: retry in a moment. "
+                         "--force does not override this"},
+                std::string("refusing to ") + verb + " " + gtrid + ": its owning process (incarnation " +
+                    parts->incarnation + " of coordinator " + parts->coordinator_id +
+                    ") is alive, or a recovery pass or operator is working on it");
+  const bool other_coordinator =
+      parts && !ours && std::any_of(result.branches.begin(), result.branches.end(),
+                                    [](const InDoubtBranch& b) { return b.prepared.is_dtx; });
+  if (other_coordinator && !request.force)
+    throw Error({.code = Errc::usage, .gtrid = gtrid,
+                 .hint = "settle it with coordinator " + parts->coordinator_id +
+                         "'s own configuration (same id, same log_dir), or `dtx recover` there; "
+                         "--force " + (request.commit ? "commits" : "rolls back") +
+                         " it from here and records a heuristic outcome"},
+                std::string("refusing to ") + verb + " " + gtrid + ": it belongs to coordinator " +
+                    parts->coordinator_id + " (this configuration is " + config.coordinator.id +
+                    "), whose decision log this configuration does not read");
   const bool against_decision = !request.commit && result.decision == LoggedDecision::commit;
   if (against_decision && !request.force)
     throw Error({.code = Errc::usage, .gtrid = gtrid,
@@ -91,31 +114,31 @@ SettleResult settle_transaction(const Config& config, const ResourceLookup& reso
     logger().warn("{}: operator commits a transaction that had no COMMIT decision", gtrid);
   }
 
+  const DecisionBasis basis = other_coordinator ? DecisionBasis::other_coordinator
+                              : !ours             ? DecisionBasis::foreign
+                              : request.commit || result.decision == LoggedDecision::commit
+                                  ? DecisionBasis::commit  // a commit was logged above if need be
+                                  : DecisionBasis::none;
   for (auto& b : result.branches) {
+    FinishVerdict v;
     try {
       SessionLease session = resources(b.resource).acquire();
-      if (request.commit)
-        session->commit_prepared(b.prepared.xid);
-      else
-        session->rollback_prepared(b.prepared.xid);
-      b.action = request.commit ? BranchAction::committed : BranchAction::rolled_back;
+      v = finish_branch(*session, b.prepared.xid,
+                        {gtrid, b.resource, request.commit, b.prepared.is_dtx ? basis : DecisionBasis::foreign,
+                         "operator"});
     } catch (const Error& e) {
-      b.detail = e.what();
-      b.action = e.code() == Errc::unknown_xid ? BranchAction::left_session_busy : BranchAction::failed;
-      if (e.code() == Errc::unknown_xid)
-        b.detail = "the database lists the branch but another session owns it: " + b.detail;
-      continue;
+      v.action = BranchAction::failed;
+      v.detail = e.what();
     }
-    if (against_decision) {
-      HeuristicOutcome h{gtrid, b.resource, "commit", "rolled_back", "operator",
-                         "dtx rollback --force against the logged COMMIT decision"};
-      try {
-        record_heuristic(config.coordinator.log_dir, h);
-      } catch (const Error& e) {
-        result.errors.push_back(e.what());
-      }
-      result.heuristics.push_back(std::move(h));
+    b.action = v.action;
+    b.detail = v.detail;
+    if (!v.heuristic) continue;
+    try {
+      record_heuristic(config.coordinator.log_dir, *v.heuristic);
+    } catch (const Error& e) {
+      result.errors.push_back(e.what());
     }
+    result.heuristics.push_back(std::move(*v.heuristic));
   }
   if (logged_here && result.finished()) own_log.log_end(gtrid);
   return result;

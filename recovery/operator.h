@@ -13,8 +13,9 @@ namespace dtx {
 struct SettleRequest {
   std::string gtrid;
   bool commit = false;  // false = roll back
-  // Allow going against a logged COMMIT decision (recorded as heuristic), or
-  // acting while the owning process is alive.
+  // Allow going against a logged COMMIT decision, or settling another
+  // coordinator id's transaction; either is recorded as heuristic. Never
+  // allows acting while the owning process is alive.
   bool force = false;
 };
 
@@ -28,11 +29,15 @@ struct SettleResult {
 };
 
 // Finds every prepared branch of `request.gtrid` on every resource (a foreign
-// id is matched by its raw gtrid / gid) and commits or rolls back all of them.
+// id is matched by its raw gtrid / gid) and commits or rolls back all of them;
+// what each database answer means is recovery/finish_branch.h's rule.
 //   commit with no logged decision: a COMMIT record naming the branches found
 //     is forced to `own_log` first, so a crash half-way is finished by recovery;
 //   rollback against a logged COMMIT: needs force; recorded as heuristic;
-//   owner alive: needs force (it may still be deciding).
+//   another coordinator id's transaction: needs force (its log is not read
+//     here); recorded as heuristic;
+//   owner alive: refused, even with force (acting beside it could split the
+//     transaction): stop the owner first.
 // Throws dtx::Error(Errc::usage) for a refusal or when nothing is prepared
 // under that id.
 SettleResult settle_transaction(const Config& config, const ResourceLookup& resources,

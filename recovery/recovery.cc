@@ -30,8 +30,10 @@
 //        no decision, owner dead                  -> XA ROLLBACK / ROLLBACK PREPARED
 //        no decision, owner alive                 -> leave (report)
 //        owner's log corrupt before its end       -> leave (report; operator decides)
-//   6. "unknown xid" (1397 / 42704) means finished only if a third listing no
-//      longer shows the branch: MariaDB says 1397 while a live session owns it.
+//   6. what each database answer means is recovery/finish_branch.h's rule,
+//      shared with phase 2 and the operator commands; "unknown xid" means
+//      finished only if a third listing no longer shows the branch (MariaDB
+//      says 1397 while a live session owns it).
 //   7. a dead incarnation whose every decided branch is confirmed finished is
 //      settled: its segments and lock file are deleted (under its lock).
 // Branches are finished in parallel, several connections per resource.
@@ -62,6 +64,7 @@
 #include "base/transaction_id.h"
 #include "base/logging.h"
 #include "dtx/error.h"
+#include "recovery/finish_branch.h"
 
 namespace dtx {
 
@@ -335,9 +338,14 @@ RecoveryReport RecoveryScanner::run(const RecoveryOptions& options) {
     }
   }
 
-  // Act, in parallel: several connections per resource.
-  std::set<std::string> need_listing;  // resources that answered "unknown xid"
-  std::mutex mu;
+  // Act, in parallel: several connections per resource. What each answer
+  // means is finish_branch.h's rule; "unknown xid" waits for step 6.
+  struct Acted {
+    FinishRequest request;
+    FinishResult answer;
+    FinishVerdict verdict;
+  };
+  std::vector<std::optional<Acted>> acted(report.branches.size());  // by index; one writer each
   std::vector<std::thread> workers;
   for (auto& [resource, items] : work) {
     std::size_t n = std::min(kConnectionsPerResource, items.size());
@@ -345,68 +353,64 @@ RecoveryReport RecoveryScanner::run(const RecoveryOptions& options) {
       workers.emplace_back([&, w, n, resource = resource] {
         std::optional<SessionLease> session;
         for (std::size_t i = w; i < items.size(); i += n) {
-          InDoubtBranch& b = report.branches[items[i].index];
+          const std::size_t k = items[i].index;
+          const InDoubtBranch& b = report.branches[k];
+          FinishResult answer;
           try {
             if (!session || (*session)->broken()) session = resources_(resource).acquire();
-            if (items[i].commit)
-              (*session)->commit_prepared(b.prepared.xid);
-            else
-              (*session)->rollback_prepared(b.prepared.xid);
-            b.action = items[i].commit ? BranchAction::committed : BranchAction::rolled_back;
+            answer = items[i].commit ? (*session)->commit_prepared(b.prepared.xid)
+                                     : (*session)->rollback_prepared(b.prepared.xid);
           } catch (const Error& e) {
-            b.detail = e.what();
-            if (e.code() == Errc::unknown_xid) {
-              b.action = BranchAction::already_finished;  // confirmed by step 6 below
-              std::lock_guard lock(mu);
-              need_listing.insert(resource);
-            } else if (e.code() == Errc::rolled_back && items[i].commit) {
-              // XA_RBROLLBACK on commit: the database rolled the branch back.
-              // Harmless if it wrote nothing (MariaDB says so after a
-              // disconnect); either way it is finished, and recorded below.
-              b.action = BranchAction::already_finished;
-              std::lock_guard lock(mu);
-              report.heuristics.push_back({b.gtrid, b.resource, "commit", "rolled_back", "database",
-                                           "the database reported the branch rolled back at commit: " + b.detail});
-            } else if (e.sqlstate() == "55000") {
-              b.action = BranchAction::left_session_busy;  // PostgreSQL: another backend is finishing it
-            } else {
-              b.action = BranchAction::failed;
-            }
+            answer = {FinishOutcome::failed, e};
           } catch (const std::exception& e) {
-            b.detail = e.what();
-            b.action = BranchAction::failed;
+            answer = {FinishOutcome::failed, Error({.resource = resource, .gtrid = b.gtrid}, e.what())};
           }
+          FinishRequest request{b.gtrid, b.resource, items[i].commit,
+                                items[i].commit ? DecisionBasis::commit : DecisionBasis::none,
+                                "recovery"};
+          FinishVerdict verdict = judge_finish(request, answer);
+          acted[k] = Acted{std::move(request), std::move(answer), std::move(verdict)};
         }
       });
   }
   for (auto& t : workers) t.join();
 
+  // 6. "Unknown xid" is "finished" only if a listing taken after the answer
+  // no longer shows the branch: one listing per resource that needs it.
+  std::map<std::string, std::optional<std::set<std::string>>, std::less<>> relisted;
+  for (std::size_t k = 0; k < acted.size(); ++k)
+    if (acted[k] && acted[k]->verdict.needs_listing) relisted[report.branches[k].resource];
+  for (auto& [resource, still] : relisted) {
+    try {
+      still.emplace();
+      for (const auto& p : resources_(resource).acquire()->recover()) still->insert(xid_key(p.xid));
+    } catch (const std::exception& e) {
+      still.reset();
+      report.errors.push_back("cannot re-list " + resource + ": " + e.what());
+    }
+  }
+  for (std::size_t k = 0; k < acted.size(); ++k) {
+    if (!acted[k]) continue;
+    InDoubtBranch& b = report.branches[k];
+    FinishVerdict v = std::move(acted[k]->verdict);
+    if (v.needs_listing) {
+      const auto& still = relisted[b.resource];
+      if (still)
+        v = judge_finish(acted[k]->request, acted[k]->answer,
+                         still->count(xid_key(b.prepared.xid)) ? Listing::still_listed : Listing::gone);
+      else
+        v.action = BranchAction::failed;  // not confirmed either way: next pass
+    }
+    b.action = v.action;
+    b.detail = v.detail;
+    if (v.heuristic) report.heuristics.push_back(std::move(*v.heuristic));
+  }
   for (const auto& h : report.heuristics) {
     try {
       record_heuristic(config_.coordinator.log_dir, h);
     } catch (const Error& e) {
       report.errors.push_back(e.what());
     }
-  }
-
-  // 6. "Unknown xid" is "finished" only if the branch is no longer listed.
-  for (const auto& resource : need_listing) {
-    std::set<std::string> still;
-    try {
-      for (const auto& p : resources_(resource).acquire()->recover()) still.insert(xid_key(p.xid));
-    } catch (const std::exception& e) {
-      report.errors.push_back("cannot re-list " + resource + ": " + e.what());
-      for (auto& b : report.branches)
-        if (b.resource == resource && b.action == BranchAction::already_finished)
-          b.action = BranchAction::failed;
-      continue;
-    }
-    for (auto& b : report.branches)
-      if (b.resource == resource && b.action == BranchAction::already_finished &&
-          still.count(xid_key(b.prepared.xid))) {
-        b.action = BranchAction::left_session_busy;
-        b.detail = "the database lists the branch but a live session owns it (" + b.detail + ")";
-      }
   }
 
   // 7. Drop settled decisions: a dead incarnation whose every decided branch

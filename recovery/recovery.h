@@ -28,7 +28,7 @@ enum class BranchAction {
   would_commit,          // dry run
   would_roll_back,       // dry run
   left_owner_alive,      // no decision yet and the owning process lives: it may still decide
-  left_session_busy,     // the database says a live session owns it (MariaDB 1397 while listed)
+  left_session_busy,     // a live session owns it (MariaDB 1397 while listed, PostgreSQL "is busy")
   left_seen_once,        // appeared between the two scans: judged next pass
   left_log_damaged,      // the owner's log is corrupt before its end: decide by hand
   left_foreign,          // not in dtx's format: never touched unless an operator names it

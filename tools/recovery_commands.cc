@@ -176,8 +176,8 @@ int run_settle(const Options& o, bool commit) {
     } else {
       print_table(r.branches, true);
       for (const auto& h : r.heuristics)
-        std::cout << "HEURISTIC: " << h.resource << " " << h.outcome << " against logged decision "
-                  << h.decision << " (recorded in " << (config->coordinator.log_dir / "heuristics.log").string()
+        std::cout << "HEURISTIC: " << h.resource << " " << h.outcome << " (logged decision "
+                  << h.decision << "): " << h.detail << " (recorded in " << (config->coordinator.log_dir / "heuristics.log").string()
                   << ")\n";
       for (const auto& e : r.errors) std::cout << "error: " << e << "\n";
       std::cout << (r.finished() ? (commit ? "committed " : "rolled back ") : "not finished ") << o.gtrid << "\n";

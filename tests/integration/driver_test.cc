@@ -26,6 +26,7 @@ namespace dtx {
 
 // Readable gtest output for the enums this file compares.
 void PrintTo(Errc code, std::ostream* os) { *os << to_string(code); }
+void PrintTo(FinishOutcome o, std::ostream* os) { *os << to_string(o); }
 void PrintTo(BranchState s, std::ostream* os) {
   *os << (s == BranchState::none ? "none" : s == BranchState::active ? "active" : "prepared");
 }
@@ -67,6 +68,11 @@ Error error_from(F&& f) {
   }
   ADD_FAILURE() << "expected a dtx::Error";
   return Error({}, "no error was thrown");
+}
+
+// Finishing a prepared branch that must succeed.
+void expect_done(const FinishResult& r) {
+  EXPECT_EQ(r.outcome, FinishOutcome::done) << (r.error ? r.error->what() : "");
 }
 
 bool contains(const std::string& haystack, const std::string& needle) {
@@ -158,11 +164,10 @@ class DriverTest : public ::testing::Test {
       for (const PreparedXid& p : s->recover()) {
         if (!p.xid.gtrid.starts_with(run_prefix())) continue;
         ADD_FAILURE() << c.name << " still has a prepared branch of this test: " << p.raw;
-        try {
-          s->rollback_prepared(p.xid);
-        } catch (const Error& e) {
-          ADD_FAILURE() << "could not clean up " << p.raw << ": " << e.what();
-        }
+        FinishResult r = s->rollback_prepared(p.xid);
+        if (r.outcome != FinishOutcome::done && r.outcome != FinishOutcome::rolled_back_by_database)
+          ADD_FAILURE() << "could not clean up " << p.raw << ": "
+                        << (r.error ? r.error->what() : to_string(r.outcome));
       }
     }
   }
@@ -248,7 +253,7 @@ TYPED_TEST(DriverTest, CommitAfterPrepareIsVisibleFromAnotherSession) {
   s->prepare();
   EXPECT_EQ(s->state(), BranchState::prepared);
   EXPECT_EQ(this->committed_rows(1), 0);
-  s->commit();
+  expect_done(s->commit());
   this->expect_ended(*s, xid, 1, 1);
 }
 
@@ -304,7 +309,7 @@ TYPED_TEST(DriverTest, RecoverListsBranchAfterItsSessionClosedAndAnotherSessionC
   }
   ASSERT_TRUE(found) << "recover() does not list " << xid.to_string();
   EXPECT_EQ(this->committed_rows(1), 0);
-  other->commit_prepared(xid);
+  expect_done(other->commit_prepared(xid));
   EXPECT_EQ(this->committed_rows(1), 1);
   EXPECT_FALSE(is_listed(*other, xid));
 }
@@ -312,11 +317,14 @@ TYPED_TEST(DriverTest, RecoverListsBranchAfterItsSessionClosedAndAnotherSessionC
 TYPED_TEST(DriverTest, UnknownXidIsReportedAsUnknown) {
   auto s = this->rm_->acquire();
   const Xid xid = fresh_xid("nosuch");
-  Error c = error_from([&] { s->commit_prepared(xid); });
+  FinishResult commit = s->commit_prepared(xid);
+  EXPECT_EQ(commit.outcome, FinishOutcome::not_found);
+  ASSERT_TRUE(commit.error.has_value());
+  const Error& c = *commit.error;
   EXPECT_EQ(c.code(), Errc::unknown_xid) << c.what();
   EXPECT_EQ(c.gtrid(), xid.gtrid);
   EXPECT_EQ(c.resource(), TypeParam::config().name);
-  EXPECT_EQ(error_from([&] { s->rollback_prepared(xid); }).code(), Errc::unknown_xid);
+  EXPECT_EQ(s->rollback_prepared(xid).outcome, FinishOutcome::not_found);
   EXPECT_FALSE(s->broken());
 }
 
@@ -398,7 +406,7 @@ TYPED_TEST(DriverTest, DeadlockIsRetryableAndTheVictimSessionIsReusable) {
   victim.begin(fresh_xid("dl-after"));
   this->insert(victim, 3);
   victim.prepare();
-  victim.commit();
+  expect_done(victim.commit());
   EXPECT_EQ(this->committed_rows(3), 1);
 }
 
@@ -472,11 +480,11 @@ TYPED_TEST(DriverTest, PoolKeepsAtMostPoolSizeIdle) {
 TYPED_TEST(DriverTest, LifecycleCallsInTheWrongStateAreUsageErrors) {
   auto s = this->rm_->acquire();
   EXPECT_EQ(error_from([&] { s->prepare(); }).code(), Errc::usage);
-  EXPECT_EQ(error_from([&] { s->commit(); }).code(), Errc::usage);
+  EXPECT_EQ(error_from([&] { (void)s->commit(); }).code(), Errc::usage);
   const Xid xid = fresh_xid("states");
   s->begin(xid);
   EXPECT_EQ(error_from([&] { s->begin(fresh_xid("states2")); }).code(), Errc::usage);
-  EXPECT_EQ(error_from([&] { s->commit_prepared(xid); }).code(), Errc::usage);
+  EXPECT_EQ(error_from([&] { (void)s->commit_prepared(xid); }).code(), Errc::usage);
   s->prepare();
   EXPECT_EQ(error_from([&] { run(*s, "SELECT 1"); }).code(), Errc::usage);
   s->rollback();
@@ -498,14 +506,17 @@ TEST_F(MariaDBDriver, PinsTheTrap1397WhileThePreparingSessionLives) {
   insert(*owner, 1);
   owner->prepare();
 
-  Error e = error_from([&] { other->commit_prepared(xid); });
+  FinishResult answer = other->commit_prepared(xid);
+  EXPECT_EQ(answer.outcome, FinishOutcome::not_found);
+  ASSERT_TRUE(answer.error.has_value());
+  const Error& e = *answer.error;
   EXPECT_EQ(e.code(), Errc::unknown_xid) << e.what();
   EXPECT_EQ(e.server_code(), 1397);
   EXPECT_TRUE(contains(e.hint(), "live session")) << e.hint();
   EXPECT_TRUE(is_listed(*other, xid));
   EXPECT_EQ(committed_rows(1), 0);
 
-  owner->commit();
+  expect_done(owner->commit());
   EXPECT_EQ(committed_rows(1), 1);
   EXPECT_FALSE(is_listed(*other, xid));
 }
@@ -531,7 +542,8 @@ TEST_F(MariaDBDriver, RecoverReturnsBinaryXidBytesExactly) {
     EXPECT_EQ(p.raw, foreign.mysql_literal());
   }
   EXPECT_TRUE(found);
-  s->rollback_prepared(foreign);
+  // It wrote nothing and its session is gone: XA_RBROLLBACK, rolled back.
+  EXPECT_EQ(s->rollback_prepared(foreign).outcome, FinishOutcome::rolled_back_by_database);
   EXPECT_FALSE(is_listed(*s, foreign));
 }
 
@@ -549,7 +561,7 @@ TEST_F(MariaDBDriver, ThirtyTwoThreadsShareThePoolWithoutCrashing) {
           s->begin(fresh_xid("t" + std::to_string(t)));
           run(*s, "INSERT INTO " + table_ + " (id) VALUES (?)", {t * 100 + r});
           s->prepare();
-          s->commit();
+          expect_done(s->commit());
           ++committed;
         } catch (const Error& e) {
           ADD_FAILURE() << "thread " << t << ": " << e.what();
@@ -579,7 +591,7 @@ TEST_F(MariaDBDriver, SeveralStatementsInOneCallAreRefused) {
   EXPECT_EQ(s->state(), BranchState::active);
   s->prepare();
   EXPECT_TRUE(is_listed(*s, xid));
-  s->commit();
+  expect_done(s->commit());
   EXPECT_EQ(committed_rows(1), 1);
   EXPECT_EQ(run(*s, "SELECT 41 + 1")[0].as_int64(0), 42);  // nothing left unread
 }
@@ -597,6 +609,58 @@ TEST_F(MariaDBDriver, CompoundStatementsRunAndLeaveNothingUnread) {
   EXPECT_EQ(run(*s, "SELECT count(*) FROM " + table_ + " WHERE id IN (8, 9)")[0].as_int64(0), 2);
   run(*s, "DROP PROCEDURE " + proc);
   EXPECT_EQ(run(*s, "SELECT 6 * 7")[0].as_int64(0), 42);
+}
+
+// What XA COMMIT from another session answers once the session that
+// prepared a branch was killed (KILL CONNECTION), with and without writes.
+// recovery/finish_branch.h counts XA_RBROLLBACK at commit as "nothing was
+// lost" because of these two: a branch that wrote stays prepared and commits.
+class MariaDBKilledPreparer : public MariaDBDriver {
+ protected:
+  // Prepares `xid` after `statements` on a session, kills that session from
+  // another one, waits until the server has ended it, and returns a third.
+  SessionLease prepare_and_kill(const Xid& xid, const std::vector<std::string>& statements) {
+    auto owner = rm_->acquire();
+    const std::int64_t id = MariaDB::backend_id(*owner);
+    owner->begin(xid);
+    for (const auto& sql : statements) run(*owner, sql);
+    owner->prepare();
+    auto killer = rm_->acquire();
+    MariaDB::kill(*killer, id);
+    EXPECT_TRUE(wait_until([&] { return MariaDB::is_gone(*killer, id); }, "the server ended the killed session"));
+    owner.discard();
+    auto other = rm_->acquire();
+    EXPECT_TRUE(is_listed(*other, xid)) << "the killed session's branch should stay prepared";
+    return other;
+  }
+};
+
+TEST_F(MariaDBKilledPreparer, BranchThatWroteIsCommittedAfterItsSessionIsKilled) {
+  const Xid xid = fresh_xid("killed-wrote");
+  auto other = prepare_and_kill(xid, {"INSERT INTO " + table_ + " (id, v) VALUES (1, 'a')",
+                                      "INSERT INTO " + table_ + " (id, v) VALUES (2, 'b')"});
+  EXPECT_EQ(committed_rows(1), 0);
+  FinishResult r = other->commit_prepared(xid);
+  EXPECT_EQ(r.outcome, FinishOutcome::done) << (r.error ? r.error->what() : "");
+  EXPECT_EQ(committed_rows(1), 1);
+  EXPECT_EQ(committed_rows(2), 1);
+  EXPECT_FALSE(is_listed(*other, xid));
+}
+
+TEST_F(MariaDBKilledPreparer, BranchThatWroteNothingAnswersRolledBackAfterItsSessionIsKilled) {
+  for (const char* what : {"nothing", "read", "locked"}) {
+    const Xid xid = fresh_xid(std::string("killed-") + what);
+    std::vector<std::string> statements;
+    if (std::string(what) == "read") statements = {"SELECT count(*) FROM " + table_};
+    if (std::string(what) == "locked") statements = {"SELECT * FROM " + table_ + " FOR UPDATE"};
+    auto other = prepare_and_kill(xid, statements);
+    FinishResult r = other->commit_prepared(xid);
+    EXPECT_EQ(r.outcome, FinishOutcome::rolled_back_by_database) << what;
+    ASSERT_TRUE(r.error.has_value()) << what;
+    EXPECT_EQ(r.error->server_code(), 1402) << what;
+    EXPECT_EQ(r.error->gtrid(), xid.gtrid) << what;
+    EXPECT_FALSE(is_listed(*other, xid)) << what;
+  }
 }
 
 // ---- PostgreSQL ----
@@ -670,7 +734,7 @@ TEST_F(PostgreSQLDriver, TransactionControlInsideABranchIsRefusedAndChangesNothi
   run(*s, "ROLLBACK TO SAVEPOINT sp");
   s->prepare();
   EXPECT_EQ(listed_gids(xid), 1);
-  s->commit();
+  expect_done(s->commit());
   EXPECT_EQ(committed_rows(1), 1);
   EXPECT_EQ(committed_rows(2), 0);
 }
@@ -751,7 +815,7 @@ TEST_F(PostgreSQLDriver, ForeignGidsAreListedAsNotOurs) {
   EXPECT_EQ(found->owner, "dtx");
   ASSERT_TRUE(found->prepared_at.has_value());
   EXPECT_LT(std::chrono::system_clock::now() - *found->prepared_at, 10min);
-  s->rollback_prepared(found->xid);
+  expect_done(s->rollback_prepared(found->xid));
   EXPECT_EQ(committed_rows(1), 0);
 }
 

@@ -127,7 +127,7 @@ class RecoveryTest : public ::testing::Test {
     // Foreign branches a test made itself, in case it stopped half-way.
     for (auto& [d, xid] : foreign_cleanup_) {
       try {
-        d->rm().acquire()->rollback_prepared(xid);
+        (void)d->rm().acquire()->rollback_prepared(xid);
       } catch (const std::exception&) {
       }
     }
@@ -144,10 +144,10 @@ class RecoveryTest : public ::testing::Test {
           ADD_FAILURE() << "left prepared on " << d->rm().name() << ": " << p.raw;
           left = left || !test::eventually([&] {
             try {
-              d->rm().acquire()->rollback_prepared(p.xid);
+              // not_found (1397): its session is still ending
+              return d->rm().acquire()->rollback_prepared(p.xid).outcome != FinishOutcome::not_found;
+            } catch (const Error&) {
               return true;
-            } catch (const Error& e) {
-              return e.code() != Errc::unknown_xid;  // 1397: its session is still ending
             }
           }, 10s);
         }
@@ -464,6 +464,33 @@ TEST_P(SameServerCrashTest, EachBranchIsFinishedOnceAllOrNothing) {
   Pass again = recover_pass();
   EXPECT_EQ(again.code, 0) << again.out << again.err;
   EXPECT_TRUE(our_actions(again.report).empty()) << again.out;
+}
+
+// `dtx rollback` with two resources on one MariaDB server: the branch is
+// listed through both, finished through one, and the other answers "unknown
+// xid" (1397). No longer listed, that is finished (the rule in
+// finish_branch.h), not "session busy".
+TEST_F(SameServerCrashTest, OperatorCountsAnUnknownXidThatIsNoLongerListedAsFinished) {
+  add_second_mysql_resource();
+  const std::string gtrid = id_ + "." + new_incarnation() + ".1";  // owner gone, no decision
+  prepare_branch(my_, Xid::make(gtrid, "my"), {insert_marker(gtrid)});
+  prepare_branch(pg_, Xid::make(gtrid, "pg"), {insert_marker(gtrid)});
+
+  ChildRun rollback = run_dtx({"rollback", "--config", config(), "--json", gtrid});
+  EXPECT_EQ(rollback.status.code, 0) << rollback.out << rollback.err;
+  json r = json::parse(rollback.out, nullptr, false);
+  EXPECT_EQ(r["finished"], true) << rollback.out;
+  std::multiset<std::string> mariadb_actions;
+  for (const auto& b : r["branches"]) {
+    if (b["resource"] == "pg")
+      EXPECT_EQ(b["action"], "rolled_back") << b.dump();
+    else
+      mariadb_actions.insert(b["action"].get<std::string>());
+  }
+  EXPECT_EQ(mariadb_actions, (std::multiset<std::string>{"already_finished", "rolled_back"})) << rollback.out;
+  EXPECT_TRUE(ours().empty());
+  EXPECT_TRUE(markers(my_).empty());
+  EXPECT_TRUE(markers(pg_).empty());
 }
 
 INSTANTIATE_TEST_SUITE_P(Failpoints, SameServerCrashTest,
@@ -967,8 +994,8 @@ TEST_F(RecoveryTest, ForeignAndOtherCoordinatorsBranchesAreReportedNotTouched) {
 
   // Clean up the rest directly.
   my_.run("XA ROLLBACK '" + foreign_gtrid + "','b',7");
-  my_.rm().acquire()->rollback_prepared(other_my);
-  pg_.rm().acquire()->rollback_prepared(other_pg);
+  EXPECT_EQ(my_.rm().acquire()->rollback_prepared(other_my).outcome, FinishOutcome::done);
+  EXPECT_EQ(pg_.rm().acquire()->rollback_prepared(other_pg).outcome, FinishOutcome::done);
   foreign_cleanup_.clear();
   EXPECT_FALSE(listed(my_, foreign_my));
   EXPECT_FALSE(listed(my_, other_my));
@@ -1181,6 +1208,131 @@ TEST_F(RecoveryTest, AnotherPassCannotDropALogThisPassIsReading) {
   EXPECT_TRUE(p.report["errors"].empty()) << p.out;
   // b's decision was settled (nothing of it prepared): this pass dropped it.
   EXPECT_FALSE(fs::exists(log_dir_ / (id_ + "-" + b + "-000001.log")));
+}
+
+// ---------------------------------------------------------------------------
+// 9. dtx commit / dtx rollback never act beside a live owner or behind
+// another coordinator's back without saying so.
+
+// Another coordinator id decided COMMIT and committed its MariaDB branch; its
+// PostgreSQL branch is prepared. `dtx rollback` from this coordinator's
+// config would split it: refused without --force, and with --force (here a
+// commit) recorded as heuristic by the operator.
+TEST_F(RecoveryTest, SettlingAnotherCoordinatorsTransactionNeedsForceAndIsRecorded) {
+  const std::string other_id = "ro" + tag_;
+  const fs::path other_log_dir = dir_ / "other-log";
+  const std::string gtrid = other_id + "." + new_incarnation() + ".1";
+  {
+    auto log = DecisionLog::open(other_log_dir, other_id, parse_gtrid(gtrid)->incarnation);
+    const std::vector<BranchRef> refs{{"my", "my"}, {"pg", "pg"}};
+    log->log_commit(gtrid, refs);
+  }
+  const Xid on_pg = Xid::make(gtrid, "pg");
+  foreign_cleanup_.emplace_back(&pg_, on_pg);
+  my_.run(insert_marker(gtrid));  // its MariaDB branch is committed
+  prepare_branch(pg_, on_pg, {insert_marker(gtrid)});
+  auto pg_listed = [&] {
+    for (const auto& p : pg_.prepared())
+      if (p.xid == on_pg) return true;
+    return false;
+  };
+
+  for (const char* verb : {"rollback", "commit"}) {
+    ChildRun refused = run_dtx({verb, "--config", config(), gtrid});
+    EXPECT_EQ(refused.status.code, 2) << verb << "\n" << refused.out << refused.err;
+    EXPECT_NE(refused.err.find(other_id), std::string::npos) << refused.err;
+    EXPECT_NE(refused.err.find("--force"), std::string::npos) << refused.err;
+    EXPECT_TRUE(pg_listed()) << verb << " settled another coordinator's branch without --force";
+  }
+  EXPECT_TRUE(markers(pg_).empty());
+
+  ChildRun forced = run_dtx({"commit", "--config", config(), "--force", "--json", gtrid});
+  EXPECT_EQ(forced.status.code, 0) << forced.out << forced.err;
+  json r = json::parse(forced.out, nullptr, false);
+  EXPECT_EQ(r["finished"], true) << forced.out;
+  ASSERT_EQ(r["heuristics"].size(), 1u) << forced.out;
+  EXPECT_FALSE(pg_listed());
+  EXPECT_EQ(markers(pg_), std::set<std::string>{gtrid});  // whole: committed on both
+  EXPECT_EQ(markers(my_), std::set<std::string>{gtrid});
+  foreign_cleanup_.clear();
+
+  std::ifstream in(log_dir_ / "heuristics.log");
+  std::vector<json> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(json::parse(line, nullptr, false));
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0]["gtrid"], gtrid);
+  EXPECT_EQ(lines[0]["resource"], "pg");
+  EXPECT_EQ(lines[0]["decision"], "unknown");
+  EXPECT_EQ(lines[0]["outcome"], "committed");
+  EXPECT_EQ(lines[0]["by"], "operator");
+}
+
+// The owner logged COMMIT and hangs before phase 2, holding its MariaDB
+// session. A forced rollback beside it used to roll back PostgreSQL, find the
+// MariaDB branch session-busy, and leave recovery to commit it once the owner
+// died: split. --force does not override a live owner.
+TEST_F(RecoveryTest, ForcedRollbackIsRefusedWhileTheOwnerLives) {
+  auto child = start_dtx(transfer_args(1, "live"), {{"DTX_FAILPOINT", "after-decision:hang"}});
+  std::set<std::string> on_my, on_pg;
+  ASSERT_TRUE(test::eventually([&] {
+    on_my = prepared_gtrids(my_);
+    on_pg = prepared_gtrids(pg_);
+    return on_my.size() == 1 && on_pg == on_my;
+  })) << "the hanging child never had both branches prepared\n" << child->err();
+  const std::string gtrid = *on_my.begin();
+  const std::string incarnation = parse_gtrid(gtrid)->incarnation;
+
+  ChildRun forced = run_dtx({"rollback", "--config", config(), "--force", "--json", gtrid});
+  EXPECT_EQ(forced.status.code, 2) << forced.out << forced.err;
+  EXPECT_NE(forced.err.find(gtrid), std::string::npos) << forced.err;
+  EXPECT_NE(forced.err.find(incarnation), std::string::npos) << forced.err;
+  EXPECT_NE(forced.err.find("stop that process"), std::string::npos) << forced.err;
+  EXPECT_EQ(prepared_gtrids(my_), on_my);
+  EXPECT_EQ(prepared_gtrids(pg_), on_pg);
+
+  // Once the owner is gone its COMMIT decision is honoured, whole.
+  child->kill(SIGKILL);
+  EXPECT_TRUE(child->wait().killed_by(SIGKILL));
+  std::map<std::string, std::string> actions;
+  Pass after = recover_after_crash(&actions);
+  EXPECT_EQ(after.code, 0) << after.out << after.err;
+  EXPECT_EQ(actions, (std::map<std::string, std::string>{{key("my", gtrid), "committed"},
+                                                         {key("pg", gtrid), "committed"}}))
+      << after.out;
+  EXPECT_EQ(balance(my_), kInitialBalance - 10);
+  EXPECT_EQ(balance(pg_), kInitialBalance + 10);
+  EXPECT_EQ(markers(my_), std::set<std::string>{"live"});
+  EXPECT_EQ(markers(pg_), std::set<std::string>{"live"});
+}
+
+// A transaction decided COMMIT whose MariaDB branch only read: after the
+// crash MariaDB answers the recovery's XA COMMIT with 1402 XA_RBROLLBACK.
+// Nothing was lost (finish_branch.h): committed, no heuristic outcome.
+TEST_F(RecoveryTest, ABranchThatOnlyReadIsCommittedWithoutAHeuristicRecord) {
+  ChildRun exec = run_dtx({"exec", "--config", config(),
+                           "my=SELECT balance FROM " + acct_ + " WHERE id = 1 FOR UPDATE",
+                           "pg=" + insert_marker("read-only-my")},
+                          {{"DTX_FAILPOINT", "after-decision"}});
+  ASSERT_TRUE(exec.status.killed_by(SIGKILL)) << exec.out << exec.err;
+  ASSERT_EQ(prepared_gtrids(my_).size(), 1u);
+  const std::string gtrid = *prepared_gtrids(my_).begin();
+
+  std::map<std::string, std::string> actions;
+  Pass pass = recover_after_crash(&actions);
+  EXPECT_EQ(pass.code, 0) << pass.out << pass.err;
+  EXPECT_EQ(actions, (std::map<std::string, std::string>{{key("my", gtrid), "committed"},
+                                                         {key("pg", gtrid), "committed"}}))
+      << pass.out;
+  EXPECT_TRUE(pass.report["heuristics"].empty()) << pass.out;
+  EXPECT_FALSE(fs::exists(log_dir_ / "heuristics.log"));
+  for (const auto& b : pass.report["branches"]) {  // the database's answer is kept in the report
+    if (b["gtrid"] == gtrid && b["resource"] == "my") {
+      EXPECT_NE(b["detail"].get<std::string>().find("1402"), std::string::npos) << b.dump();
+    }
+  }
+  EXPECT_EQ(markers(pg_), std::set<std::string>{"read-only-my"});
+  EXPECT_EQ(balance(my_), kInitialBalance);
+  EXPECT_TRUE(ours().empty());
 }
 
 }  // namespace

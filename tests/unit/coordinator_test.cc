@@ -5,12 +5,14 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <set>
 #include <thread>
 
 #include "coordinator/coordinator_core.h"
 #include "dtx/dtx.h"
+#include "recovery/finish_branch.h"
 #include "support/test_env.h"
 
 namespace dtx {
@@ -25,7 +27,12 @@ struct FakeDatabase {
   std::set<std::string> rolled_back;
   bool fail_execute = false;
   bool fail_prepare = false;
-  int fail_commits = 0;  // fail this many commit attempts, then succeed
+  int fail_commits = 0;    // fail this many commit attempts (unavailable), then succeed
+  int fail_rollbacks = 0;  // fail this many rollbacks of a prepared branch, then succeed
+  // What a commit answers instead of committing (done = commit normally).
+  // not_found drops the branch unless keep_listed_on_not_found.
+  FinishOutcome commit_answer = FinishOutcome::done;
+  bool keep_listed_on_not_found = false;
 
   void record(const std::string& e) {
     std::lock_guard lock(mu);
@@ -65,7 +72,7 @@ class FakeSession : public Session {
     db_.prepared.insert(xid_.gtrid);
     state_ = BranchState::prepared;
   }
-  void commit() override { finish_commit(xid_); }
+  FinishResult commit() override { return finish_commit(xid_); }
   void commit_one_phase() override {
     std::lock_guard lock(db_.mu);
     db_.events.push_back("commit-one-phase " + xid_.gtrid);
@@ -74,6 +81,11 @@ class FakeSession : public Session {
   }
   void rollback() override {
     std::lock_guard lock(db_.mu);
+    if (state_ == BranchState::prepared && db_.fail_rollbacks > 0) {
+      --db_.fail_rollbacks;
+      db_.events.push_back("rollback-failed " + xid_.gtrid);
+      throw Error({.code = Errc::unavailable, .resource = resource_}, "injected rollback failure");
+    }
     if (state_ != BranchState::none) {
       db_.events.push_back("rollback " + xid_.gtrid);
       db_.prepared.erase(xid_.gtrid);
@@ -83,8 +95,15 @@ class FakeSession : public Session {
   }
   BranchState state() const noexcept override { return state_; }
   const Xid* current_xid() const noexcept override { return state_ == BranchState::none ? nullptr : &xid_; }
-  void commit_prepared(const Xid& xid) override { finish_commit(xid); }
-  void rollback_prepared(const Xid& xid) override {}
+  FinishResult commit_prepared(const Xid& xid) override { return finish_commit(xid); }
+  FinishResult rollback_prepared(const Xid& xid) override {
+    std::lock_guard lock(db_.mu);
+    if (!db_.prepared.erase(xid.gtrid))
+      return {FinishOutcome::not_found, Error({.code = Errc::unknown_xid, .resource = resource_}, "no such xid")};
+    db_.events.push_back("rollback-prepared " + xid.gtrid);
+    db_.rolled_back.insert(xid.gtrid);
+    return {};
+  }
   std::vector<PreparedXid> recover() override {
     std::lock_guard lock(db_.mu);
     std::vector<PreparedXid> out;
@@ -94,17 +113,34 @@ class FakeSession : public Session {
   bool broken() const noexcept override { return false; }
 
  private:
-  void finish_commit(const Xid& xid) {
+  FinishResult finish_commit(const Xid& xid) {
     std::lock_guard lock(db_.mu);
     if (db_.fail_commits > 0) {
       --db_.fail_commits;
       db_.events.push_back("commit-failed " + xid.gtrid);
-      throw Error({.code = Errc::unavailable, .resource = resource_}, "injected commit failure");
+      return {FinishOutcome::unavailable,
+              Error({.code = Errc::unavailable, .resource = resource_}, "injected commit failure")};
     }
-    db_.events.push_back("commit " + xid.gtrid);
-    db_.prepared.erase(xid.gtrid);
-    db_.committed.insert(xid.gtrid);
     state_ = BranchState::none;
+    switch (db_.commit_answer) {
+      case FinishOutcome::done:
+        db_.events.push_back("commit " + xid.gtrid);
+        db_.prepared.erase(xid.gtrid);
+        db_.committed.insert(xid.gtrid);
+        return {};
+      case FinishOutcome::rolled_back_by_database:
+        db_.events.push_back("rolled-back-by-database " + xid.gtrid);
+        db_.prepared.erase(xid.gtrid);
+        db_.rolled_back.insert(xid.gtrid);
+        return {FinishOutcome::rolled_back_by_database,
+                Error({.code = Errc::rolled_back, .resource = resource_, .server_code = 1402},
+                      "injected XA_RBROLLBACK")};
+      default:
+        db_.events.push_back("commit-answered " + xid.gtrid);
+        if (db_.commit_answer == FinishOutcome::not_found && !db_.keep_listed_on_not_found)
+          db_.prepared.erase(xid.gtrid);
+        return {db_.commit_answer, Error({.code = Errc::unknown_xid, .resource = resource_}, "injected answer")};
+    }
   }
 
   std::string resource_;
@@ -128,6 +164,9 @@ class CoordinatorTest : public ::testing::Test {
   }
   void TearDown() override { std::filesystem::remove_all(log_dir_); }
 
+  // Phase 2 tries kPhase2Attempts commits per branch, without delay between them.
+  static constexpr int kPhase2Attempts = 3;
+
   std::shared_ptr<detail::CoordinatorCore> make_core(DecisionLogOptions log_options = {}) {
     return std::make_shared<detail::CoordinatorCore>(
         config_,
@@ -137,7 +176,16 @@ class CoordinatorTest : public ::testing::Test {
           return std::make_unique<ResourceManager>(
               rc, [name, db] { return std::make_unique<FakeSession>(name, *db); });
         },
-        std::move(log_options));
+        std::move(log_options),
+        detail::Phase2Options{.attempts = kPhase2Attempts, .backoff = std::chrono::milliseconds(0)});
+  }
+
+  // The lines of heuristics.log (none if it does not exist).
+  std::vector<std::string> heuristic_lines() {
+    std::vector<std::string> lines;
+    std::ifstream in(log_dir_ / "heuristics.log");
+    for (std::string line; std::getline(in, line);) lines.push_back(line);
+    return lines;
   }
 
   std::filesystem::path log_dir_;
@@ -207,7 +255,7 @@ TEST_F(CoordinatorTest, FailedStatementForbidsCommit) {
 }
 
 TEST_F(CoordinatorTest, Phase2FailureIsRetriedUntilCommitted) {
-  dbs_["b"].fail_commits = 2;
+  dbs_["b"].fail_commits = kPhase2Attempts - 1;
   auto core = make_core();
   Coordinator coord = detail::CoordinatorAccess::wrap(core);
   Transaction tx = coord.begin();
@@ -240,7 +288,7 @@ TEST_F(CoordinatorTest, Phase2FailureThatPersistsIsInDoubtAndKeepsTheDecision) {
 }
 
 TEST_F(CoordinatorTest, InProcessRecoveryFinishesAnInDoubtCommit) {
-  dbs_["b"].fail_commits = 5;  // every phase-2 attempt fails, then the database recovers
+  dbs_["b"].fail_commits = kPhase2Attempts;  // every phase-2 attempt fails, then the database recovers
   auto core = make_core();
   Coordinator coord = detail::CoordinatorAccess::wrap(core);
   Transaction tx = coord.begin();
@@ -371,6 +419,111 @@ TEST_F(CoordinatorTest, ConcurrentTransactionsShareFlushes) {
   // The flush after the held one carried kThreads - 1 decisions: at least
   // kThreads - 2 flushes fewer than decisions.
   EXPECT_LE(core->log().sync_count(), static_cast<std::uint64_t>(kCommits - (kThreads - 2)));
+}
+
+// The rollback side of recovery: a prepared branch whose rollback failed is
+// handed to recovery, which rolls it back by xid.
+TEST_F(CoordinatorTest, InProcessRecoveryRollsBackAPreparedBranchWhoseRollbackFailed) {
+  dbs_["b"].fail_prepare = true;  // a votes yes, b no: the transaction rolls back
+  dbs_["a"].fail_rollbacks = 1;   // ... and a's prepared branch cannot be rolled back yet
+  auto core = make_core();
+  Coordinator coord = detail::CoordinatorAccess::wrap(core);
+  Transaction tx = coord.begin();
+  tx.execute("a", "UPDATE a");
+  tx.execute("b", "UPDATE b");
+  EXPECT_THROW(tx.commit(), Error);
+  ASSERT_EQ(dbs_["a"].prepared.count(tx.id()), 1u);
+
+  RecoveryReport report = core->recover_now();
+  EXPECT_TRUE(report.settled()) << (report.errors.empty() ? "" : report.errors.front());
+  ASSERT_EQ(report.branches.size(), 1u);
+  EXPECT_EQ(report.branches[0].action, BranchAction::rolled_back);
+  EXPECT_TRUE(dbs_["a"].has_event("rollback-prepared " + tx.id()));
+  EXPECT_TRUE(dbs_["a"].prepared.empty());
+  EXPECT_EQ(dbs_["a"].rolled_back.count(tx.id()), 1u);
+  EXPECT_TRUE(dbs_["a"].committed.empty());
+}
+
+// XA_RBROLLBACK at commit comes only from a branch that wrote nothing
+// (MariaDBDriver.*AfterItsSessionIsKilled): the transaction is committed and
+// no heuristic outcome is recorded.
+TEST_F(CoordinatorTest, RolledBackByTheDatabaseAtCommitCountsAsCommittedWithoutHeuristic) {
+  dbs_["b"].commit_answer = FinishOutcome::rolled_back_by_database;
+  auto core = make_core();
+  Coordinator coord = detail::CoordinatorAccess::wrap(core);
+  Transaction tx = coord.begin();
+  tx.execute("a", "UPDATE a");
+  tx.execute("b", "SELECT 1");
+  tx.commit();
+  EXPECT_EQ(tx.state(), TransactionState::committed);
+  EXPECT_EQ(dbs_["a"].committed.count(tx.id()), 1u);
+  EXPECT_TRUE(dbs_["b"].has_event("rolled-back-by-database " + tx.id()));
+  EXPECT_EQ(core->log().open_decisions(), 0u);
+  EXPECT_TRUE(heuristic_lines().empty());
+}
+
+// "Unknown xid" is finished only when the database no longer lists the branch.
+TEST_F(CoordinatorTest, UnknownXidAtCommitIsFinishedOnlyWhenNoLongerListed) {
+  dbs_["b"].commit_answer = FinishOutcome::not_found;
+  dbs_["b"].keep_listed_on_not_found = true;
+  auto core = make_core();
+  Coordinator coord = detail::CoordinatorAccess::wrap(core);
+  Transaction tx = coord.begin();
+  tx.execute("a", "UPDATE a");
+  tx.execute("b", "UPDATE b");
+  try {
+    tx.commit();
+    FAIL() << "a branch still listed after 'unknown xid' is not finished";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Errc::in_doubt) << e.what();
+  }
+  EXPECT_EQ(dbs_["b"].prepared.count(tx.id()), 1u);
+  EXPECT_EQ(core->log().open_decisions(), 1u);
+
+  dbs_["b"].keep_listed_on_not_found = false;  // now the database really lost it
+  Transaction tx2 = coord.begin();
+  tx2.execute("a", "UPDATE a");
+  tx2.execute("b", "UPDATE b");
+  tx2.commit();
+  EXPECT_EQ(tx2.state(), TransactionState::committed);
+}
+
+FinishResult answered(FinishOutcome outcome) {
+  return {outcome, Error({.code = Errc::sql, .resource = "r"}, "the database said so")};
+}
+
+TEST(FinishBranchRule, RollbackAgainstALoggedCommitIsHeuristic) {
+  FinishVerdict v = judge_finish({"g", "r", false, DecisionBasis::commit, "operator"}, FinishResult{});
+  EXPECT_EQ(v.action, BranchAction::rolled_back);
+  ASSERT_TRUE(v.heuristic.has_value());
+  EXPECT_EQ(v.heuristic->decision, "commit");
+  EXPECT_EQ(v.heuristic->outcome, "rolled_back");
+  EXPECT_EQ(v.heuristic->by, "operator");
+}
+
+TEST(FinishBranchRule, AnotherCoordinatorsBranchIsHeuristicWhicheverWayItEnds) {
+  for (bool commit : {true, false}) {
+    FinishVerdict v =
+        judge_finish({"g", "r", commit, DecisionBasis::other_coordinator, "operator"}, FinishResult{});
+    ASSERT_TRUE(v.heuristic.has_value()) << commit;
+    EXPECT_EQ(v.heuristic->decision, "unknown");
+    EXPECT_EQ(v.heuristic->outcome, commit ? "committed" : "rolled_back");
+  }
+  EXPECT_FALSE(judge_finish({"g", "r", false, DecisionBasis::foreign, "operator"}, FinishResult{}).heuristic);
+  EXPECT_FALSE(judge_finish({"g", "r", false, DecisionBasis::none, "recovery"}, FinishResult{}).heuristic);
+  EXPECT_FALSE(judge_finish({"g", "r", true, DecisionBasis::commit, "recovery"}, FinishResult{}).heuristic);
+}
+
+TEST(FinishBranchRule, UnknownXidNeedsAListingAndBusyIsLeft) {
+  const FinishRequest commit{"g", "r", true, DecisionBasis::commit, "recovery"};
+  const FinishResult nota = answered(FinishOutcome::not_found);
+  EXPECT_TRUE(judge_finish(commit, nota).needs_listing);
+  EXPECT_EQ(judge_finish(commit, nota, Listing::still_listed).action, BranchAction::left_session_busy);
+  EXPECT_EQ(judge_finish(commit, nota, Listing::gone).action, BranchAction::already_finished);
+  EXPECT_EQ(judge_finish(commit, answered(FinishOutcome::owned_by_live_session)).action,
+            BranchAction::left_session_busy);
+  EXPECT_EQ(judge_finish(commit, answered(FinishOutcome::unavailable)).action, BranchAction::failed);
+  EXPECT_EQ(judge_finish(commit, answered(FinishOutcome::failed)).action, BranchAction::failed);
 }
 
 }  // namespace
