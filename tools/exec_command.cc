@@ -111,6 +111,10 @@ int run_exec(const ExecOptions& options) {
       "dtx exec: interrupted during the commit of " + tx.id() +
       ": branches may be prepared, or committed on some resources; run `dtx recover --config " +
       options.config + "` to finish it\nin doubt " + tx.id() + "\n";
+  const std::string committed = "dtx exec: interrupted after " + tx.id() + " was committed\n";
+  struct Silence {  // the messages die with this function
+    ~Silence() { interrupt_message = nullptr; }
+  } silence;
   interrupt_message = running.c_str();
   handle_interrupts();
   std::size_t n = 0;
@@ -142,6 +146,7 @@ int run_exec(const ExecOptions& options) {
     std::cerr << "rolled back " << tx.id() << "\n";
     return kExitFailed;
   }
+  interrupt_message = committed.c_str();
   std::cout << "committed " << tx.id() << std::endl;
   return kExitOk;
 }
