@@ -124,7 +124,12 @@ const toml::table& as_table(TableReader& parent, const toml::node* node, const s
   return *node->as_table();
 }
 
-CoordinatorConfig read_coordinator(TableReader& top, const std::string& file) {
+// `config_dir`: the folder of the config file, against which a relative
+// log_dir is resolved; empty for config text, where a relative log_dir would
+// depend on the working directory of each process (and split transactions
+// between the logs of two directories), so it is refused.
+CoordinatorConfig read_coordinator(TableReader& top, const std::string& file,
+                                   const std::filesystem::path& config_dir) {
   const toml::node* node = top.get("coordinator");
   if (!node) top.fail(nullptr, "coordinator", "missing [coordinator] table");
   TableReader t(as_table(top, node, "coordinator"), "coordinator", file);
@@ -134,6 +139,29 @@ CoordinatorConfig read_coordinator(TableReader& top, const std::string& file) {
     t.fail(t.get("id"), "id", "'" + c.id + "' must be 1-16 characters of [A-Za-z0-9_-]");
   c.log_dir = t.required_string("log_dir");
   if (c.log_dir.empty()) t.fail(t.get("log_dir"), "log_dir", "must not be empty");
+  if (c.log_dir.is_relative()) {
+    if (config_dir.empty())
+      t.fail(t.get("log_dir"), "log_dir",
+             "'" + c.log_dir.string() +
+                 "' is relative, but this config is not read from a file it could be relative to: "
+                 "give an absolute path");
+    c.log_dir = (config_dir / c.log_dir).lexically_normal();
+  }
+  // It need not exist yet, but it must be able to: its nearest existing
+  // ancestor must be a directory.
+  for (std::filesystem::path p = c.log_dir; !p.empty(); p = p.parent_path()) {
+    std::error_code ec;
+    const auto status = std::filesystem::status(p, ec);
+    if (status.type() == std::filesystem::file_type::not_found) {
+      if (p == p.parent_path()) break;
+      continue;
+    }
+    if (ec) break;  // cannot look (permissions): DecisionLog::open says why
+    if (status.type() != std::filesystem::file_type::directory)
+      t.fail(t.get("log_dir"), "log_dir",
+             "'" + c.log_dir.string() + "' cannot be a directory: " + p.string() + " is not a directory");
+    break;
+  }
   if (auto v = t.integer("threads", 0, 1024)) c.threads = static_cast<int>(*v);
   if (auto v = t.integer("default_timeout_ms", 1, 24LL * 3600 * 1000))
     c.default_timeout = std::chrono::milliseconds(*v);
@@ -183,10 +211,11 @@ ResourceConfig read_resource(TableReader& parent, const std::string& name, const
   return r;
 }
 
-Config build(const toml::table& root, const std::string& source_name) {
+Config build(const toml::table& root, const std::string& source_name,
+             const std::filesystem::path& config_dir) {
   TableReader top(root, "", source_name);
   Config config;
-  config.coordinator = read_coordinator(top, source_name);
+  config.coordinator = read_coordinator(top, source_name, config_dir);
   const toml::node* resources = top.get("resources");
   if (!resources) top.fail(nullptr, "resources", "missing: configure at least one [resources.<name>]");
   TableReader rt(as_table(top, resources, "resources"), "resources", source_name);
@@ -212,7 +241,7 @@ Config parse_config(std::string_view text, const std::string& source_name) {
                 source_name + ":" + std::to_string(e.source().begin.line) + ": " +
                     std::string(e.description()));
   }
-  return build(root, source_name);
+  return build(root, source_name, {});
 }
 
 Config load_config(const std::filesystem::path& file) {
@@ -227,7 +256,7 @@ Config load_config(const std::filesystem::path& file) {
     throw Error({.code = Errc::config},
                 file.string() + ":" + std::to_string(e.source().begin.line) + ": " + msg);
   }
-  Config config = build(root, file.string());
+  Config config = build(root, file.string(), std::filesystem::absolute(file).parent_path());
   config.source = file;
   return config;
 }

@@ -52,14 +52,20 @@
 // a zero-filled rest of the file as a clean end, and a fragment cut off by
 // zeros (a crash during a write) as a torn tail.
 //
+// The segment claim. The lock file holds "segment <seq> was made durable with
+// <n> bytes", rewritten in place (fixed width) once a new segment is durable
+// (before the older ones are unlinked) and after each durable extension. It
+// never claims more than is on disk, so a segment found shorter than its
+// claim, or missing, was damaged after the fact (find_log_damage).
+//
 // Open decisions. `open_` holds the COMMITs that are durable and not yet
 // ended: a COMMIT enters it when its flush succeeds, leaves it in log_end().
 // It is what compaction carries forward and what the destructor looks at.
 //
 // Compaction. After a flush that leaves the segment over its rollover size
 // the leader, still holding the flush role (flushing_), snapshots `open_`,
-// writes those COMMITs to segment seq+1, syncs it and the directory, switches
-// to it and unlinks the older segments. Waiters of the batch are woken before
+// writes those COMMITs to segment seq+1, syncs it and the directory, claims
+// it in the lock file, switches to it and unlinks the older segments. Waiters of the batch are woken before
 // this; newcomers queue and are flushed to the new segment. A COMMIT whose
 // END is still queued is not carried: log_end() is the caller's word that
 // every branch is finished, so the record is no longer needed even if the END
@@ -239,6 +245,9 @@ std::string segment_file_name(std::string_view id, std::string_view incarnation,
   return std::string(id) + "-" + std::string(incarnation) + "-" + digits + ".log";
 }
 
+constexpr const char* kClaimFormat =
+    "dtx decision log 1: segment %06u was made durable with %020llu bytes\n";
+
 // Removes "-<n characters accepted by ok>" from the end of *stem; false if
 // the stem does not end that way.
 bool take_field(std::string_view* stem, std::size_t n, bool (*ok)(char), std::string_view* field) {
@@ -369,6 +378,8 @@ class DecisionLog::Impl {
   // `bytes` of zeros after them, rounded up to whole blocks.
   std::uint64_t preallocation_end(std::uint64_t size, std::uint64_t bytes) const;
   [[noreturn]] void throw_poisoned() const;
+  // Rewrites the segment claim in the lock file and makes it durable.
+  void write_claim(std::uint32_t seq, std::uint64_t bytes);
 
   const fs::path dir_;
   const std::string id_;
@@ -432,7 +443,8 @@ void DecisionLog::Impl::lock() {
                              " of coordinator " + id_ + "; every process needs its own incarnation"
                        : std::string());
   }
-  if (options_.sync) sync_dir(dir_);
+  // The lock file's creation is made durable with the first segment's
+  // (start_segment syncs the directory), before its claim is written.
 }
 
 void DecisionLog::Impl::adopt_existing_segments() {
@@ -459,10 +471,12 @@ DecisionLog::Impl::~Impl() {
   lock.unlock();
   if (segment_fd_ >= 0) ::close(segment_fd_);
   if (remove) {
-    // Segments first, then the lock file while still holding its lock: a
-    // recovery scan that finds a lock file it can lock finds no segments.
-    for (const fs::path& segment : segments_) ::unlink(segment.c_str());
+    // The lock file (and its segment claim) first, while still holding its
+    // lock, then the segments: a crash in between leaves segments without a
+    // claim, which read as before, never a claim whose segment is gone,
+    // which is the trace of damage (see find_log_damage).
     ::unlink(lock_path_.c_str());
+    for (const fs::path& segment : segments_) ::unlink(segment.c_str());
   }
   if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
 }
@@ -615,6 +629,7 @@ void DecisionLog::Impl::start_segment(const std::vector<DecisionRecord>& carried
   log::LogWriter writer;
   std::uint64_t file_end = 0;
   std::uint64_t extend_at = 0;
+  bool claimed = false;
   try {
     if (options_.sync) sync_dir(dir_);
     std::string framed;
@@ -638,9 +653,19 @@ void DecisionLog::Impl::start_segment(const std::vector<DecisionRecord>& carried
       }
     }
     if (file_end > 0 && options_.sync) sync_file(fd, path);
+    // Only now, with the segment durable, may the lock file name it.
+    claimed = true;
+    write_claim(seq, file_end);
   } catch (...) {
     ::close(fd);
     ::unlink(path.c_str());
+    if (claimed && segment_fd_ >= 0) {  // name the segment that stays current again
+      try {
+        write_claim(segment_seq_, file_end_);
+      } catch (const std::exception& e) {
+        logger().warn("{}", e.what());
+      }
+    }
     throw;
   }
 
@@ -663,6 +688,13 @@ void DecisionLog::Impl::start_segment(const std::vector<DecisionRecord>& carried
   segments_.assign(1, path);
 }
 
+void DecisionLog::Impl::write_claim(std::uint32_t seq, std::uint64_t bytes) {
+  const std::string text = encode_segment_claim({.seq = seq, .bytes = bytes});
+  write_all(lock_fd_, text, 0, lock_path_);
+  if (options_.sync && ::fdatasync(lock_fd_) != 0)
+    throw_io_error("fdatasync decision log lock file", lock_path_, kDiskHint);
+}
+
 std::uint64_t DecisionLog::Impl::preallocation_end(std::uint64_t size, std::uint64_t bytes) const {
   const std::uint64_t end = size + bytes;
   return (end + log::kBlockSize - 1) / log::kBlockSize * log::kBlockSize;
@@ -680,6 +712,9 @@ void DecisionLog::Impl::extend_segment() noexcept {
     if (options_.sync) sync_file(segment_fd_, segment_path_);
     file_end_ = to;
     extend_at_ = to - options_.preallocate_bytes / 2;
+    // A claim below the real length is always true: if this fails, a cut
+    // past the old claim merely goes unnoticed.
+    write_claim(segment_seq_, to);
   } catch (const std::exception& e) {
     logger().warn("cannot preallocate space in decision log {}: {}", segment_path_.string(),
                   e.what());
@@ -703,7 +738,7 @@ std::unique_ptr<DecisionLog> DecisionLog::open(const fs::path& log_dir,
   std::error_code ec;
   fs::create_directories(log_dir, ec);
   if (ec) {
-    throw Error({.code = Errc::log, .hint = "check the log_dir setting and its permissions"},
+    throw Error({.code = Errc::config, .hint = "check the log_dir setting and its permissions"},
                 "cannot create decision log directory " + log_dir.string() + ": " + ec.message());
   }
   auto impl = std::make_unique<Impl>(log_dir, coordinator_id, incarnation, options);
@@ -787,6 +822,82 @@ SegmentReadResult read_segment(const fs::path& segment) {
   result.clean = reader.clean();
   result.problem = reader.problem();
   return result;
+}
+
+std::string encode_segment_claim(const SegmentClaim& claim) {
+  char text[128];
+  std::snprintf(text, sizeof text, kClaimFormat, claim.seq, static_cast<unsigned long long>(claim.bytes));
+  return text;
+}
+
+std::optional<SegmentClaim> read_segment_claim(const fs::path& lock_file) {
+  const int fd = ::open(lock_file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return std::nullopt;
+    throw_io_error("open decision log lock file", lock_file, "check the permissions of the log directory");
+  }
+  char text[128] = {};
+  const ssize_t n = ::read(fd, text, sizeof text - 1);
+  const int err = errno;
+  ::close(fd);
+  errno = err;
+  if (n < 0) throw_io_error("read decision log lock file", lock_file, "check the disk");
+  if (n == 0) return std::nullopt;
+  unsigned seq = 0;
+  unsigned long long bytes = 0;
+  if (std::sscanf(text, kClaimFormat, &seq, &bytes) != 2 ||
+      std::string_view(text, static_cast<std::size_t>(n)) !=
+          encode_segment_claim({.seq = seq, .bytes = bytes})) {
+    throw Error({.code = Errc::log, .hint = "the file was changed by something other than dtx"},
+                "decision log lock file " + lock_file.string() + " does not hold a segment claim");
+  }
+  return SegmentClaim{.seq = seq, .bytes = bytes};
+}
+
+std::vector<std::string> find_log_damage(const LogIncarnation& incarnation, bool owns_prepared_branches) {
+  const std::string left = "; the undecided branches of incarnation " + incarnation.incarnation +
+                           " are left for an operator (dtx commit / dtx rollback)";
+  std::vector<std::string> problems;
+  std::optional<SegmentClaim> claim;
+  try {
+    claim = read_segment_claim(incarnation.lock_file);
+  } catch (const Error& e) {
+    problems.push_back(std::string(e.what()) + left);
+  }
+  bool has_records = false;
+  std::optional<std::string> short_claimed;  // the claimed segment's shortfall
+  bool claimed_found = false;
+  for (const fs::path& segment : incarnation.segments) {
+    const std::uint32_t seq = parse_log_file_name(segment.filename().string())->seq.value();
+    // Newer than the claim: its creation never finished (a crash during
+    // compaction or a reopen); the older segments hold every decision.
+    if (claim && seq > claim->seq) continue;
+    const SegmentReadResult read = read_segment(segment);
+    has_records = has_records || !read.records.empty();
+    if (!read.clean && !read.problem.starts_with("torn tail"))
+      problems.push_back("decision log " + segment.string() + " is damaged: " + read.problem + left);
+    if (claim && seq == claim->seq) {
+      claimed_found = true;
+      std::error_code ec;
+      const std::uint64_t size = fs::file_size(segment, ec);
+      if (!ec && size < claim->bytes)
+        short_claimed = "decision log " + segment.string() + " is damaged: it is " + std::to_string(size) +
+                        " bytes long, shorter than the " + std::to_string(claim->bytes) +
+                        " bytes it was made durable with before any decision was written to it "
+                        "(cut or emptied; a crash cannot do that)" + left;
+    }
+  }
+  const bool may_have_lost_a_decision = has_records || owns_prepared_branches;
+  if (short_claimed && may_have_lost_a_decision) problems.push_back(*short_claimed);
+  if (claim && !claimed_found && may_have_lost_a_decision) {
+    const fs::path missing = incarnation.lock_file.parent_path() /
+                             segment_file_name(incarnation.coordinator_id, incarnation.incarnation, claim->seq);
+    problems.push_back("decision log " + missing.string() + " is missing: the lock file " +
+                       incarnation.lock_file.string() +
+                       " of a process that did not close its log names it (deleted? a crash "
+                       "cannot remove it)" + left);
+  }
+  return problems;
 }
 
 std::vector<DecisionRecord> open_decisions(const LogIncarnation& incarnation) {

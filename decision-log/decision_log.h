@@ -7,10 +7,19 @@
 //
 // Files. Each process incarnation writes its own log under log_dir:
 //   <coordinator_id>-<incarnation>.lock          held with flock(LOCK_EX) while
-//                                                the incarnation lives
+//                                                the incarnation lives; holds
+//                                                the segment claim (below)
 //   <coordinator_id>-<incarnation>-<seq>.log     segments, seq = 000001, ...
 // so several processes share one log_dir without sharing a file, and recovery
 // can tell a dead incarnation (its lock can be taken) from a live one.
+//
+// Damage. A crash leaves at worst a torn last record inside a segment's
+// preallocated zeros: a segment is durable, zeros and all, before a decision
+// is written to it, and a crashed process deletes nothing. The lock file
+// names the current segment and the length it was made durable with (the
+// segment claim), so a reader can tell a segment cut short, emptied or
+// deleted — damage, which may have taken a COMMIT with it — from a torn tail
+// (find_log_damage). A clean close removes the lock file first: no file left.
 //
 // Framing follows LevelDB's log format (see docs/log-format.md): 32 KiB
 // blocks, each record framed as crc32c(4, masked) | length(2) | type(1) with
@@ -143,6 +152,35 @@ struct SegmentReadResult {
 
 // Reads one segment, stopping at the first torn or corrupt fragment.
 SegmentReadResult read_segment(const std::filesystem::path& segment);
+
+// What the lock file of an incarnation says about its log: the newest
+// segment whose creation finished, and how many bytes it was made durable
+// with before any decision was written to it (its preallocation, updated
+// after each extension). A segment is never shorter than that unless
+// something other than a crash cut it. docs/log-format.md, "The segment claim".
+struct SegmentClaim {
+  std::uint32_t seq = 0;
+  std::uint64_t bytes = 0;
+  friend bool operator==(const SegmentClaim&, const SegmentClaim&) = default;
+};
+// The lock file's text for `claim` (fixed width, rewritten in place).
+std::string encode_segment_claim(const SegmentClaim& claim);
+// nullopt for an empty lock file (dtx before this claim existed, or one a
+// recovery pass created for a cleanly closed incarnation) or a missing one.
+// Throws dtx::Error(Errc::log) if the file cannot be read or holds something
+// that is not a claim.
+std::optional<SegmentClaim> read_segment_claim(const std::filesystem::path& lock_file);
+
+// The damage of a dead incarnation's log that a crash cannot cause, one
+// message per problem, each naming the file and what is left to do; empty if
+// none. Damage: a segment corrupt before its end; the claimed segment shorter
+// than its claim, or missing; an unreadable claim. A short or missing
+// segment that holds no record is a crash while the log was being opened
+// unless `owns_prepared_branches` (a decision may have been lost), and a
+// segment newer than the claim is a creation that never finished (a crash
+// during compaction): neither is damage. Call only while holding the
+// incarnation's lock (its files then cannot change).
+std::vector<std::string> find_log_damage(const LogIncarnation& incarnation, bool owns_prepared_branches);
 
 // The still-open COMMIT decisions of an incarnation (COMMIT records without a
 // matching END), across all its segments in order.

@@ -138,11 +138,20 @@ std::string json_escape(const std::string& s) {
 }
 
 // Deletes the files of an incarnation this pass holds, then lets go of it.
-void delete_incarnation(LogState::Incarnation& inc) {
-  std::error_code ec;
-  for (const auto& segment : inc.files.segments) fs::remove(segment, ec);
-  if (!inc.files.lock_file.empty()) fs::remove(inc.files.lock_file, ec);
+// Deletes a settled incarnation's files; returns what could not be deleted
+// (the next pass tries again).
+std::vector<std::string> delete_incarnation(LogState::Incarnation& inc) {
+  std::vector<std::string> failed;
+  std::vector<fs::path> files = inc.files.segments;
+  if (!inc.files.lock_file.empty()) files.push_back(inc.files.lock_file);
+  for (const auto& file : files) {
+    std::error_code ec;
+    if (!fs::remove(file, ec) && ec)
+      failed.push_back("cannot delete the settled decision log file " + file.string() + ": " + ec.message() +
+                       "; its decisions are finished, a later pass deletes it once log_dir is writable");
+  }
   inc.lock.release();
+  return failed;
 }
 
 }  // namespace
@@ -182,7 +191,26 @@ bool LogState::alive(std::string_view incarnation) const {
 LogState read_log_state(const fs::path& log_dir, const std::string& coordinator_id,
                         const std::set<std::string>& referenced) {
   LogState state;
-  if (!fs::exists(log_dir)) return state;
+  if (!fs::exists(log_dir)) {
+    if (referenced.empty()) return state;
+    // Branches of this coordinator id are prepared, and there is no log at
+    // all: a wrong log_dir or a deleted one. Nobody can tell whether their
+    // owners live or what they decided.
+    state.log_dir_missing = true;
+    std::string ids;
+    for (const std::string& id : referenced) {
+      ids += (ids.empty() ? "" : ", ") + id;
+      LogState::Incarnation& inc = state.incarnations[id];
+      inc.log_dir_missing = inc.damaged = true;
+    }
+    state.problems.push_back("decision log directory " + log_dir.string() +
+                             " does not exist, but branches of coordinator " + coordinator_id +
+                             " (incarnation " + ids +
+                             ") are prepared: their owners' state and decisions cannot be known; check "
+                             "log_dir in the config (every process of a coordinator id must use the same "
+                             "one), or settle them with dtx commit / dtx rollback");
+    return state;
+  }
   std::set<std::string> ids = referenced;
   for (const LogIncarnation& files : list_incarnations(log_dir))
     if (files.coordinator_id == coordinator_id) ids.insert(files.incarnation);
@@ -199,13 +227,7 @@ LogState read_log_state(const fs::path& log_dir, const std::string& coordinator_
     inc.files = std::move(files);
     std::vector<std::string> problems;
     try {
-      for (const auto& segment : inc.files.segments) {
-        SegmentReadResult r = read_segment(segment);
-        if (!r.clean && !r.problem.starts_with("torn tail"))
-          problems.push_back("decision log " + segment.string() + " is damaged: " + r.problem +
-                             "; undecided branches of incarnation " + inc.files.incarnation +
-                             " are left for an operator (dtx commit / dtx rollback)");
-      }
+      if (!inc.alive()) problems = find_log_damage(inc.files, referenced.count(inc.files.incarnation) > 0);
       inc.decisions = open_decisions(inc.files);
     } catch (const Error&) {
       if (!inc.alive()) throw;  // we hold it: its files cannot have changed
@@ -233,7 +255,7 @@ PreparedByResource list_prepared(const Config& config, const ResourceLookup& res
     try {
       result.emplace(name, job.get());
     } catch (const std::exception& e) {
-      errors.push_back("cannot list prepared branches on " + name + when + ": " + e.what());
+      errors.push_back(std::string(kCannotListPrefix) + name + when + ": " + e.what());
     }
   }
   return result;
@@ -309,7 +331,7 @@ RecoveryReport RecoveryScanner::run(const RecoveryOptions& options) {
         auto inc = incarnations.find(b.incarnation);
         if (logs.decision(b.gtrid)) b.decision = LoggedDecision::commit;
         if (own != options.own_orphans.end()) b.decision = own->second;
-        if (b.coordinator_id == my_id)
+        if (b.coordinator_id == my_id && !(logs.log_dir_missing && b.incarnation != options.own_incarnation))
           b.owner_alive = b.incarnation == options.own_incarnation || logs.alive(b.incarnation);
 
         if (b.coordinator_id != my_id) {
@@ -318,13 +340,16 @@ RecoveryReport RecoveryScanner::run(const RecoveryOptions& options) {
         } else if (!seen_first.count(resource + '\0' + xid_key(p.xid))) {
           b.action = BranchAction::left_seen_once;
           b.detail = "prepared during this pass; judged next pass";
-        } else if (*b.owner_alive && own == options.own_orphans.end()) {
+        } else if (b.owner_alive.value_or(false) && own == options.own_orphans.end()) {
           b.action = BranchAction::left_owner_alive;
           b.detail = "incarnation " + b.incarnation +
                      " is alive and may still decide (or another recovery pass or operator holds it)";
         } else if (b.decision == LoggedDecision::none && inc != incarnations.end() && inc->second.damaged) {
           b.action = BranchAction::left_log_damaged;
-          b.detail = "the owner's decision log is damaged; decide with dtx commit/rollback";
+          b.detail = logs.log_dir_missing
+                         ? "decision log directory " + config_.coordinator.log_dir.string() +
+                               " does not exist; decide with dtx commit/rollback"
+                         : "the owner's decision log is damaged; decide with dtx commit/rollback";
         } else {
           bool commit = b.decision == LoggedDecision::commit;
           if (options.dry_run) {
@@ -432,8 +457,9 @@ RecoveryReport RecoveryScanner::run(const RecoveryOptions& options) {
       for (const auto& b : report.branches)
         if (b.incarnation == id && is_left_in_doubt(b.action)) settled = false;
       if (settled) {
-        report.decisions_dropped += inc.decisions.size();
-        delete_incarnation(inc);
+        std::vector<std::string> failed = delete_incarnation(inc);
+        if (failed.empty()) report.decisions_dropped += inc.decisions.size();
+        report.errors.insert(report.errors.end(), failed.begin(), failed.end());
       }
     }
   }

@@ -94,6 +94,7 @@ using PreparedByResource = std::map<std::string, std::vector<PreparedXid>, std::
 // Lists the prepared branches of every configured resource, in parallel. A
 // resource that cannot be listed is left out, and "cannot list prepared
 // branches on <resource><when>: <error>" is appended to `errors`.
+inline constexpr std::string_view kCannotListPrefix = "cannot list prepared branches on ";
 PreparedByResource list_prepared(const Config& config, const ResourceLookup& resources,
                                  const std::string& when, std::vector<std::string>& errors);
 
@@ -128,12 +129,19 @@ struct LogState {
   struct Incarnation {
     LogIncarnation files;
     IncarnationLock lock;  // held: the owner is gone and this pass owns it
-    bool alive() const noexcept { return !lock.held(); }
-    bool damaged = false;  // a segment is corrupt before its end
+    // Not held and the log_dir exists: a live owner, or another pass holds it.
+    bool alive() const noexcept { return !lock.held() && !log_dir_missing; }
+    bool log_dir_missing = false;  // nobody can tell: left for an operator
+    // Damage a crash cannot cause (find_log_damage), or a missing log_dir:
+    // undecided branches are left for an operator, never presumed aborted.
+    bool damaged = false;
     std::vector<DecisionRecord> decisions;  // open COMMIT decisions
   };
   std::map<std::string, Incarnation> incarnations;  // by incarnation id
-  std::vector<std::string> problems;                // damaged segments, for reports
+  std::vector<std::string> problems;                // damaged logs, for reports
+  // log_dir does not exist although branches of this coordinator id are
+  // prepared: whether their owners live and what they decided is unknown.
+  bool log_dir_missing = false;
   // gtrid -> its COMMIT decision, from every incarnation's log.
   const DecisionRecord* decision(std::string_view gtrid) const;
   bool alive(std::string_view incarnation) const;  // false only if adopted here
@@ -142,6 +150,8 @@ struct LogState {
 
 // Reads the logs of `coordinator_id` in log_dir, adopting every incarnation
 // nobody holds, plus those in `referenced` that have no files at all.
+// `referenced`: the incarnations that own prepared branches; for them a
+// missing or cut log is damage (docs/recovery.md, "A damaged log").
 // Throws dtx::Error(Errc::log) if log_dir cannot be read.
 LogState read_log_state(const std::filesystem::path& log_dir, const std::string& coordinator_id,
                         const std::set<std::string>& referenced = {});

@@ -9,7 +9,14 @@
 //   in doubt:           the decision is durable but a branch is not committed
 //                       yet: "in doubt <gtrid>" on stderr; exit 3
 //   usage/config error: message on stderr; exit 2
+//   SIGINT / SIGTERM:   what the interruption leaves, on stderr; exit 128 + the
+//                       signal number (130, 143)
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <chrono>
+#include <cstring>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -33,6 +40,36 @@ struct Statement {
   std::string resource;
   std::string sql;
 };
+
+// What an interruption leaves, for the phase the transaction is in: set by
+// run_exec before each phase, written by the signal handler, which then ends
+// the process (its connections close: the databases roll back every branch
+// that is not prepared; a prepared one waits for `dtx recover`).
+std::atomic<const char*> interrupt_message{nullptr};
+static_assert(std::atomic<const char*>::is_always_lock_free);
+
+extern "C" void on_interrupt(int sig) {
+  if (const char* message = interrupt_message.load()) {
+    std::size_t left = std::strlen(message);
+    while (left > 0) {
+      const ssize_t n = ::write(STDERR_FILENO, message, left);
+      if (n <= 0) break;
+      message += n;
+      left -= static_cast<std::size_t>(n);
+    }
+  }
+  ::_exit(128 + sig);
+}
+
+// Sets the handler of SIGINT and SIGTERM to on_interrupt.
+void handle_interrupts() {
+  struct sigaction action {};
+  action.sa_handler = on_interrupt;
+  sigemptyset(&action.sa_mask);
+  sigaddset(&action.sa_mask, SIGINT);  // one message, whichever comes second
+  sigaddset(&action.sa_mask, SIGTERM);
+  for (int sig : {SIGINT, SIGTERM}) ::sigaction(sig, &action, nullptr);
+}
 
 void print_rows(const Result& result) {
   for (const Row& row : result) {
@@ -67,12 +104,26 @@ int run_exec(const ExecOptions& options) {
   }
 
   Transaction tx = coordinator->begin({.timeout = std::chrono::milliseconds(options.timeout_ms)});
+  const std::string running =
+      "dtx exec: interrupted before the commit; nothing was prepared: the databases roll the branches "
+      "back as the connections close\nrolled back " + tx.id() + "\n";
+  const std::string committing =
+      "dtx exec: interrupted during the commit of " + tx.id() +
+      ": branches may be prepared, or committed on some resources; run `dtx recover --config " +
+      options.config + "` to finish it\nin doubt " + tx.id() + "\n";
+  const std::string committed = "dtx exec: interrupted after " + tx.id() + " was committed\n";
+  struct Silence {  // the messages die with this function
+    ~Silence() { interrupt_message = nullptr; }
+  } silence;
+  interrupt_message = running.c_str();
+  handle_interrupts();
   std::size_t n = 0;
   try {
     for (n = 0; n < statements.size(); ++n) {
       Result r = tx.execute(statements[n].resource, statements[n].sql);
       if (!r.columns().empty()) print_rows(r);
     }
+    interrupt_message = committing.c_str();  // from here on until the end
     tx.commit();
   } catch (const Error& e) {
     if (e.code() == Errc::in_doubt) {
@@ -95,6 +146,7 @@ int run_exec(const ExecOptions& options) {
     std::cerr << "rolled back " << tx.id() << "\n";
     return kExitFailed;
   }
+  interrupt_message = committed.c_str();
   std::cout << "committed " << tx.id() << std::endl;
   return kExitOk;
 }
@@ -112,7 +164,8 @@ std::function<int()> add_exec_command(CLI::App& app) {
                   "RESOURCE=SQL; the resource is the text before the first '='")
       ->required();
   cmd->footer("Prints `committed <gtrid>` (exit 0) or, on any failure, the failing resource and\n"
-              "statement and `rolled back <gtrid>` on stderr (exit 1). Config errors exit 2.");
+              "statement and `rolled back <gtrid>` on stderr (exit 1). Config errors exit 2.\n"
+              "Interrupted (SIGINT, SIGTERM): says what is left, exit 128 + the signal number.");
   return [options] { return run_exec(*options); };
 }
 

@@ -12,7 +12,8 @@ int main(int argc, char** argv) {
   CLI::App app{"dtx: two-phase commit across MySQL/MariaDB and PostgreSQL"};
   app.set_version_flag("--version", dtx::kVersion);
   app.require_subcommand(1);
-  app.footer("Exit status: 0 ok, 1 failed (rolled back), 2 usage or config error, 3 in doubt.\n"
+  app.footer("Exit status: 0 ok, 1 failed (rolled back), 2 usage or config error, 3 in doubt;\n"
+             "dtx exec interrupted by a signal: 128 + the signal number.\n"
              "Run `dtx <command> --help` for a command's options.");
   auto run_exec = dtx::cli::add_exec_command(app);
   auto run_recovery = dtx::cli::add_recovery_commands(app);

@@ -1,5 +1,6 @@
 // dtx recover / in-doubt / commit / rollback — the operator's side of recovery.
 // Output shapes (text and --json) are documented in docs/recovery.md.
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 #include <iomanip>
@@ -94,9 +95,17 @@ json to_json(const HeuristicOutcome& h) {
           {"outcome", h.outcome}, {"by", h.by}, {"detail", h.detail}};
 }
 
-void print_table(const std::vector<InDoubtBranch>& branches, bool with_action) {
+// `errors`: the pass's; "no prepared branches" is said only if every
+// resource could be listed.
+void print_table(const std::vector<InDoubtBranch>& branches, bool with_action,
+                 const std::vector<std::string>& errors) {
   if (branches.empty()) {
-    std::cout << "no prepared branches\n";
+    const bool all_listed = std::none_of(errors.begin(), errors.end(), [](const std::string& e) {
+      return e.starts_with(kCannotListPrefix);
+    });
+    std::cout << (all_listed ? "no prepared branches\n"
+                             : "no prepared branches on the resources that could be listed; not every "
+                               "resource could be (see the errors)\n");
     return;
   }
   std::cout << std::left << std::setw(12) << "RESOURCE" << std::setw(44) << "GLOBAL ID" << std::setw(8)
@@ -136,7 +145,7 @@ int run_recover(const Options& o, bool list_only) {
     j["elapsed_ms"] = report.elapsed.count() / 1000.0;
     std::cout << j.dump(2) << "\n";
   } else {
-    print_table(report.branches, !list_only);
+    print_table(report.branches, !list_only, report.errors);
     for (const auto& e : report.errors) std::cout << "error: " << e << "\n";
     if (!list_only)
       std::cout << name << ": " << counts[int(BranchAction::committed)] << " committed, "
@@ -174,7 +183,7 @@ int run_settle(const Options& o, bool commit) {
       j["finished"] = r.finished();
       std::cout << j.dump(2) << "\n";
     } else {
-      print_table(r.branches, true);
+      print_table(r.branches, true, r.errors);
       for (const auto& h : r.heuristics)
         std::cout << "HEURISTIC: " << h.resource << " " << h.outcome << " (logged decision "
                   << h.decision << "): " << h.detail << " (recorded in " << (config->coordinator.log_dir / "heuristics.log").string()
@@ -185,7 +194,7 @@ int run_settle(const Options& o, bool commit) {
     return r.finished() ? kExitOk : kExitInDoubt;
   } catch (const Error& e) {
     std::cerr << "dtx " << name << ": " << e.what() << "\n";
-    return e.code() == Errc::usage ? kExitUsage : kExitFailed;
+    return e.code() == Errc::usage || e.code() == Errc::config ? kExitUsage : kExitFailed;
   }
 }
 

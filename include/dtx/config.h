@@ -2,7 +2,8 @@
 //
 //   [coordinator]
 //   id = "node1"              # [A-Za-z0-9_-]{1,16}; part of every global id
-//   log_dir = "/var/lib/dtx"  # decision logs; created if missing
+//   log_dir = "/var/lib/dtx"  # decision logs; created if missing. A relative
+//                             # path is relative to the config file's folder
 //   # optional: threads, default_timeout_ms, recovery_interval_s
 //
 //   [resources.bank1]         # name: [A-Za-z0-9_-]{1,48}
@@ -60,9 +61,11 @@ struct Config {
   const ResourceConfig& resource(std::string_view name) const;
 };
 
-// Parse a config file. Throws dtx::Error(Errc::config) naming the file, line and key.
+// Parse a config file. A relative log_dir is resolved against the file's
+// folder. Throws dtx::Error(Errc::config) naming the file, line and key.
 Config load_config(const std::filesystem::path& file);
-// Parse config text; `source_name` is used in error messages.
+// Parse config text; `source_name` is used in error messages. A relative
+// log_dir is refused here (Errc::config): text has no folder to be relative to.
 Config parse_config(std::string_view toml_text, const std::string& source_name = "<config>");
 
 // Validation shared with the CLI and the API.

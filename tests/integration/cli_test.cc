@@ -10,8 +10,10 @@
 #include <sstream>
 #include <thread>
 
+#include "base/transaction_id.h"
 #include "drivers/resource_manager.h"
 #include "dtx/dtx.h"
+#include "support/process.h"
 #include "support/test_env.h"
 
 namespace dtx {
@@ -391,5 +393,165 @@ TEST_F(CliTest, BankExampleScenarios) {
   run_sql(*pg_, "DROP DATABASE " + pg_db);
 }
 
+
+// ---- Issue 8, §8: what the tool says in the cases users found confusing ----
+
+// `dtx exec` as a child process of its own, so that the test can signal it.
+std::unique_ptr<test::Child> start_exec(const std::filesystem::path& dir, const std::vector<std::string>& args,
+                                        const std::map<std::string, std::string>& env = {}) {
+  static int n = 0;
+  return std::make_unique<test::Child>(test::binary_dir() / "dtx", args, env, dir, "exec" + std::to_string(n++));
+}
+
+// Interrupted while a statement waits for a row lock: nothing is prepared,
+// the database rolls the branches back when the connections close. The tool
+// says so and exits 128 + the signal, instead of dying silently.
+TEST_F(CliTest, SignalWhileRunningStatementsSaysNothingIsLeft) {
+  for (int sig : {SIGINT, SIGTERM}) {
+    SessionLease holder = pg_->acquire();
+    holder->begin(Xid::make("cli" + tag_ + "-holder-" + std::to_string(sig), "h"));
+    holder->execute(upd("0"), {});  // holds the row lock
+    auto exec = start_exec(dir_, {"exec", "--config", config(), "bank1=" + upd("-5"), "bank2=" + upd("5")});
+    ASSERT_TRUE(test::eventually([&] {
+      return run_sql(*pg_, "SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%" +
+                               table_ + "%'")[0].as_int64(0) > 0;
+    })) << "dtx exec never waited for the lock";
+    exec->kill(sig);
+    test::ExitStatus st = exec->wait();
+    holder->rollback();
+    EXPECT_EQ(st.code, 128 + sig) << "signal " << sig << ": " << exec->err();
+    EXPECT_NE(exec->err().find("nothing was prepared"), std::string::npos) << exec->err();
+    EXPECT_NE(exec->err().find("rolled back cli" + tag_ + "."), std::string::npos) << exec->err();
+    EXPECT_EQ(balance(*my_), 100);
+    EXPECT_EQ(balance(*pg_), 100);
+  }
+}
+
+// Interrupted during the commit (here: every branch prepared, the process
+// stopped at a failpoint): branches may be prepared, and the tool says to
+// run `dtx recover`, which then finishes them.
+TEST_F(CliTest, SignalDuringTheCommitSaysToRunRecover) {
+  auto exec = start_exec(dir_, {"exec", "--config", config(), "bank1=" + upd("-5"), "bank2=" + upd("5")},
+                         {{"DTX_FAILPOINT", "after-prepare:hang"}});
+  auto ours_prepared = [&] {
+    std::size_t n = 0;
+    for (auto* rm : {my_.get(), pg_.get()})
+      for (const auto& p : rm->acquire()->recover())
+        if (p.is_dtx && p.xid.gtrid.starts_with("cli" + tag_ + ".")) ++n;
+    return n;
+  };
+  ASSERT_TRUE(test::eventually([&] { return ours_prepared() == 2; })) << exec->err();
+  exec->kill(SIGTERM);
+  test::ExitStatus st = exec->wait();
+  EXPECT_EQ(st.code, 128 + SIGTERM) << exec->err();
+  EXPECT_NE(exec->err().find("dtx recover"), std::string::npos) << exec->err();
+  EXPECT_NE(exec->err().find("cli" + tag_ + "."), std::string::npos) << exec->err();
+  Outcome rec;
+  EXPECT_TRUE(test::eventually([&] {
+    rec = dtx({"recover", "--config", config()});
+    return rec.status == 0;
+  })) << rec.out << rec.err;
+  EXPECT_EQ(ours_prepared(), 0u);
+  EXPECT_EQ(balance(*my_), 100);
+  EXPECT_EQ(balance(*pg_), 100);
+}
+
+// Resources that cannot be listed: the tool must not say "no prepared
+// branches". (Both are down, so that no branch of another test on the shared
+// servers fills the table.)
+TEST_F(CliTest, RecoverDoesNotClaimNoPreparedBranchesWhenAResourceCannotBeListed) {
+  std::string text = slurp(config());
+  for (int port : {test::mysql_resource().port, test::postgres_resource().port}) {
+    const std::string line = "port = " + std::to_string(port);
+    ASSERT_NE(text.find(line), std::string::npos);
+    text.replace(text.find(line), line.size(), "port = 1");
+  }
+  std::ofstream(dir_ / "down.toml") << text;
+  for (const char* command : {"recover", "in-doubt"}) {
+    Outcome r = dtx({command, "--config", (dir_ / "down.toml").string()});
+    EXPECT_EQ(r.status, 1) << command << ": " << r.out << r.err;
+    EXPECT_EQ(r.out.find("no prepared branches\n"), std::string::npos) << command << ": " << r.out;
+    EXPECT_NE(r.out.find("bank2"), std::string::npos) << command << ": " << r.out;
+  }
+}
+
+// Prepared branches of this coordinator id and no log_dir at all: nobody can
+// tell whether their owner lives or what it decided. Reported as a missing
+// log, not as "owner alive".
+TEST_F(CliTest, MissingLogDirIsReportedAsSuchNotAsOwnerAlive) {
+  const std::string gtrid = "cli" + tag_ + "." + new_incarnation() + ".1";
+  const Xid xid = Xid::make(gtrid, "bank2");
+  {
+    SessionLease s = pg_->acquire();
+    s->begin(xid);
+    s->execute(upd("1"), {});
+    s->prepare();
+    s.discard();
+  }
+  ASSERT_FALSE(std::filesystem::exists(dir_ / "log"));
+  Outcome r = dtx({"recover", "--config", config(), "--json"});
+  nlohmann::json j = nlohmann::json::parse(r.out, nullptr, false);
+  EXPECT_EQ(r.status, 1) << r.out << r.err;
+  std::string action, detail;
+  if (j.is_object())
+    for (const auto& b : j["branches"])
+      if (b["gtrid"] == gtrid) {
+        action = b["action"];
+        detail = b["detail"];
+      }
+  EXPECT_EQ(action, "left_log_damaged") << r.out;
+  EXPECT_NE(detail.find((dir_ / "log").string()), std::string::npos) << detail;
+  EXPECT_NE(r.out.find("does not exist"), std::string::npos) << r.out;
+  EXPECT_EQ(pg_->acquire()->rollback_prepared(xid).outcome, FinishOutcome::done);
+}
+
+// Settled decisions whose files cannot be deleted (an immutable log_dir) are
+// not counted as dropped; the pass says why, and a later pass drops them.
+TEST_F(CliTest, DecisionsDroppedCountsOnlyDeletedLogs) {
+  Outcome crash = dtx({"exec", "--config", config(), "bank1=" + upd("-5"), "bank2=" + upd("5")});
+  ASSERT_EQ(crash.status, 0) << crash.err;  // creates log_dir
+  auto exec = start_exec(dir_, {"exec", "--config", config(), "bank1=" + upd("-5"), "bank2=" + upd("5")},
+                         {{"DTX_FAILPOINT", "after-decision"}});
+  EXPECT_TRUE(exec->wait().killed_by(SIGKILL)) << exec->err();
+  const std::string log_dir = (dir_ / "log").string();
+  if (std::system(("chattr +i " + quote(log_dir) + " 2>/dev/null").c_str()) != 0)
+    GTEST_SKIP() << "chattr +i is not available here";
+  Outcome first;
+  test::eventually([&] {  // MariaDB ends the killed process's session a moment later
+    first = dtx({"recover", "--config", config(), "--json"});
+    return first.out.find("left_session_busy") == std::string::npos;
+  });
+  std::system(("chattr -i " + quote(log_dir)).c_str());
+  nlohmann::json j = nlohmann::json::parse(first.out, nullptr, false);
+  ASSERT_TRUE(j.is_object()) << first.out << first.err;
+  EXPECT_EQ(j["decisions_dropped"], 0) << first.out;
+  EXPECT_FALSE(j["errors"].empty()) << first.out;
+  EXPECT_EQ(balance(*my_), 90);
+  EXPECT_EQ(balance(*pg_), 110);
+  Outcome second = dtx({"recover", "--config", config(), "--json"});
+  EXPECT_EQ(second.status, 0) << second.out << second.err;
+  j = nlohmann::json::parse(second.out, nullptr, false);
+  ASSERT_TRUE(j.is_object()) << second.out;
+  EXPECT_EQ(j["decisions_dropped"], 1) << second.out;
+}
+
+// A log_dir that cannot be a directory is a configuration error: exit 2.
+TEST_F(CliTest, UncreatableLogDirIsAConfigError) {
+  std::ofstream(dir_ / "afile") << "x";
+  std::string text = slurp(config());
+  const std::string line = "log_dir = \"" + (dir_ / "log").string() + "\"";
+  ASSERT_NE(text.find(line), std::string::npos);
+  text.replace(text.find(line), line.size(), "log_dir = \"" + (dir_ / "afile" / "log").string() + "\"");
+  std::ofstream(dir_ / "badlog.toml") << text;
+  Outcome exec = dtx({"exec", "--config", (dir_ / "badlog.toml").string(), "bank1=" + upd("-5"), "bank2=" + upd("5")});
+  EXPECT_EQ(exec.status, 2) << exec.err;
+  EXPECT_NE(exec.err.find((dir_ / "afile").string()), std::string::npos) << exec.err;
+  for (const char* command : {"recover", "in-doubt"}) {
+    Outcome r = dtx({command, "--config", (dir_ / "badlog.toml").string()});
+    EXPECT_EQ(r.status, 2) << command << ": " << r.out << r.err;
+    EXPECT_NE(r.err.find((dir_ / "afile").string()), std::string::npos) << command << ": " << r.err;
+  }
+  EXPECT_EQ(balance(*my_), 100);
+}
 }  // namespace
 }  // namespace dtx

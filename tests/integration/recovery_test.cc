@@ -326,6 +326,25 @@ class RecoveryTest : public ::testing::Test {
     return last;
   }
 
+  // A `dtx exec` transfer (with `marker`) killed right after its COMMIT
+  // decision: both branches prepared, one segment in log_dir. Returns the
+  // gtrid and sets *segment; "" (after reporting why) if it went otherwise.
+  std::string crash_after_decision(const std::string& marker, fs::path* segment) {
+    ChildRun exec = run_dtx(transfer_args(1, marker), {{"DTX_FAILPOINT", "after-decision"}});
+    const std::set<std::string> on_my = prepared_gtrids(my_);
+    std::vector<fs::path> segments;
+    for (const auto& e : fs::directory_iterator(log_dir_))
+      if (e.path().extension() == ".log") segments.push_back(e.path());
+    if (!exec.status.killed_by(SIGKILL) || on_my.size() != 1 || prepared_gtrids(pg_) != on_my ||
+        segments.size() != 1) {
+      ADD_FAILURE() << "not one crashed transfer with one segment: " << ::testing::PrintToString(on_my)
+                    << " " << ::testing::PrintToString(segments) << "\n" << exec.err;
+      return "";
+    }
+    *segment = segments[0];
+    return *on_my.begin();
+  }
+
   std::string tag_, id_, acct_, xfer_;
   fs::path dir_, log_dir_, config_file_;
   Direct my_{test::mysql_resource("my")};
@@ -756,23 +775,25 @@ TEST_F(RecoveryTest, TwoConcurrentPassesSettleManyCrashedTransactions) {
 
 // A torn tail is a record that was never acknowledged: presumed abort.
 TEST_F(RecoveryTest, TornLastRecordIsPresumedAbort) {
-  ChildRun exec = run_dtx(transfer_args(1, "torn"), {{"DTX_FAILPOINT", "after-decision"}});
-  ASSERT_TRUE(exec.status.killed_by(SIGKILL)) << exec.err;
-  std::set<std::string> on_my = prepared_gtrids(my_);
-  ASSERT_EQ(on_my.size(), 1u);
-  ASSERT_EQ(prepared_gtrids(pg_), on_my);
-  const std::string gtrid = *on_my.begin();
-
-  std::vector<fs::path> segments;
-  for (const auto& e : fs::directory_iterator(log_dir_))
-    if (e.path().extension() == ".log") segments.push_back(e.path());
-  ASSERT_EQ(segments.size(), 1u);
+  std::vector<fs::path> segments(1);
+  const std::string gtrid = crash_after_decision("torn", &segments[0]);
+  ASSERT_FALSE(gtrid.empty());
   SegmentReadResult before = read_segment(segments[0]);
   ASSERT_EQ(before.records.size(), 1u);
   ASSERT_EQ(before.records[0].gtrid, gtrid);
   const auto record_bytes = 7 + encode_record(before.records[0]).size();  // header + payload
   ASSERT_EQ(before.valid_bytes, record_bytes);
-  fs::resize_file(segments[0], record_bytes / 2);  // the file ends in the middle of the record
+  // A crash while the record was written: its second half never reached the
+  // disk, the preallocated zeros are still there. (A file that ends in the
+  // middle of the record is damage: LogDamageTest.)
+  const auto size = fs::file_size(segments[0]);
+  {
+    std::fstream f(segments[0], std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(record_bytes / 2));
+    const std::string zeros(record_bytes - record_bytes / 2, '\0');
+    f.write(zeros.data(), static_cast<std::streamsize>(zeros.size()));
+  }
+  ASSERT_EQ(fs::file_size(segments[0]), size);
   SegmentReadResult after = read_segment(segments[0]);
   EXPECT_TRUE(after.records.empty());
   EXPECT_TRUE(after.problem.starts_with("torn tail")) << after.problem;
@@ -1334,6 +1355,122 @@ TEST_F(RecoveryTest, ABranchThatOnlyReadIsCommittedWithoutAHeuristicRecord) {
   EXPECT_EQ(balance(my_), kInitialBalance);
   EXPECT_TRUE(ours().empty());
 }
+
+
+// ---------------------------------------------------------------------------
+// 6. Issue 8: ways a transaction used to split.
+
+class LogDirTest : public RecoveryTest {
+ protected:
+  // Rewrites the config with `log_dir = "<value>"`.
+  void set_log_dir(const std::string& value) {
+    std::string text = test::Child::slurp(config_file_);
+    const std::string line = "log_dir = \"" + log_dir_.string() + "\"";
+    auto at = text.find(line);
+    ASSERT_NE(at, std::string::npos) << text;
+    text.replace(at, line.size(), "log_dir = \"" + value + "\"");
+    std::ofstream(config_file_) << text;
+  }
+  // Runs `dtx` with `args` from the working directory `cwd`.
+  ChildRun run_in(const fs::path& cwd, const std::vector<std::string>& args,
+                  const std::map<std::string, std::string>& env = {}) {
+    fs::create_directories(cwd);
+    std::string script = "cd " + shell_quote(cwd.string()) + " && exec " +
+                         shell_quote(test::dtx_binary().string());
+    for (const auto& a : args) script += " " + shell_quote(a);
+    std::fflush(nullptr);
+    test::Child child("/bin/sh", {"-c", script}, env, dir_, next_tag());
+    test::ExitStatus st = child.wait();
+    return {st, child.out(), child.err()};
+  }
+};
+
+// A relative log_dir is the config file's folder's log_dir, whatever the
+// working directory: a transaction that crashed after its first commit in a
+// process started from one directory is finished by `dtx recover` started
+// from another, instead of being rolled back on the branch still prepared.
+TEST_F(LogDirTest, RelativeLogDirIsResolvedAgainstTheConfigFile) {
+  set_log_dir("log");
+  ChildRun exec = run_in(dir_ / "a", transfer_args(1, "rel"), {{"DTX_FAILPOINT", "after-first-commit"}});
+  ASSERT_TRUE(exec.status.killed_by(SIGKILL)) << exec.out << exec.err;
+  std::set<std::string> on_pg = prepared_gtrids(pg_);
+  ASSERT_EQ(on_pg.size(), 1u);
+  ASSERT_TRUE(prepared_gtrids(my_).empty());
+  const std::string gtrid = *on_pg.begin();
+  EXPECT_FALSE(log_files().empty()) << "the log is not in the config file's folder";
+
+  // Another process, from another directory, makes a log of its own there first.
+  ChildRun other = run_in(dir_ / "b", {"exec", "--config", config(), "my=SELECT 1"});
+  EXPECT_EQ(other.status.code, 0) << other.out << other.err;
+  ChildRun pass = run_in(dir_ / "b", {"recover", "--config", config(), "--json"});
+  Pass p = to_pass(pass);
+  std::map<std::string, std::string> actions = our_actions(p.report);
+  EXPECT_EQ(actions, (std::map<std::string, std::string>{{key("pg", gtrid), "committed"}})) << p.out << p.err;
+  EXPECT_EQ(balance(my_), kInitialBalance - 10);
+  EXPECT_EQ(balance(pg_), kInitialBalance + 10);
+  EXPECT_EQ(markers(my_), std::set<std::string>{"rel"});
+  EXPECT_EQ(markers(pg_), std::set<std::string>{"rel"});
+  EXPECT_TRUE(ours().empty());
+  EXPECT_FALSE(fs::exists(dir_ / "a" / "log"));
+  EXPECT_FALSE(fs::exists(dir_ / "b" / "log"));
+}
+
+
+// A segment is made as long as its preallocation and synced before any
+// decision is written to it, and the lock file of a crashed process names it.
+// So after a crash past the decision, a segment cut short in the middle of a
+// record, emptied or deleted is damage, not a torn tail: `dtx recover`
+// reports it (exit 1, naming the file) and leaves the branches prepared,
+// where before it rolled back a decided transaction. The operator then
+// finishes it with `dtx commit`.
+class LogDamageTest : public RecoveryTest, public ::testing::WithParamInterface<std::string> {};
+
+TEST_P(LogDamageTest, DamagedLogAfterTheDecisionLeavesTheBranchesToTheOperator) {
+  const std::string damage = GetParam();
+  fs::path segment;
+  const std::string gtrid = crash_after_decision("dmg", &segment);
+  ASSERT_FALSE(gtrid.empty());
+  const std::set<std::string> on_my{gtrid};
+  const SegmentReadResult before = read_segment(segment);
+  ASSERT_EQ(before.records.size(), 1u);
+  if (damage == "truncated") {
+    fs::resize_file(segment, before.valid_bytes / 2);  // the file ends in the middle of the record
+  } else if (damage == "emptied") {
+    fs::resize_file(segment, 0);
+  } else {
+    fs::remove(segment);
+  }
+
+  Pass pass = recover_pass();
+  EXPECT_EQ(pass.code, 1) << pass.out << pass.err;
+  bool named = false;
+  for (const auto& e : pass.report["errors"])
+    if (e.get<std::string>().find(segment.string()) != std::string::npos) named = true;
+  EXPECT_TRUE(named) << "no error names " << segment << ": " << pass.out;
+  EXPECT_EQ(our_actions(pass.report),
+            (std::map<std::string, std::string>{{key("my", gtrid), "left_log_damaged"},
+                                                {key("pg", gtrid), "left_log_damaged"}}))
+      << pass.out;
+  EXPECT_EQ(prepared_gtrids(my_), on_my);
+  EXPECT_EQ(prepared_gtrids(pg_), on_my);
+  EXPECT_EQ(balance(my_), kInitialBalance);
+  EXPECT_EQ(balance(pg_), kInitialBalance);
+
+  // The operator knows it was decided, and commits it. (MariaDB may still
+  // be ending the killed process's session for a moment.)
+  ChildRun commit;
+  EXPECT_TRUE(test::eventually([&] {
+    commit = run_dtx({"commit", "--config", config(), gtrid});
+    return commit.status.code == 0;
+  }, 20s)) << commit.out << commit.err;
+  EXPECT_TRUE(ours().empty());
+  EXPECT_EQ(balance(my_), kInitialBalance - 10);
+  EXPECT_EQ(balance(pg_), kInitialBalance + 10);
+  EXPECT_EQ(markers(my_), std::set<std::string>{"dmg"});
+  EXPECT_EQ(markers(pg_), std::set<std::string>{"dmg"});
+}
+
+INSTANTIATE_TEST_SUITE_P(Damage, LogDamageTest, ::testing::Values("truncated", "emptied", "deleted"));
 
 }  // namespace
 }  // namespace dtx

@@ -136,5 +136,36 @@ TEST(Config, LoadConfigReportsAMissingFile) {
   }
 }
 
+
+// A relative log_dir means the same directory to every process that reads the
+// file, whatever its working directory: the config file's folder's.
+TEST(Config, RelativeLogDirIsResolvedAgainstTheConfigFilesFolder) {
+  const std::filesystem::path dir = test::fresh_dir("cfg");
+  std::filesystem::create_directories(dir / "etc");
+  const std::string text = replace(kGood, "log_dir = \"/tmp/dtx-log\"", "log_dir = \"../var/log\"");
+  std::ofstream(dir / "etc" / "dtx.toml") << text;
+  ::setenv("DTX_CONFIG_TEST_PW", "x", 1);
+  const std::filesystem::path cwd = std::filesystem::current_path();
+  std::filesystem::current_path(dir / "etc");
+  const Config from_etc = load_config("dtx.toml");
+  std::filesystem::current_path(dir);
+  const Config from_dir = load_config("etc/dtx.toml");
+  std::filesystem::current_path(cwd);
+  EXPECT_EQ(from_etc.coordinator.log_dir, dir / "var" / "log");
+  EXPECT_EQ(from_dir.coordinator.log_dir, dir / "var" / "log");
+  // An absolute one is kept as written.
+  std::ofstream(dir / "etc" / "abs.toml") << kGood;
+  EXPECT_EQ(load_config(dir / "etc" / "abs.toml").coordinator.log_dir, "/tmp/dtx-log");
+  std::filesystem::remove_all(dir);
+}
+
+// Config text has no folder to be relative to: a relative log_dir would
+// depend on the working directory, so it is refused.
+TEST(Config, RelativeLogDirInConfigTextIsRefused) {
+  ::setenv("DTX_CONFIG_TEST_PW", "x", 1);
+  const std::string m = error_of(replace(kGood, "log_dir = \"/tmp/dtx-log\"", "log_dir = \"log\""));
+  EXPECT_NE(m.find("coordinator.log_dir"), std::string::npos) << m;
+  EXPECT_NE(m.find("absolute"), std::string::npos) << m;
+}
 }  // namespace
 }  // namespace dtx

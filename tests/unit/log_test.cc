@@ -921,5 +921,121 @@ TEST_F(LogDirTest, ListIncarnationsParsesNamesFromTheRight) {
   EXPECT_TRUE(list_incarnations(dir_ / "does-not-exist").empty());
 }
 
+
+// ---- Damage a crash cannot cause (issue 8) ----
+
+// A dead incarnation with two open decisions in its one segment, as a crash
+// after the second decision leaves it.
+class LogDamageTest : public LogDirTest {
+ protected:
+  void SetUp() override {
+    LogDirTest::SetUp();
+    auto log = open_log();
+    log->log_commit("g1", std::vector<BranchRef>{{"bank1", "b1"}});
+    log->log_commit("g2", std::vector<BranchRef>{{"bank1", "b2"}});
+    segment_ = log->current_segment();
+  }  // closed with open decisions: the files stay, the lock is free
+  bool names_segment(const std::vector<std::string>& problems) const {
+    for (const std::string& p : problems)
+      if (p.find(segment_.string()) != std::string::npos) return true;
+    return false;
+  }
+  fs::path segment_;
+};
+
+TEST_F(LogDamageTest, WholeSegmentWithATornTailInsideItsPreallocationIsNotDamage) {
+  EXPECT_TRUE(find_log_damage(only_incarnation(), true).empty());
+  // The second record half written, the preallocated zeros after it.
+  const SegmentReadResult whole = read_segment(segment_);
+  ASSERT_EQ(whole.records.size(), 2u);
+  std::string bytes = read_file(segment_);
+  const std::size_t first_end = frame({whole.records[0]}).size();
+  std::fill(bytes.begin() + static_cast<std::ptrdiff_t>(first_end + (whole.valid_bytes - first_end) / 2),
+            bytes.end(), '\0');
+  write_file(segment_, bytes);
+  const SegmentReadResult torn = read_segment(segment_);
+  EXPECT_TRUE(torn.problem.starts_with("torn tail")) << torn.problem;
+  EXPECT_EQ(torn.records.size(), 1u);
+  const std::vector<std::string> problems = find_log_damage(only_incarnation(), true);
+  EXPECT_TRUE(problems.empty()) << problems.front();
+}
+
+TEST_F(LogDamageTest, SegmentCutShortInTheMiddleOfARecordIsDamage) {
+  const SegmentReadResult whole = read_segment(segment_);
+  fs::resize_file(segment_, whole.valid_bytes - 3);
+  // The reader alone sees a torn tail ...
+  EXPECT_TRUE(read_segment(segment_).problem.starts_with("torn tail"));
+  // ... but the segment is shorter than it was made before any record.
+  const std::vector<std::string> problems = find_log_damage(only_incarnation(), true);
+  ASSERT_FALSE(problems.empty());
+  EXPECT_TRUE(names_segment(problems)) << problems.front();
+  EXPECT_NE(problems.front().find("shorter"), std::string::npos) << problems.front();
+  // It holds a record: damage even if nothing of the incarnation is prepared.
+  EXPECT_FALSE(find_log_damage(only_incarnation(), false).empty());
+}
+
+TEST_F(LogDamageTest, EmptiedSegmentIsDamage) {
+  fs::resize_file(segment_, 0);
+  EXPECT_TRUE(read_segment(segment_).clean);  // no record, nothing torn
+  const std::vector<std::string> problems = find_log_damage(only_incarnation(), true);
+  ASSERT_FALSE(problems.empty());
+  EXPECT_TRUE(names_segment(problems)) << problems.front();
+  // With nothing prepared there is nothing left to decide: no report (a crash
+  // while the log was opened looks the same).
+  EXPECT_TRUE(find_log_damage(only_incarnation(), false).empty());
+}
+
+TEST_F(LogDamageTest, DeletedSegmentOfACrashedIncarnationIsDamage) {
+  fs::remove(segment_);
+  const LogIncarnation incarnation = only_incarnation();  // its lock file is left
+  EXPECT_TRUE(incarnation.segments.empty());
+  const std::vector<std::string> problems = find_log_damage(incarnation, true);
+  ASSERT_FALSE(problems.empty());
+  EXPECT_TRUE(names_segment(problems)) << problems.front();
+}
+
+// A cleanly closed log leaves no file, and a lock file without a segment
+// claim (dtx before issue 8, or one a recovery pass created) asks nothing.
+TEST_F(LogDirTest, LogsThatClaimNoSegmentAreNotDamage) {
+  { auto log = open_log(); }
+  EXPECT_TRUE(fs::is_empty(dir_));
+  write_file(dir_ / ("node-1-" + std::string(kIncarnation) + ".lock"), "");
+  EXPECT_TRUE(find_log_damage(only_incarnation(), true).empty());
+}
+
+// Compaction and extension keep the claim current: the segment the lock
+// file names is the current one, and a cut after an extension is caught.
+TEST_F(LogDirTest, ClaimFollowsRollover) {
+  auto log = open_log({.max_segment_bytes = 4096, .sync = false, .preallocate_bytes = 64 << 10});
+  const fs::path first = log->current_segment();
+  for (int i = 0; i < 200; ++i) {
+    const std::string gtrid = "g" + std::to_string(i);
+    log->log_commit(gtrid, std::vector<BranchRef>{{"bank1", gtrid}});
+    if (i != 7) log->log_end(gtrid);
+  }
+  log->log_commit("last", std::vector<BranchRef>{{"bank1", "last"}});
+  ASSERT_NE(log->current_segment(), first);
+  const fs::path segment = log->current_segment();
+  log.reset();  // open decisions: the files stay
+  EXPECT_TRUE(find_log_damage(only_incarnation(), true).empty());
+  fs::remove(segment);
+  const std::vector<std::string> problems = find_log_damage(only_incarnation(), true);
+  ASSERT_FALSE(problems.empty());
+  EXPECT_NE(problems.front().find(segment.string()), std::string::npos) << problems.front();
+}
+
+TEST_F(LogDirTest, ClaimFollowsExtension) {
+  constexpr std::uint64_t kChunk = 64 << 10;
+  auto log = open_log({.sync = false, .preallocate_bytes = kChunk});
+  const fs::path segment = log->current_segment();
+  for (int i = 0; i < 3000; ++i)
+    log->log_commit("g" + std::to_string(i), std::vector<BranchRef>{{"bank1", std::string(40, 'x')}});
+  const std::uint64_t size = fs::file_size(segment);
+  ASSERT_GT(size, 2 * kChunk) << "no extension happened";
+  log.reset();
+  EXPECT_TRUE(find_log_damage(only_incarnation(), true).empty());
+  fs::resize_file(segment, size - log::kBlockSize);  // within the zeros, past the first chunk
+  EXPECT_FALSE(find_log_damage(only_incarnation(), true).empty());
+}
 }  // namespace
 }  // namespace dtx
