@@ -138,3 +138,30 @@ TEST(Config, LoadConfigReportsAMissingFile) {
 
 }  // namespace
 }  // namespace dtx
+
+namespace dtx {
+namespace {
+
+// Two resources on one database can wait for each other's row locks: a cycle
+// the database cannot see as a deadlock (one session may wait for another of
+// the same transaction), which only the transaction timeout ends.
+TEST(Config, TwoResourcesOnTheSameDatabaseGetAWarning) {
+  ::setenv("DTX_CONFIG_TEST_PW", "x", 1);
+  const std::string again = std::string(kGood) +
+                            "\n[resources.bank1_again]\ntype = \"mariadb\"\nhost = \"localhost\"\n"
+                            "user = \"other\"\ndatabase = \"bank1\"\n";
+  const std::vector<std::string> warnings = config_warnings(parse_config(again));
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find("'bank1'"), std::string::npos) << warnings[0];
+  EXPECT_NE(warnings[0].find("'bank1_again'"), std::string::npos) << warnings[0];
+  EXPECT_NE(warnings[0].find("same database"), std::string::npos) << warnings[0];
+  EXPECT_NE(warnings[0].find("timeout"), std::string::npos) << warnings[0];
+
+  EXPECT_TRUE(config_warnings(parse_config(kGood)).empty());
+  EXPECT_TRUE(config_warnings(parse_config(replace(again, "database = \"bank1\"\n", "database = \"bank3\"\n")))
+                  .empty());
+  EXPECT_TRUE(config_warnings(parse_config(replace(again, "host = \"localhost\"", "port = 3307"))).empty());
+}
+
+}  // namespace
+}  // namespace dtx
