@@ -9,13 +9,17 @@
 namespace dtx {
 
 // The process's one watchdog thread and the armed watches, earliest first.
+// Both live until the process ends and are never destroyed: a thread joined
+// by a static destructor would run its thread_local destructors (Connector/C++'s
+// per-thread cleanup, when it has cancelled a MySQL statement) after the
+// client library's own globals are gone — that crashed at exit.
 class DeadlineWatchdog {
  public:
   using Clock = DeadlineWatch::Clock;
 
   static DeadlineWatchdog& instance() {
-    static DeadlineWatchdog watchdog;
-    return watchdog;
+    static DeadlineWatchdog* const watchdog = new DeadlineWatchdog;
+    return *watchdog;
   }
 
   void arm(DeadlineWatch& w) {
@@ -38,20 +42,11 @@ class DeadlineWatchdog {
   // arming a watch due later than that never has to wake it.
   static constexpr std::chrono::seconds kIdleLook{1};
 
-  DeadlineWatchdog() : thread_([this] { run(); }) {}
+  DeadlineWatchdog() { std::thread([this] { run(); }).detach(); }
 
-  ~DeadlineWatchdog() {
-    {
-      std::lock_guard lock(mu_);
-      stopping_ = true;
-    }
-    wake_.notify_one();
-    thread_.join();
-  }
-
-  void run() {
+  [[noreturn]] void run() {
     std::unique_lock lock(mu_);
-    while (!stopping_) {
+    for (;;) {
       const Clock::time_point now = Clock::now();
       if (!armed_.empty() && armed_.begin()->first < now) {
         DeadlineWatch& w = *armed_.begin()->second;
@@ -76,12 +71,10 @@ class DeadlineWatchdog {
   }
 
   std::mutex mu_;
-  std::condition_variable wake_;     // the thread: a watch due before wakes_at_, or stop
+  std::condition_variable wake_;     // the thread: a watch due before wakes_at_
   std::condition_variable settled_;  // disarm(): a cancel finished
   std::set<std::pair<Clock::time_point, DeadlineWatch*>> armed_;
   Clock::time_point wakes_at_ = Clock::time_point::min();
-  bool stopping_ = false;
-  std::thread thread_;  // last: starts once the rest is built
 };
 
 DeadlineWatch::DeadlineWatch(Cancellable& target, Clock::time_point deadline)

@@ -16,8 +16,9 @@
 // A cancel can reach the server before the statement it targets (the
 // statement was armed but not yet sent), where it does nothing; so the
 // watchdog cancels again every kRecancelInterval until the watch ends.
-// The thread starts with the first armed watch and sleeps while nothing is
-// due; it is woken only when a watch is due before it would look again.
+// The thread starts with the first armed watch, sleeps while nothing is due
+// (looking once a second), is woken only when a watch is due before it would
+// look again, and lives until the process ends (it is never joined).
 #pragma once
 
 #include <chrono>

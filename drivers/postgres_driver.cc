@@ -301,8 +301,8 @@ Result PostgresSession::execute(std::string_view sql, std::span<const Param> par
   } catch (...) {
     const bool cancelled = watch.end();
     if (f.message.empty()) f = current_failure();
-    Error err = statement_error(cancelled && f.sqlstate == kQueryCanceled ? Errc::timeout : classify(f),
-                                f, sql);
+    const Errc code = cancelled && f.sqlstate == kQueryCanceled ? Errc::timeout : classify(f);
+    Error err = statement_error(code, f, sql);
     statement_failed(f);
     throw err;
   }

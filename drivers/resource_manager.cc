@@ -96,7 +96,8 @@ void BranchSession::statement_failed(const ServerError& said) noexcept {
   if (state_ == BranchState::active) failed_ = true;
 }
 
-Error BranchSession::statement_error(Errc code, const ServerError& said, std::string_view sql) const {
+Error BranchSession::statement_error(Errc code, const ServerError& said,
+                                     std::string_view sql) const {
   if (code == Errc::timeout)
     return error(code, &said,
                  "statement cancelled: it was still running at the branch's deadline (its "

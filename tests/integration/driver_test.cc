@@ -911,7 +911,8 @@ TYPED_TEST(DriverTest, StatementWaitingForALockEndsAtTheDeadline) {
   waiter->begin(xid);
   const auto start = std::chrono::steady_clock::now();
   waiter->set_deadline(start + 300ms);
-  auto waited = std::async(std::launch::async, [&] { return error_from([&] { run(*waiter, update, {2}); }); });
+  auto waited = std::async(std::launch::async,
+                           [&] { return error_from([&] { run(*waiter, update, {2}); }); });
   if (waited.wait_for(10s) != std::future_status::ready) {
     ADD_FAILURE() << "the statement outlived its deadline by 10 s";
     holder->rollback();  // frees it
@@ -986,6 +987,41 @@ TEST_F(PostgreSQLDriver, PrepareWaitingOnADeferredConstraintEndsAtTheDeadline) {
   holder->rollback();
   EXPECT_EQ(run(*s, "SELECT count(*) FROM " + child)[0].as_int64(0), 0);
   run(*s, "DROP TABLE " + child);
+}
+
+// The watchdog's thread is never joined at exit: once it has cancelled a
+// MariaDB statement it is registered with Connector/C++, whose per-thread
+// cleanup crashed when it ran after the library's globals were destroyed —
+// which they were first when the watchdog had started before the process
+// first used MariaDB (dtx exec pg=... my=...).
+TEST(DeadlineWatchdog, ProcessExitsCleanlyAfterCancellingAMariaDBStatement) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");  // the child runs threads
+  EXPECT_EXIT(
+      {
+        auto pg = make_resource_manager(PostgreSQL::config());
+        auto first = pg->acquire();
+        first->begin(fresh_xid("exit-first"));
+        first->set_deadline(std::chrono::steady_clock::now() + 10s);
+        run(*first, "SELECT 1");  // the watchdog starts here
+        first->rollback();
+        auto rm = make_resource_manager(MariaDB::config());
+        auto holder = rm->acquire();
+        auto waiter = rm->acquire();
+        const std::string table = "drv_exit_" + random_hex(10);
+        run(*holder, "CREATE TABLE " + table + " (id BIGINT PRIMARY KEY, n BIGINT)");
+        run(*holder, "INSERT INTO " + table + " VALUES (1, 0)");
+        holder->begin(fresh_xid("exit-holder"));
+        run(*holder, "UPDATE " + table + " SET n = 1 WHERE id = 1");
+        waiter->begin(fresh_xid("exit-waiter"));
+        waiter->set_deadline(std::chrono::steady_clock::now() + 200ms);
+        const std::string update = "UPDATE " + table + " SET n = 2 WHERE id = 1";
+        const Errc code = error_from([&] { run(*waiter, update); }).code();
+        waiter->rollback();
+        holder->rollback();
+        run(*holder, "DROP TABLE " + table);
+        std::exit(code == Errc::timeout ? 0 : 3);
+      },
+      ::testing::ExitedWithCode(0), "");
 }
 
 }  // namespace

@@ -450,7 +450,8 @@ TEST_F(XaTest, CrossDatabaseDeadlockEndsWithinTheTimeout) {
     };
   };
   std::chrono::milliseconds a_took{}, b_took{};
-  std::thread other([&] { b_took = bounded(second_half(b, "my", 1), std::chrono::milliseconds(6000)); });
+  std::thread other(
+      [&] { b_took = bounded(second_half(b, "my", 1), std::chrono::milliseconds(6000)); });
   a_took = bounded(second_half(a, "pg", 2), std::chrono::milliseconds(6000));
   other.join();
   std::cout << "ended after " << a_took.count() << " and " << b_took.count() << " ms\n";

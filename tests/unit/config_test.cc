@@ -158,9 +158,10 @@ TEST(Config, TwoResourcesOnTheSameDatabaseGetAWarning) {
   EXPECT_NE(warnings[0].find("timeout"), std::string::npos) << warnings[0];
 
   EXPECT_TRUE(config_warnings(parse_config(kGood)).empty());
-  EXPECT_TRUE(config_warnings(parse_config(replace(again, "database = \"bank1\"\n", "database = \"bank3\"\n")))
-                  .empty());
-  EXPECT_TRUE(config_warnings(parse_config(replace(again, "host = \"localhost\"", "port = 3307"))).empty());
+  const std::string other_database = replace(again, "database = \"bank1\"", "database = \"bank3\"");
+  EXPECT_TRUE(config_warnings(parse_config(other_database)).empty());
+  const std::string other_port = replace(again, "host = \"localhost\"", "port = 3307");
+  EXPECT_TRUE(config_warnings(parse_config(other_port)).empty());
 }
 
 }  // namespace
