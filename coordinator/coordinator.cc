@@ -15,16 +15,6 @@
 //   begin      nothing; the gtrid is drawn from an in-memory counter.
 //   execute    first statement on a resource: borrow a session, XA START /
 //              BEGIN; then the statement, on the application's thread.
-//
-// TIMEOUT
-// The transaction's deadline (begin + TransactionOptions::timeout, default
-// [coordinator] default_timeout_ms) is checked before every step, and handed
-// to each branch's session (Session::set_deadline), whose driver cancels a
-// statement still running at the deadline — a lock wait, typically — without
-// a round trip of its own (drivers/deadline_watchdog.h). Either way the whole
-// transaction is rolled back and Errc::timeout names the step, or the
-// resource and the statement. Once the decision is logged the deadline no
-// longer applies: phase 2 runs to the end.
 //   commit, one branch: XA COMMIT ... ONE PHASE / COMMIT. No log record:
 //              the database alone decides, as for a local transaction.
 //   commit, two or more branches:
@@ -44,6 +34,16 @@
 //     end      every branch acknowledged -> append END(gtrid) lazily (no
 //              fsync); compaction later drops both records.
 //   rollback   roll back every branch in parallel. Nothing is logged.
+//
+// TIMEOUT
+// The transaction's deadline (begin + TransactionOptions::timeout, default
+// [coordinator] default_timeout_ms) is checked before every step, and handed
+// to each branch's session (Session::set_deadline), whose driver cancels a
+// statement still running at the deadline — a lock wait, typically — without
+// a round trip of its own (drivers/deadline_watchdog.h). Either way the whole
+// transaction is rolled back and Errc::timeout names the step, or the
+// resource and the statement. Once the decision is logged the deadline no
+// longer applies: phase 2 runs to the end.
 //
 // FAILURE OF THE DECISION LOG
 // If the COMMIT record cannot be made durable we cannot know whether it

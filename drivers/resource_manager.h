@@ -8,8 +8,8 @@
 //
 // Errors: every method throws dtx::Error whose code() is one of the outcomes
 // the coordinator reasons about (sql, retryable, rolled_back, unknown_xid,
-// unavailable, misconfigured, timeout, usage), with the resource name, the branch's gtrid and
-// the server's code, SQLSTATE and message filled in.
+// unavailable, misconfigured, timeout, usage), with the resource name, the
+// branch's gtrid and the server's code, SQLSTATE and message filled in.
 #pragma once
 
 #include <chrono>
