@@ -4,6 +4,7 @@
 
 #include <toml++/toml.h>
 
+#include "base/logging.h"
 #include "dtx/config.h"
 #include "dtx/error.h"
 
@@ -230,6 +231,35 @@ Config build(const toml::table& root, const std::string& source_name,
   return config;
 }
 
+bool is_loopback(const std::string& host) {
+  return host == "localhost" || host == "::1" || host.starts_with("127.");
+}
+
+}  // namespace
+
+std::vector<std::string> config_warnings(const Config& config) {
+  std::vector<std::string> out;
+  for (auto a = config.resources.begin(); a != config.resources.end(); ++a)
+    for (auto b = std::next(a); b != config.resources.end(); ++b) {
+      const ResourceConfig& x = a->second;
+      const ResourceConfig& y = b->second;
+      const bool same_host = x.host == y.host || (is_loopback(x.host) && is_loopback(y.host));
+      if (x.type != y.type || x.port != y.port || !same_host || x.database != y.database) continue;
+      out.push_back("resources '" + x.name + "' and '" + y.name + "' are the same database (" +
+                    to_string(x.type) + " " + x.host + ":" + std::to_string(x.port) + ", database '" +
+                    x.database + "'): a transaction using both can wait for its own row locks, "
+                    "which the database does not see as a deadlock and only the transaction "
+                    "timeout ends; configure the database once unless this is intended");
+    }
+  return out;
+}
+
+namespace {
+
+void log_warnings(const Config& config) {
+  for (const std::string& w : config_warnings(config)) logger().warn("{}", w);
+}
+
 }  // namespace
 
 Config parse_config(std::string_view text, const std::string& source_name) {
@@ -241,7 +271,9 @@ Config parse_config(std::string_view text, const std::string& source_name) {
                 source_name + ":" + std::to_string(e.source().begin.line) + ": " +
                     std::string(e.description()));
   }
-  return build(root, source_name, {});
+  Config config = build(root, source_name, {});
+  log_warnings(config);
+  return config;
 }
 
 Config load_config(const std::filesystem::path& file) {
@@ -258,6 +290,7 @@ Config load_config(const std::filesystem::path& file) {
   }
   Config config = build(root, file.string(), std::filesystem::absolute(file).parent_path());
   config.source = file;
+  log_warnings(config);
   return config;
 }
 

@@ -38,6 +38,16 @@
 //              fsync); compaction later drops both records.
 //   rollback   roll back every branch in parallel. Nothing is logged.
 //
+// TIMEOUT
+// The transaction's deadline (begin + TransactionOptions::timeout, default
+// [coordinator] default_timeout_ms) is checked before every step, and handed
+// to each branch's session (Session::set_deadline), whose driver cancels a
+// statement still running at the deadline — a lock wait, typically — without
+// a round trip of its own (drivers/deadline_watchdog.h). Either way the whole
+// transaction is rolled back and Errc::timeout names the step, or the
+// resource and the statement. Once the decision is logged the deadline no
+// longer applies: phase 2 runs to the end.
+//
 // FAILURE OF THE DECISION LOG
 // If the COMMIT record cannot be made durable we cannot know whether it
 // reached the disk, so we must not roll back either: the branches stay
@@ -64,6 +74,22 @@ namespace {
 
 Error usage_error(const std::string& gtrid, const std::string& what) {
   return Error({.code = Errc::usage, .gtrid = gtrid}, what);
+}
+
+// The transaction ran out of time `when` ("before commit", "in a statement on
+// bank2"); `cause` is the driver's error for a statement it cancelled.
+Error timeout_error(const std::string& gtrid, std::chrono::milliseconds timeout,
+                    const std::string& when, const Error* cause = nullptr) {
+  Error::Details d = cause ? cause->details() : Error::Details{};
+  d.code = Errc::timeout;
+  d.gtrid = gtrid;
+  d.hint = "raise TransactionOptions::timeout or [coordinator] default_timeout_ms if this is "
+           "expected";
+  if (cause) d.hint += "; a row lock held by another transaction is the usual cause of a wait";
+  std::string what = "global transaction exceeded its timeout of " +
+                     std::to_string(timeout.count()) + " ms " + when + "; rolled back";
+  if (cause) what += ": " + cause->summary();
+  return Error(std::move(d), what);
 }
 
 // Run `step` on every branch (in parallel if asked); collect the errors per branch.
@@ -206,13 +232,7 @@ void GlobalTransaction::check_active(const char* operation) const {
 
 void GlobalTransaction::check_deadline(const char* step) {
   if (std::chrono::steady_clock::now() <= deadline_) return;
-  fail_and_rollback(Error({.code = Errc::timeout,
-                           .gtrid = gtrid_,
-                           .hint = "raise TransactionOptions::timeout or "
-                                   "[coordinator] default_timeout_ms if this is expected"},
-                          std::string("global transaction exceeded its timeout of ") +
-                              std::to_string(timeout_.count()) + " ms before " + step +
-                              "; rolled back"));
+  fail_and_rollback(timeout_error(gtrid_, timeout_, std::string("before ") + step));
 }
 
 void GlobalTransaction::fail_and_rollback(const Error& error) {
@@ -233,6 +253,7 @@ GlobalTransaction::Branch& GlobalTransaction::branch_for(std::string_view resour
   try {
     b.session = rm->acquire();
     b.session->begin(b.xid);
+    b.session->set_deadline(deadline_);
   } catch (const Error& e) {
     throw e.with_context(gtrid_, rm->name());
   }
@@ -252,6 +273,9 @@ Result GlobalTransaction::execute(std::string_view resource, std::string_view sq
   try {
     return b.session->execute(sql, params);
   } catch (const Error& e) {
+    if (e.code() == Errc::timeout)  // cancelled at the deadline: as check_deadline would
+      fail_and_rollback(timeout_error(gtrid_, timeout_, "in a statement on " + b.rm->name(),
+                                      &e));
     failed_statement_ = e.with_context(gtrid_, b.rm->name());
     logger().info("{}: statement failed on {}: {}", gtrid_, b.rm->name(), e.what());
     throw *failed_statement_;

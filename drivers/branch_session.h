@@ -1,14 +1,18 @@
-// What every driver's Session keeps the same way: the branch's state and xid,
-// whether a statement of the branch failed, whether the connection is broken,
-// and errors that name the resource and the gtrid. Drivers derive from it and
-// write only their dialect. Not part of the interface the coordinator sees.
+// What every driver's Session keeps the same way: the branch's state, xid and
+// deadline, whether a statement of the branch failed, whether the connection
+// is broken, and errors that name the resource and the gtrid. Drivers derive
+// from it and write only their dialect (and how to cancel a running
+// statement). Not part of the interface the coordinator sees.
 #pragma once
 
+#include <chrono>
 #include <optional>
 #include <string>
 #include <string_view>
 
+#include "drivers/deadline_watchdog.h"
 #include "drivers/resource_manager.h"
+#include "drivers/sql_words.h"
 #include "dtx/error.h"
 
 namespace dtx {
@@ -23,8 +27,9 @@ struct ServerError {
   bool lost = false;     // the connection is gone or in an unknown state
 };
 
-class BranchSession : public Session {
+class BranchSession : public Session, public Cancellable {
  public:
+  void set_deadline(std::chrono::steady_clock::time_point deadline) final { deadline_ = deadline; }
   BranchState state() const noexcept final { return state_; }
   const Xid* current_xid() const noexcept final { return xid_ ? &*xid_ : nullptr; }
   bool broken() const noexcept final { return broken_; }
@@ -40,11 +45,28 @@ class BranchSession : public Session {
               const Xid* xid = nullptr) const;
   // Throws unavailable if broken, usage unless the branch is in `expected`.
   void require(BranchState expected, const char* operation) const;
-  // Throws unless a statement may run now: not broken, no prepared branch, no
-  // failed statement in the active one.
-  void require_statements_allowed() const;
+  // Throws unless `sql` may run now: not broken, no prepared branch, no
+  // failed statement in the active one (all Errc::usage or unavailable, the
+  // branch unchanged), not empty (Errc::usage, nothing sent), and not past
+  // the branch's deadline (Errc::timeout; the branch can then only roll back).
+  void require_statement(std::string_view sql, SqlDialect dialect);
   // Records what a failed statement means for the session.
   void statement_failed(const ServerError& said) noexcept;
+  // The error for statement `sql` that failed as the server `said`, with
+  // `code` as the driver classified it (Errc::timeout when the deadline's
+  // watch cancelled it). It says what became of an active branch whose
+  // connection was lost: the database rolled it back.
+  Error statement_error(Errc code, const ServerError& said, std::string_view sql) const;
+
+  // Whether the active branch's deadline has passed.
+  bool past_deadline() const noexcept;
+  // Arm right before sending a statement of the active branch that can wait
+  // (for a lock): the watchdog then calls cancel_running_statement() if the
+  // deadline passes before the watch ends. Unarmed without a deadline.
+  DeadlineWatch watch_deadline() {
+    if (!deadline_ || state_ != BranchState::active) return DeadlineWatch();
+    return DeadlineWatch(*this, *deadline_);
+  }
 
   // COMMIT or ROLLBACK (`verb`) of a prepared branch by xid, in the dialect's
   // words (XA COMMIT x / COMMIT PREPARED 'gid'); the answer, uninterpreted.
@@ -60,16 +82,20 @@ class BranchSession : public Session {
   // Before prepare / commit_one_phase: a branch in which a statement failed
   // can only roll back, so roll it back and throw Errc::rolled_back.
   void refuse_if_failed(const char* instead_of);
+  // Before a step that ends the branch and can wait: past the deadline, roll
+  // the branch back and throw Errc::timeout naming `step`.
+  void refuse_if_past_deadline(const char* step);
   // The state transitions; the state itself changes only here.
   void started(const Xid& xid) noexcept;  // none -> active
   void mark_prepared() noexcept;          // active -> prepared
-  void finish() noexcept;                 // -> none, no xid
+  void finish() noexcept;                 // -> none, no xid, no deadline
 
   // At most the first 120 characters of `sql`, for messages.
   static std::string excerpt(std::string_view sql);
 
   const std::string resource_;
   std::optional<Xid> xid_;  // set while a branch is active or prepared
+  std::optional<std::chrono::steady_clock::time_point> deadline_;  // of the branch, if set
   bool failed_ = false;     // a statement of the active branch failed
   bool broken_ = false;
 

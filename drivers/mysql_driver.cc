@@ -30,6 +30,23 @@
 //   - MariaDB < 10.5, MySQL < 5.7.7 and legacy_xa_rollback_at_disconnect=ON
 //     roll prepared branches back when a connection drops: refused at connect.
 //
+// Deadlines (Session::set_deadline): execute() arms a DeadlineWatch for its
+// statement (drivers/deadline_watchdog.h). If the statement is still running
+// at the deadline — typically waiting for a row lock, which InnoDB would let
+// it do for innodb_lock_wait_timeout (50 s) — the watchdog's thread opens a
+// second connection and sends KILL QUERY <connection id> (the id is read at
+// connect, with the version). The statement fails with 1317, reported as
+// Errc::timeout; the branch stays alive on the server and, like after any
+// failed statement, can only roll back. No round trip is added to a
+// statement that ends in time. Server-side bounds were rejected: SET
+// STATEMENT max_statement_time=<s> FOR <stmt> changes the statement's text
+// with every remaining time, so the prepared-statement cache would miss (a
+// prepare round trip per statement); innodb_lock_wait_timeout set with XA
+// START is in whole seconds and bounds each statement by the time left at
+// XA START, not by the time left when it runs. XA END / XA PREPARE / XA
+// COMMIT ... ONE PHASE are not watched: they wait for no row lock on
+// InnoDB, and a killed XA COMMIT could leave its outcome unknown.
+//
 // The two-statement steps go as one multi-statement query (the connection is
 // opened with CLIENT_MULTI_STATEMENTS): the server stops at the first error,
 // so XA PREPARE never runs after a failed XA END, and the error is the failed
@@ -88,6 +105,7 @@ std::mutex connect_mutex;
 enum ServerCode : int {
   kServerShutdown = 1053,
   kLockWaitTimeout = 1205,
+  kQueryInterrupted = 1317,  // KILL QUERY
   kDeadlock = 1213,
   kXaerNota = 1397,
   kXaRbRollback = 1402,
@@ -195,14 +213,21 @@ constexpr const char* kNotaHint =
     "on MariaDB this also means another live session still owns the branch; if XA RECOVER lists "
     "it, retry once that session has ended";
 
+// A connection to `config`'s server (Connector/C++ throws on failure).
+std::unique_ptr<sql::Connection> open_connection(const ResourceConfig& config);
+
 class MysqlSession final : public BranchSession {
  public:
-  MysqlSession(std::string resource, std::unique_ptr<sql::Connection> conn)
-      : BranchSession(std::move(resource)), conn_(std::move(conn)), stmt_(conn_->createStatement()) {}
+  MysqlSession(const ResourceConfig& config, std::unique_ptr<sql::Connection> conn)
+      : BranchSession(config.name),
+        config_(config),
+        conn_(std::move(conn)),
+        stmt_(conn_->createStatement()) {}
 
   ~MysqlSession() override { library(); }  // the closing thread must be registered too
 
-  // Refuses servers that would undo prepared branches when a connection drops.
+  // Refuses servers that would undo prepared branches when a connection
+  // drops; reads the connection id.
   void check_server();
 
   Result execute(std::string_view sql, std::span<const Param> params) override;
@@ -212,6 +237,8 @@ class MysqlSession final : public BranchSession {
   void commit_one_phase() override;
   void rollback() override;
   std::vector<PreparedXid> recover() override;
+  // KILL QUERY from a connection of its own (see the top of the file).
+  void cancel_running_statement() noexcept override;
 
  private:
   Result run(const std::string& sql, std::span<const Param> params);
@@ -227,15 +254,19 @@ class MysqlSession final : public BranchSession {
   void abandon() noexcept override;
   std::string literal() const { return xid_->mysql_literal(); }
 
-  std::unique_ptr<sql::Connection> conn_;  // declared first: outlives the statements
+  const ResourceConfig config_;             // to connect for KILL QUERY
+  std::unique_ptr<sql::Connection> conn_;  // declared before the statements: outlives them
   std::unique_ptr<sql::Statement> stmt_;   // for statements without parameters
   StatementCache cache_;
+  std::int64_t connection_id_ = 0;  // the server's id of conn_, for KILL QUERY
 };
 
 void MysqlSession::check_server() {
   try {
-    std::unique_ptr<sql::ResultSet> rs(stmt_->executeQuery("SELECT VERSION()"));
-    const std::string version = rs->next() ? rs->getString(1).asStdString() : "";
+    std::unique_ptr<sql::ResultSet> rs(stmt_->executeQuery("SELECT VERSION(), CONNECTION_ID()"));
+    if (!rs->next()) throw error(Errc::sql, nullptr, "SELECT VERSION() answered no row");
+    const std::string version = rs->getString(1).asStdString();
+    connection_id_ = rs->getInt64(2);
     int major = 0, minor = 0, patch = 0;
     std::sscanf(version.c_str(), "%d.%d.%d", &major, &minor, &patch);
     const bool mariadb = version.find("MariaDB") != std::string::npos;
@@ -268,15 +299,18 @@ void MysqlSession::check_server() {
 
 Result MysqlSession::execute(std::string_view sql, std::span<const Param> params) {
   library();
-  require_statements_allowed();
+  require_statement(sql, SqlDialect::mysql);
   if (mysql_has_several_statements(sql))
     throw error(Errc::usage, nullptr,
                 "several statements in one call; run one statement per execute(): " + excerpt(sql));
+  DeadlineWatch watch = watch_deadline();
   try {
     return run(std::string(sql), params);
   } catch (const sql::SQLException& e) {
+    const bool cancelled = watch.end();
     ServerError f = said(e);
-    Error err = error(classify(f.code), &f, "statement failed: " + excerpt(sql));
+    const Errc code = cancelled && f.code == kQueryInterrupted ? Errc::timeout : classify(f.code);
+    Error err = statement_error(code, f, sql);
     statement_failed(f);
     // After a deadlock the server has rolled the whole transaction back; end
     // the branch to match.
@@ -441,6 +475,21 @@ std::vector<PreparedXid> MysqlSession::recover() {
   return out;
 }
 
+void MysqlSession::cancel_running_statement() noexcept {
+  try {
+    library();  // this is the watchdog's thread
+    std::unique_ptr<sql::Connection> killer = open_connection(config_);
+    std::unique_ptr<sql::Statement> kill(killer->createStatement());
+    kill->execute("KILL QUERY " + std::to_string(connection_id_));
+  } catch (const std::exception& e) {
+    try {
+      logger().warn("resource {}: could not cancel the statement of connection {} at its "
+                    "deadline: {}", resource_, connection_id_, e.what());
+    } catch (...) {
+    }
+  }
+}
+
 ServerError MysqlSession::said(const sql::SQLException& e) noexcept {
   ServerError f{e.getErrorCode(), e.getSQLState(), e.what(), false};
   // Client-library errors (2xxx) leave the connection in an unknown state.
@@ -483,7 +532,9 @@ void MysqlSession::abandon() noexcept {
 
 }  // namespace
 
-std::unique_ptr<Session> connect_mysql(const ResourceConfig& config) {
+namespace {
+
+std::unique_ptr<sql::Connection> open_connection(const ResourceConfig& config) {
   sql::Driver* driver = library();
   sql::ConnectOptionsMap options;
   options["hostName"] = sql::SQLString("tcp://" + config.host + ":" + std::to_string(config.port));
@@ -495,10 +546,16 @@ std::unique_ptr<Session> connect_mysql(const ResourceConfig& config) {
   options["OPT_RECONNECT"] = false;  // a silent reconnect would lose the branch
   options["OPT_CHARSET_NAME"] = sql::SQLString("utf8mb4");
   options["CLIENT_MULTI_STATEMENTS"] = true;  // XA END; XA PREPARE in one round trip
+  std::lock_guard lock(connect_mutex);
+  return std::unique_ptr<sql::Connection>(driver->connect(options));
+}
+
+}  // namespace
+
+std::unique_ptr<Session> connect_mysql(const ResourceConfig& config) {
   std::unique_ptr<sql::Connection> conn;
   try {
-    std::lock_guard lock(connect_mutex);
-    conn.reset(driver->connect(options));
+    conn = open_connection(config);
   } catch (const sql::SQLException& e) {
     throw Error({.code = Errc::unavailable,
                  .resource = config.name,
@@ -507,7 +564,7 @@ std::unique_ptr<Session> connect_mysql(const ResourceConfig& config) {
                  .server_message = e.what()},
                 "cannot connect");
   }
-  auto session = std::make_unique<MysqlSession>(config.name, std::move(conn));
+  auto session = std::make_unique<MysqlSession>(config, std::move(conn));
   session->check_server();
   return session;
 }
@@ -517,19 +574,6 @@ namespace {
 bool several_statements(std::string_view sql, bool backslash_escapes) {
   const std::size_t n = sql.size();
   auto comment_end = [&](std::size_t i) { return sql_comment_end(sql, i, SqlDialect::mysql); };
-  // Past whitespace, comments and ';' from i: true if anything else follows
-  // (an executable /*! comment included).
-  auto more_follows = [&](std::size_t i) {
-    while (i < n) {
-      if (is_sql_space(sql[i]) || sql[i] == ';')
-        ++i;
-      else if (std::size_t end = comment_end(i); end != i)
-        i = end;
-      else
-        return true;
-    }
-    return false;
-  };
   std::size_t i = 0;
   while (i < n) {
     const char c = sql[i];
@@ -553,7 +597,8 @@ bool several_statements(std::string_view sql, bool backslash_escapes) {
     } else if (std::size_t end = comment_end(i); end != i) {
       i = end;  // /*! ... */ is no comment: its inside is scanned as code
     } else if (c == ';') {
-      return more_follows(i + 1);
+      // Anything but whitespace, comments and ';' (an executable /*! comment included).
+      return sql_skip_blank(sql, i + 1, SqlDialect::mysql, /*semicolons=*/true) < n;
     } else {
       ++i;
     }

@@ -42,6 +42,31 @@
 // transaction's throughput (BENCHMARKS.md).
 // max_prepared_transactions is read at connect; when it is 0, prepare() fails
 // fast with Errc::misconfigured saying what to change, instead of a bare 55000.
+//
+// COPY is refused inside a branch (Errc::usage, the branch unchanged): FROM
+// STDIN / TO STDOUT would switch the connection to the COPY sub-protocol,
+// which the driver does not speak (libpqxx 6.4 then reports nonsense and the
+// connection is lost). A connection lost during a statement of an active
+// branch — the server shut down, or the statement was
+// pg_terminate_backend(pg_backend_pid()) — is reported as such: PostgreSQL
+// rolls an open block back when its connection ends.
+//
+// Deadlines (Session::set_deadline): execute(), and the PREPARE TRANSACTION
+// and COMMIT that end the block (deferred constraints and triggers run there
+// and can wait for row locks), arm a DeadlineWatch (drivers/deadline_watchdog.h).
+// If the statement is still running at the deadline — PostgreSQL lets a lock
+// wait last forever unless lock_timeout is set — the watchdog's thread sends
+// a cancel request (libpqxx cancel_query(), libpq's PQcancel, which is made
+// to be called from another thread than the connection's), and the statement
+// fails with 57014, reported as Errc::timeout. A cancel that arrives when the
+// statement is over is ignored by an idle backend. Cancelling PREPARE
+// TRANSACTION or COMMIT is safe: PostgreSQL either raises before the point of
+// no return (the block is rolled back, and so reported) or ignores the cancel.
+// No round trip is added to a statement that ends in time. The alternative,
+// SET LOCAL statement_timeout sent with BEGIN in the same simple query, is
+// as cheap but bounds each statement by the time left at BEGIN, not by the
+// time left when it runs, so a transaction of several statements could
+// overrun its timeout several times over.
 #include "drivers/postgres_driver.h"
 
 #include <pqxx/pqxx>
@@ -58,6 +83,7 @@ namespace {
 constexpr std::string_view kUndefinedObject = "42704";  // unknown gid in COMMIT/ROLLBACK PREPARED
 constexpr std::string_view kInFailedTransaction = "25P02";
 constexpr std::string_view kObjectInUse = "55000";
+constexpr std::string_view kQueryCanceled = "57014";
 
 std::string trimmed(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\t')) s.pop_back();
@@ -179,6 +205,7 @@ class PostgresSession final : public BranchSession {
   void commit_one_phase() override;
   void rollback() override;
   std::vector<PreparedXid> recover() override;
+  void cancel_running_statement() noexcept override;
 
  private:
   // Runs `query` (on tx_); on failure fills *said, marks the session broken
@@ -188,8 +215,9 @@ class PostgresSession final : public BranchSession {
   // Runs `sql` as one simple query, guarded.
   pqxx::result exec(const std::string& sql, ServerError* said);
   std::optional<ServerError> attempt(const std::string& sql) noexcept;
-  // What a failed PREPARE TRANSACTION or COMMIT of the active block means.
-  Error end_block_error(const ServerError& f, const std::string& statement) const;
+  // What a failed PREPARE TRANSACTION or COMMIT of the active block means;
+  // `cancelled`: the deadline's watch cancelled it.
+  Error end_block_error(const ServerError& f, const std::string& statement, bool cancelled) const;
   FinishResult finish_prepared(const Xid& xid, const std::string& verb) override;
   // ROLLBACK of the active block, whatever state it is in.
   void abandon() noexcept override;
@@ -230,7 +258,7 @@ pqxx::result PostgresSession::exec(const std::string& sql, ServerError* said) {
 }
 
 Result PostgresSession::execute(std::string_view sql, std::span<const Param> params) {
-  require_statements_allowed();
+  require_statement(sql, SqlDialect::postgres);
   const bool in_branch = state() == BranchState::active;
   if (in_branch) {
     // See the top of the file: the branch's block is the driver's to end.
@@ -239,6 +267,12 @@ Result PostgresSession::execute(std::string_view sql, std::span<const Param> par
                   verb + " cannot run inside a branch: dtx ends the branch's transaction block "
                          "itself (commit or roll back the transaction through dtx); the branch "
                          "is unchanged: " + excerpt(sql));
+    if (SqlKeywords(sql, SqlDialect::postgres).next(/*skip_semicolons=*/true) == "COPY")
+      throw error(Errc::usage, nullptr,
+                  "COPY cannot run inside a branch: dtx does not speak PostgreSQL's COPY "
+                  "protocol; the branch is unchanged: " + excerpt(sql),
+                  "write the rows with INSERT ... VALUES (several rows per statement) or INSERT "
+                  "... SELECT, or run the COPY outside the global transaction");
   }
   NumberedSql numbered;
   std::vector<std::optional<std::string>> texts;
@@ -257,6 +291,7 @@ Result PostgresSession::execute(std::string_view sql, std::span<const Param> par
     numbered.sql = sql;
   }
   ServerError f;
+  DeadlineWatch watch = watch_deadline();
   try {
     // Outside a branch a parameterless string may hold several statements
     // (simple protocol); inside one, the extended protocol allows only one.
@@ -265,9 +300,12 @@ Result PostgresSession::execute(std::string_view sql, std::span<const Param> par
         [&] { return tx_.exec_params(numbered.sql, pqxx::prepare::make_dynamic_params(values)); },
         &f));
   } catch (...) {
+    const bool cancelled = watch.end();
     if (f.message.empty()) f = current_failure();
+    const Errc code = cancelled && f.sqlstate == kQueryCanceled ? Errc::timeout : classify(f);
+    Error err = statement_error(code, f, sql);
     statement_failed(f);
-    throw error(classify(f), &f, "statement failed: " + excerpt(sql));
+    throw err;
   }
 }
 
@@ -281,7 +319,12 @@ void PostgresSession::begin(const Xid& xid) {
   started(xid);
 }
 
-Error PostgresSession::end_block_error(const ServerError& f, const std::string& statement) const {
+Error PostgresSession::end_block_error(const ServerError& f, const std::string& statement,
+                                       bool cancelled) const {
+  if (cancelled && f.sqlstate == kQueryCanceled)
+    return error(Errc::timeout, &f,
+                 statement + " was cancelled at the branch's deadline (its transaction's "
+                             "timeout); the branch was rolled back");
   if (f.sqlstate == kInFailedTransaction)  // not expected: failures are refused before
     return error(Errc::rolled_back, &f,
                  "the branch's transaction block had failed, so PostgreSQL can only roll it back; "
@@ -300,17 +343,20 @@ void PostgresSession::prepare() {
                                 "' has max_prepared_transactions = 0 (prepared transactions are "
                                 "disabled); the branch was rolled back",
                             disabled_hint(resource_)));
+  refuse_if_past_deadline("PREPARE TRANSACTION");
   ServerError f;
+  DeadlineWatch watch = watch_deadline();
   try {
     // The block begin() opened is open and has not failed (see the top), and
     // in such a block PREPARE TRANSACTION either prepares or raises.
     exec("PREPARE TRANSACTION " + quoted_gid(*xid_), &f);
   } catch (...) {
+    const bool cancelled = watch.end();
     if (f.message.empty()) f = current_failure();
     if (f.lost)  // may or may not be prepared: recovery decides
       throw error(Errc::unavailable, &f, "connection lost while preparing the branch");
     // PostgreSQL has rolled back already; the ROLLBACK ends any block left open.
-    abandon_and_throw(end_block_error(f, "PREPARE TRANSACTION"));
+    abandon_and_throw(end_block_error(f, "PREPARE TRANSACTION", cancelled));
   }
   mark_prepared();
 }
@@ -320,19 +366,24 @@ FinishResult PostgresSession::commit() { return commit_own_branch(); }
 void PostgresSession::commit_one_phase() {
   require(BranchState::active, "commit in one phase");
   refuse_if_failed("committed");
+  refuse_if_past_deadline("COMMIT");
   ServerError f;
+  bool cancelled = false;
+  DeadlineWatch watch = watch_deadline();
   try {
     exec("COMMIT", &f);  // open and healthy (see the top): commits or raises
+    watch.end();
     finish();
     return;
   } catch (...) {
+    cancelled = watch.end();
     if (f.message.empty()) f = current_failure();
   }
   if (f.lost)
     throw error(Errc::unavailable, &f,
                 "connection lost during the one-phase commit; its outcome is unknown");
   // A failed COMMIT (deferred constraint, serialization failure) rolls back.
-  abandon_and_throw(end_block_error(f, "COMMIT"));
+  abandon_and_throw(end_block_error(f, "COMMIT", cancelled));
 }
 
 void PostgresSession::rollback() {
@@ -400,6 +451,18 @@ std::vector<PreparedXid> PostgresSession::recover() {
     out.push_back(std::move(p));
   }
   return out;
+}
+
+void PostgresSession::cancel_running_statement() noexcept {
+  try {
+    conn_->cancel_query();
+  } catch (const std::exception& e) {
+    try {
+      logger().warn("resource {}: could not cancel the statement of backend {} at its deadline: {}",
+                    resource_, conn_->backendpid(), trimmed(e.what()));
+    } catch (...) {
+    }
+  }
 }
 
 std::optional<ServerError> PostgresSession::attempt(const std::string& sql) noexcept {

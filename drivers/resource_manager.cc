@@ -56,6 +56,9 @@ Error BranchSession::error(Errc code, const ServerError* said, std::string what,
   }
   if (d.hint.empty() && code == Errc::retryable)
     d.hint = "the branch is rolled back or can only roll back; retry the transaction";
+  if (d.hint.empty() && code == Errc::timeout)
+    d.hint = "the branch can only roll back; a lock held by another transaction is the usual "
+             "cause: find it, or raise the transaction's timeout if this wait is expected";
   return Error(std::move(d), std::move(what));
 }
 
@@ -70,16 +73,46 @@ void BranchSession::require(BranchState expected, const char* operation) const {
                     to_string(state_) + " (expected " + to_string(expected) + ")");
 }
 
-void BranchSession::require_statements_allowed() const {
+void BranchSession::require_statement(std::string_view sql, SqlDialect dialect) {
   if (broken_ || state_ == BranchState::prepared) require(BranchState::active, "run a statement");
   if (failed_)
     throw error(Errc::usage, nullptr,
                 "an earlier statement of the branch failed; the branch can only be rolled back");
+  if (sql_is_empty(sql, dialect))
+    throw error(Errc::usage, nullptr,
+                std::string("empty statement: the SQL holds only whitespace, comments or ';', so "
+                            "nothing was run") +
+                    (state_ == BranchState::active ? " and the branch is unchanged" : ""));
+  if (past_deadline()) {
+    failed_ = true;
+    throw error(Errc::timeout, nullptr,
+                "statement not run: the branch's deadline (its transaction's timeout) has "
+                "passed: " + excerpt(sql));
+  }
 }
 
 void BranchSession::statement_failed(const ServerError& said) noexcept {
   if (said.lost) broken_ = true;
   if (state_ == BranchState::active) failed_ = true;
+}
+
+Error BranchSession::statement_error(Errc code, const ServerError& said,
+                                     std::string_view sql) const {
+  if (code == Errc::timeout)
+    return error(code, &said,
+                 "statement cancelled: it was still running at the branch's deadline (its "
+                 "transaction's timeout): " + excerpt(sql));
+  if (said.lost && state_ == BranchState::active)
+    return error(code, &said,
+                 "the connection was lost during the statement, so the branch was rolled back by "
+                 "the database (an open transaction ends with its connection): " + excerpt(sql),
+                 "nothing of the branch was committed; retry the transaction");
+  return error(code, &said, "statement failed: " + excerpt(sql));
+}
+
+bool BranchSession::past_deadline() const noexcept {
+  return deadline_ && state_ == BranchState::active &&
+         std::chrono::steady_clock::now() > *deadline_;
 }
 
 void BranchSession::abandon_and_throw(const Error& e) {
@@ -95,6 +128,13 @@ void BranchSession::refuse_if_failed(const char* instead_of) {
                                 instead_of));
 }
 
+void BranchSession::refuse_if_past_deadline(const char* step) {
+  if (past_deadline())
+    abandon_and_throw(error(Errc::timeout, nullptr,
+                            std::string("the branch's deadline (its transaction's timeout) passed "
+                                        "before ") + step + "; the branch was rolled back"));
+}
+
 void BranchSession::started(const Xid& xid) noexcept {
   xid_ = xid;
   state_ = BranchState::active;
@@ -106,6 +146,7 @@ void BranchSession::mark_prepared() noexcept { state_ = BranchState::prepared; }
 void BranchSession::finish() noexcept {
   state_ = BranchState::none;
   xid_.reset();
+  deadline_.reset();
   failed_ = false;
 }
 

@@ -8,12 +8,12 @@
 //
 // Errors: every method throws dtx::Error whose code() is one of the outcomes
 // the coordinator reasons about (sql, retryable, rolled_back, unknown_xid,
-// unavailable, misconfigured), with the resource name, the branch's gtrid and
-// the server's code, SQLSTATE and message filled in. The exception: finishing
-// a prepared branch (commit, commit_prepared, rollback_prepared) returns what
-// the database answered as a FinishResult, uninterpreted; what that answer
-// means for the global transaction is decided in one place,
-// recovery/finish_branch.h.
+// unavailable, misconfigured, timeout, usage), with the resource name, the
+// branch's gtrid and the server's code, SQLSTATE and message filled in. The
+// exception: finishing a prepared branch (commit, commit_prepared,
+// rollback_prepared) returns what the database answered as a FinishResult,
+// uninterpreted; what that answer means for the global transaction is decided
+// in one place, recovery/finish_branch.h.
 #pragma once
 
 #include <chrono>
@@ -69,8 +69,18 @@ class Session {
   virtual ~Session() = default;
 
   // Runs one statement with `?` placeholders bound to `params`. Inside a
-  // branch when one is active, autocommit otherwise.
+  // branch when one is active, autocommit otherwise. An empty statement
+  // (only whitespace, comments, ';') is Errc::usage and changes nothing.
   virtual Result execute(std::string_view sql, std::span<const Param> params) = 0;
+
+  // Bounds the active branch by `deadline` (its global transaction's): a
+  // statement of the branch still running then — execute(), and the steps of
+  // prepare() / commit_one_phase() that can wait for a lock — is cancelled
+  // and fails with Errc::timeout, one that would start later fails at once,
+  // and the branch can then only roll back. Call after begin(); the end of
+  // the branch clears it. Costs no round trip (drivers/deadline_watchdog.h).
+  // A session that never waits (the null driver) may ignore it.
+  virtual void set_deadline(std::chrono::steady_clock::time_point deadline) {}
 
   // Branch lifecycle on this session. State: none -begin-> active
   // -prepare-> prepared -commit-> none. rollback() from any state.

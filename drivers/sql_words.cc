@@ -39,16 +39,21 @@ std::size_t sql_comment_end(std::string_view sql, std::size_t i, SqlDialect dial
   return close == std::string_view::npos ? n : close + 2;
 }
 
-std::string SqlKeywords::next(bool skip_semicolons) {
-  while (i_ < sql_.size()) {
-    if (is_sql_space(sql_[i_]) || (skip_semicolons && sql_[i_] == ';')) {
-      ++i_;
-    } else if (std::size_t end = sql_comment_end(sql_, i_, dialect_); end != i_) {
-      i_ = end;
-    } else {
+std::size_t sql_skip_blank(std::string_view sql, std::size_t i, SqlDialect dialect,
+                           bool semicolons) noexcept {
+  while (i < sql.size()) {
+    if (is_sql_space(sql[i]) || (semicolons && sql[i] == ';'))
+      ++i;
+    else if (std::size_t end = sql_comment_end(sql, i, dialect); end != i)
+      i = end;
+    else
       break;
-    }
   }
+  return i;
+}
+
+std::string SqlKeywords::next(bool skip_semicolons) {
+  i_ = sql_skip_blank(sql_, i_, dialect_, skip_semicolons);
   std::string word;
   for (; i_ < sql_.size(); ++i_) {
     const char c = sql_[i_];

@@ -20,6 +20,16 @@ bool is_sql_space(char c) noexcept;
 // the end of an unterminated one); otherwise i.
 std::size_t sql_comment_end(std::string_view sql, std::size_t i, SqlDialect dialect) noexcept;
 
+// The index of the first character at or after i that is not whitespace, a
+// comment, or (if `semicolons`) a ';'; sql.size() if there is none.
+std::size_t sql_skip_blank(std::string_view sql, std::size_t i, SqlDialect dialect,
+                           bool semicolons) noexcept;
+
+// True if `sql` holds no statement: only whitespace, comments and ';'.
+inline bool sql_is_empty(std::string_view sql, SqlDialect dialect) noexcept {
+  return sql_skip_blank(sql, 0, dialect, /*semicolons=*/true) == sql.size();
+}
+
 // Reads a statement's keywords one at a time.
 class SqlKeywords {
  public:

@@ -22,6 +22,7 @@
 #include <filesystem>
 #include <map>
 #include <string>
+#include <vector>
 
 namespace dtx {
 
@@ -67,6 +68,14 @@ Config load_config(const std::filesystem::path& file);
 // Parse config text; `source_name` is used in error messages. A relative
 // log_dir is refused here (Errc::config): text has no folder to be relative to.
 Config parse_config(std::string_view toml_text, const std::string& source_name = "<config>");
+
+// What in `config` is allowed but probably a mistake, one sentence per
+// finding: two resources on the same database (same type and port, the same
+// host or both loopback, same database name), whose branches can wait for
+// each other's row locks in a cycle the database does not see, which only
+// the transaction timeout ends. load_config and parse_config log these as
+// warnings; a program building its Config in code can call this itself.
+std::vector<std::string> config_warnings(const Config& config);
 
 // Validation shared with the CLI and the API.
 bool is_valid_coordinator_id(std::string_view id) noexcept;

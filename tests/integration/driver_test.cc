@@ -191,6 +191,17 @@ class DriverTest : public ::testing::Test {
     EXPECT_FALSE(is_listed(s, xid));
   }
 
+  // A branch that wrote row 1 and then saw statements refused goes on as if
+  // they had not been tried: row 2 joins it, and both commit in two phases.
+  void expect_branch_goes_on(Session& s) {
+    insert(s, 2);
+    s.prepare();
+    expect_done(s.commit());
+    EXPECT_EQ(committed_rows(1), 1);
+    EXPECT_EQ(committed_rows(2), 1);
+    EXPECT_FALSE(s.broken());
+  }
+
   std::unique_ptr<ResourceManager> rm_;
   std::string table_;
 };
@@ -817,6 +828,204 @@ TEST_F(PostgreSQLDriver, ForeignGidsAreListedAsNotOurs) {
   EXPECT_LT(std::chrono::system_clock::now() - *found->prepared_at, 10min);
   expect_done(s->rollback_prepared(found->xid));
   EXPECT_EQ(committed_rows(1), 0);
+}
+
+}  // namespace
+}  // namespace dtx
+
+// ---- statements the drivers refuse or explain ----
+
+namespace dtx {
+namespace {
+
+// An empty statement (nothing but whitespace, comments and ';') is the same
+// usage error on both databases, before anything is sent, and the branch
+// goes on as if it had not been tried.
+TYPED_TEST(DriverTest, EmptyStatementIsAUsageErrorThatLeavesTheBranchIntact) {
+  auto s = this->rm_->acquire();
+  const Xid xid = fresh_xid("empty");
+  s->begin(xid);
+  this->insert(*s, 1);
+  for (const char* sql : {"", "   ", ";", " ;\n; ", "-- nothing\n", "/* nothing */ ;"}) {
+    Error e = error_from([&] { run(*s, sql); });
+    EXPECT_EQ(e.code(), Errc::usage) << "'" << sql << "': " << e.what();
+    EXPECT_TRUE(contains(e.what(), "empty statement")) << e.what();
+    EXPECT_EQ(e.resource(), TypeParam::config().name) << e.what();
+    EXPECT_EQ(e.gtrid(), xid.gtrid) << e.what();
+    EXPECT_EQ(s->state(), BranchState::active);
+  }
+  this->expect_branch_goes_on(*s);
+  EXPECT_EQ(error_from([&] { run(*s, " "); }).code(), Errc::usage);  // outside a branch too
+}
+
+// COPY ... FROM STDIN / TO STDOUT would leave the connection in the COPY
+// sub-protocol, which dtx does not speak: refused inside a branch, saying
+// what to use instead, and the branch is unharmed.
+TEST_F(PostgreSQLDriver, CopyInsideABranchIsRefusedSayingWhatToDo) {
+  auto s = rm_->acquire();
+  const Xid xid = fresh_xid("copy");
+  s->begin(xid);
+  insert(*s, 1);
+  for (const std::string& sql : std::vector<std::string>{
+           "COPY " + table_ + " FROM STDIN", "copy (SELECT 1) TO stdout",
+           "/* x */ Copy " + table_ + " (id) from stdin with (format csv)"}) {
+    Error e = error_from([&] { run(*s, sql); });
+    EXPECT_EQ(e.code(), Errc::usage) << sql << ": " << e.what();
+    EXPECT_TRUE(contains(e.what(), "COPY")) << e.what();
+    EXPECT_TRUE(contains(e.what(), "INSERT")) << "says what to do: " << e.what();
+    EXPECT_EQ(e.gtrid(), xid.gtrid);
+    EXPECT_EQ(s->state(), BranchState::active);
+  }
+  expect_branch_goes_on(*s);
+}
+
+// A branch whose statement ends its own backend loses the connection; the
+// message says so, and that PostgreSQL rolled the branch back.
+TEST_F(PostgreSQLDriver, TerminatingItsOwnBackendSaysTheBranchWasRolledBack) {
+  auto s = rm_->acquire();
+  const Xid xid = fresh_xid("selfkill");
+  s->begin(xid);
+  insert(*s, 1);
+  Error e = error_from([&] { run(*s, "SELECT pg_terminate_backend(pg_backend_pid())"); });
+  const std::string m = e.what();
+  EXPECT_EQ(e.code(), Errc::unavailable) << m;
+  EXPECT_TRUE(contains(m, "connection")) << m;
+  EXPECT_TRUE(contains(m, "rolled back by the database")) << m;
+  EXPECT_EQ(e.resource(), "pg") << m;
+  EXPECT_EQ(e.gtrid(), xid.gtrid) << m;
+  EXPECT_TRUE(s->broken());
+  EXPECT_EQ(listed_gids(xid), 0);
+  EXPECT_EQ(committed_rows(1), 0);
+}
+
+// ---- deadlines ----
+
+// A statement still waiting for a row lock at the branch's deadline is
+// cancelled: Errc::timeout naming the resource, the gtrid and the statement,
+// soon after the deadline; the branch can then only roll back, and the
+// session serves the next branch with no deadline left over.
+TYPED_TEST(DriverTest, StatementWaitingForALockEndsAtTheDeadline) {
+  auto holder = this->rm_->acquire();
+  auto waiter = this->rm_->acquire();
+  this->insert(*holder, 1);
+  holder->begin(fresh_xid("holder"));
+  const std::string update = "UPDATE " + this->table_ + " SET n = ? WHERE id = 1";
+  run(*holder, update, {1});
+  const Xid xid = fresh_xid("waiter");
+  waiter->begin(xid);
+  const auto start = std::chrono::steady_clock::now();
+  waiter->set_deadline(start + 300ms);
+  auto waited = std::async(std::launch::async,
+                           [&] { return error_from([&] { run(*waiter, update, {2}); }); });
+  if (waited.wait_for(10s) != std::future_status::ready) {
+    ADD_FAILURE() << "the statement outlived its deadline by 10 s";
+    holder->rollback();  // frees it
+  }
+  const Error e = waited.get();
+  const auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_LT(took, 1500ms);
+  EXPECT_GE(took, 300ms);
+  const std::string m = e.what();
+  EXPECT_EQ(e.code(), Errc::timeout) << m;
+  EXPECT_EQ(e.resource(), TypeParam::config().name) << m;
+  EXPECT_EQ(e.gtrid(), xid.gtrid) << m;
+  EXPECT_TRUE(contains(m, update)) << m;
+  EXPECT_FALSE(waiter->broken());
+  EXPECT_EQ(error_from([&] { waiter->prepare(); }).code(), Errc::rolled_back);
+  EXPECT_EQ(waiter->state(), BranchState::none);
+  holder->prepare();
+  expect_done(holder->commit());
+  auto observer = this->rm_->acquire();
+  EXPECT_EQ(run(*observer, "SELECT n FROM " + this->table_ + " WHERE id = 1")[0].as_int64(0), 1);
+
+  waiter->begin(fresh_xid("waiter-after"));
+  run(*waiter, update, {3});  // no deadline carried over from the last branch
+  waiter->commit_one_phase();
+  EXPECT_EQ(run(*observer, "SELECT n FROM " + this->table_ + " WHERE id = 1")[0].as_int64(0), 3);
+}
+
+// Past the deadline a statement is not sent at all; the branch can only roll back.
+TYPED_TEST(DriverTest, StatementAfterTheDeadlineIsNotRun) {
+  auto s = this->rm_->acquire();
+  const Xid xid = fresh_xid("late");
+  s->begin(xid);
+  s->set_deadline(std::chrono::steady_clock::now() - 1ms);
+  Error e = error_from([&] { this->insert(*s, 1); });
+  EXPECT_EQ(e.code(), Errc::timeout) << e.what();
+  EXPECT_TRUE(contains(e.what(), "not run")) << e.what();
+  EXPECT_EQ(e.gtrid(), xid.gtrid);
+  EXPECT_EQ(error_from([&] { s->commit_one_phase(); }).code(), Errc::rolled_back);
+  EXPECT_EQ(this->committed_rows(1), 0);
+}
+
+// Deferred constraints are checked at PREPARE TRANSACTION, where the check can
+// wait for a row lock: that wait ends at the deadline too, and the branch is
+// rolled back, never prepared.
+TEST_F(PostgreSQLDriver, PrepareWaitingOnADeferredConstraintEndsAtTheDeadline) {
+  const std::string child = table_ + "_c";
+  auto holder = rm_->acquire();
+  auto s = rm_->acquire();
+  insert(*holder, 1);
+  run(*holder, "CREATE TABLE " + child + " (id BIGINT PRIMARY KEY, parent BIGINT REFERENCES " +
+                   table_ + " (id) DEFERRABLE INITIALLY DEFERRED)");
+  holder->begin(fresh_xid("parent-holder"));
+  run(*holder, "UPDATE " + table_ + " SET id = 2 WHERE id = 1");  // locks the parent row
+  const Xid xid = fresh_xid("deferred");
+  s->begin(xid);
+  run(*s, "INSERT INTO " + child + " VALUES (1, 1)");  // checked at the end of the block
+  const auto start = std::chrono::steady_clock::now();
+  s->set_deadline(start + 300ms);
+  auto voted = std::async(std::launch::async, [&] { return error_from([&] { s->prepare(); }); });
+  if (voted.wait_for(10s) != std::future_status::ready) {
+    ADD_FAILURE() << "PREPARE TRANSACTION outlived its deadline by 10 s";
+    holder->rollback();
+  }
+  const Error e = voted.get();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 1500ms);
+  EXPECT_EQ(e.code(), Errc::timeout) << e.what();
+  EXPECT_TRUE(contains(e.what(), "PREPARE TRANSACTION")) << e.what();
+  EXPECT_EQ(e.gtrid(), xid.gtrid);
+  EXPECT_EQ(s->state(), BranchState::none);
+  EXPECT_FALSE(s->broken());
+  EXPECT_EQ(listed_gids(xid), 0);
+  holder->rollback();
+  EXPECT_EQ(run(*s, "SELECT count(*) FROM " + child)[0].as_int64(0), 0);
+  run(*s, "DROP TABLE " + child);
+}
+
+// The watchdog's thread is never joined at exit: once it has cancelled a
+// MariaDB statement it is registered with Connector/C++, whose per-thread
+// cleanup crashed when it ran after the library's globals were destroyed —
+// which they were first when the watchdog had started before the process
+// first used MariaDB (dtx exec pg=... my=...).
+TEST(DeadlineWatchdog, ProcessExitsCleanlyAfterCancellingAMariaDBStatement) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");  // the child runs threads
+  EXPECT_EXIT(
+      {
+        auto pg = make_resource_manager(PostgreSQL::config());
+        auto first = pg->acquire();
+        first->begin(fresh_xid("exit-first"));
+        first->set_deadline(std::chrono::steady_clock::now() + 10s);
+        run(*first, "SELECT 1");  // the watchdog starts here
+        first->rollback();
+        auto rm = make_resource_manager(MariaDB::config());
+        auto holder = rm->acquire();
+        auto waiter = rm->acquire();
+        const std::string table = "drv_exit_" + random_hex(10);
+        run(*holder, "CREATE TABLE " + table + " (id BIGINT PRIMARY KEY, n BIGINT)");
+        run(*holder, "INSERT INTO " + table + " VALUES (1, 0)");
+        holder->begin(fresh_xid("exit-holder"));
+        run(*holder, "UPDATE " + table + " SET n = 1 WHERE id = 1");
+        waiter->begin(fresh_xid("exit-waiter"));
+        waiter->set_deadline(std::chrono::steady_clock::now() + 200ms);
+        const std::string update = "UPDATE " + table + " SET n = 2 WHERE id = 1";
+        const Errc code = error_from([&] { run(*waiter, update); }).code();
+        waiter->rollback();
+        holder->rollback();
+        run(*holder, "DROP TABLE " + table);
+        std::exit(code == Errc::timeout ? 0 : 3);
+      },
+      ::testing::ExitedWithCode(0), "");
 }
 
 }  // namespace

@@ -4,6 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
+#include <future>
+#include <iostream>
 #include <random>
 #include <thread>
 
@@ -70,6 +73,77 @@ class XaTest : public ::testing::Test {
     my_.run("DROP TABLE IF EXISTS " + table_);
     pg_.run("DROP TABLE IF EXISTS " + table_);
     std::filesystem::remove_all(log_dir_);
+  }
+
+  // Cancels whatever statement another connection is running on this test's
+  // table, on both databases: frees a test whose lock wait was not bounded
+  // (so it fails instead of hanging).
+  void cancel_waits_on_our_table() {
+    for (const auto& row : pg_.run("SELECT pid FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
+                                   "AND state = 'active' AND query LIKE ?",
+                                   {"%" + table_ + "%"}))
+      pg_.run("SELECT pg_cancel_backend(CAST(? AS integer))", {row.as_int64(0)});
+    for (const auto& row : my_.run("SELECT ID FROM information_schema.PROCESSLIST WHERE ID <> "
+                                   "CONNECTION_ID() AND INFO LIKE ?",
+                                   {"%" + table_ + "%"}))
+      my_.run("KILL QUERY " + std::to_string(row.as_int64(0)));
+  }
+
+  // Waits for `work` up to `patience`; if it is still running then, frees it
+  // (see above) and reports a failure. Returns how long `work` took.
+  template <typename F>
+  std::chrono::milliseconds bounded(F work, std::chrono::milliseconds patience) {
+    const auto start = std::chrono::steady_clock::now();
+    auto done = std::async(std::launch::async, work);
+    if (done.wait_for(patience) != std::future_status::ready) {
+      ADD_FAILURE() << "still waiting after " << patience.count() << " ms; cancelling it";
+      while (done.wait_for(std::chrono::milliseconds(200)) != std::future_status::ready)
+        cancel_waits_on_our_table();
+    }
+    done.get();
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                 start);
+  }
+
+  // A statement waiting for a row lock that another connection holds ends
+  // when the transaction's time is up (PostgreSQL has no lock timeout of its
+  // own; MariaDB's innodb_lock_wait_timeout is 50 s), as Errc::timeout naming
+  // the resource, the global id and the statement, and the transaction (with
+  // its branch on the other database) is rolled back.
+  void expect_lock_wait_bounded(Coordinator& coord, const std::string& resource) {
+    const std::string other = resource == "my" ? "pg" : "my";
+    auto holder_rm = make_resource_manager(config_.resources.at(resource));
+    auto holder = holder_rm->acquire();
+    holder->begin(Xid::make(coordinator_id_ + ".holder", "b"));
+    const Param row1[] = {1, 1};
+    holder->execute(update("+"), row1);  // holds row 1
+
+    Transaction tx = coord.begin({.timeout = std::chrono::milliseconds(500)});
+    tx.execute(other, update("+"), {1, 2});
+    std::optional<Error> error;
+    const auto elapsed = bounded(
+        [&] {
+          try {
+            tx.execute(resource, update("+"), {1, 1});
+          } catch (const Error& e) {
+            error = e;
+          }
+        },
+        std::chrono::milliseconds(5000));
+    holder->rollback();
+    EXPECT_LT(elapsed.count(), 2000) << "the lock wait outlived the 500 ms timeout";
+    ASSERT_TRUE(error.has_value()) << "the blocked statement should fail";
+    const std::string m = error->what();
+    EXPECT_EQ(error->code(), Errc::timeout) << m;
+    EXPECT_EQ(error->resource(), resource) << m;
+    EXPECT_EQ(error->gtrid(), tx.id()) << m;
+    EXPECT_NE(m.find(update("+")), std::string::npos) << "names the statement: " << m;
+    EXPECT_EQ(tx.state(), TransactionState::rolled_back);
+    std::cout << "ended after " << elapsed.count() << " ms: " << m << "\n";
+    Direct& here = resource == "my" ? my_ : pg_;
+    Direct& there = resource == "my" ? pg_ : my_;
+    EXPECT_EQ(balance(here, 1), kInitialBalance);
+    EXPECT_EQ(balance(there, 2), kInitialBalance);
   }
 
   std::int64_t balance(Direct& d, int id) {
@@ -341,6 +415,53 @@ TEST_F(XaTest, SeveralStatementsOnOneBranchRunInOrder) {
   tx.commit();
   EXPECT_EQ(balance(my_, 5), kInitialBalance - 20);
   EXPECT_EQ(balance(pg_, 5), kInitialBalance + 20);
+}
+
+// ---- lock waits end at the transaction's timeout ----
+
+TEST_F(XaTest, PostgresRowLockWaitEndsAtTheTransactionTimeout) {
+  Coordinator coord(config_);
+  expect_lock_wait_bounded(coord, "pg");
+}
+
+TEST_F(XaTest, MariaDBRowLockWaitEndsAtTheTransactionTimeout) {
+  Coordinator coord(config_);
+  expect_lock_wait_bounded(coord, "my");
+}
+
+// Two transactions lock rows in opposite order across the two databases: a
+// cycle of waits neither database can see. Both end within their 1000 ms
+// timeout plus a margin, and the money is all there.
+TEST_F(XaTest, CrossDatabaseDeadlockEndsWithinTheTimeout) {
+  Coordinator coord(config_);
+  const auto timeout = std::chrono::milliseconds(1000);
+  Transaction a = coord.begin({.timeout = timeout});
+  Transaction b = coord.begin({.timeout = timeout});
+  a.execute("my", update("-"), {10, 1});  // a holds my row 1
+  b.execute("pg", update("-"), {10, 2});  // b holds pg row 2
+  auto second_half = [this](Transaction& tx, const char* resource, int row) {
+    return [this, &tx, resource, row] {
+      try {
+        tx.execute(resource, update("+"), {10, row});
+        tx.commit();
+      } catch (const Error& e) {
+        EXPECT_TRUE(e.code() == Errc::timeout || e.code() == Errc::retryable) << e.what();
+      }
+    };
+  };
+  std::chrono::milliseconds a_took{}, b_took{};
+  std::thread other(
+      [&] { b_took = bounded(second_half(b, "my", 1), std::chrono::milliseconds(6000)); });
+  a_took = bounded(second_half(a, "pg", 2), std::chrono::milliseconds(6000));
+  other.join();
+  std::cout << "ended after " << a_took.count() << " and " << b_took.count() << " ms\n";
+  EXPECT_LT(a_took.count(), 2500);
+  EXPECT_LT(b_took.count(), 2500);
+  EXPECT_NE(a.state(), TransactionState::active);
+  EXPECT_NE(b.state(), TransactionState::active);
+  EXPECT_NE(a.state(), TransactionState::in_doubt);
+  EXPECT_NE(b.state(), TransactionState::in_doubt);
+  EXPECT_EQ(total(), 2 * kAccounts * kInitialBalance);
 }
 
 }  // namespace

@@ -169,3 +169,31 @@ TEST(Config, RelativeLogDirInConfigTextIsRefused) {
 }
 }  // namespace
 }  // namespace dtx
+
+namespace dtx {
+namespace {
+
+// Two resources on one database can wait for each other's row locks: a cycle
+// the database cannot see as a deadlock (one session may wait for another of
+// the same transaction), which only the transaction timeout ends.
+TEST(Config, TwoResourcesOnTheSameDatabaseGetAWarning) {
+  ::setenv("DTX_CONFIG_TEST_PW", "x", 1);
+  const std::string again = std::string(kGood) +
+                            "\n[resources.bank1_again]\ntype = \"mariadb\"\nhost = \"localhost\"\n"
+                            "user = \"other\"\ndatabase = \"bank1\"\n";
+  const std::vector<std::string> warnings = config_warnings(parse_config(again));
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find("'bank1'"), std::string::npos) << warnings[0];
+  EXPECT_NE(warnings[0].find("'bank1_again'"), std::string::npos) << warnings[0];
+  EXPECT_NE(warnings[0].find("same database"), std::string::npos) << warnings[0];
+  EXPECT_NE(warnings[0].find("timeout"), std::string::npos) << warnings[0];
+
+  EXPECT_TRUE(config_warnings(parse_config(kGood)).empty());
+  const std::string other_database = replace(again, "database = \"bank1\"", "database = \"bank3\"");
+  EXPECT_TRUE(config_warnings(parse_config(other_database)).empty());
+  const std::string other_port = replace(again, "host = \"localhost\"", "port = 3307");
+  EXPECT_TRUE(config_warnings(parse_config(other_port)).empty());
+}
+
+}  // namespace
+}  // namespace dtx
