@@ -542,21 +542,26 @@ class OwnerAliveTest : public RecoveryTest {
       EXPECT_EQ(b["action"], "left_owner_alive") << b.dump();
       EXPECT_EQ(b["coordinator_id"], id_) << b.dump();
       EXPECT_EQ(b["bqual"], b["resource"]) << b.dump();
-      // The owner has forced its COMMIT record (after-decision), so the
-      // decision an operator is shown should be "commit".
-      // KNOWN BUG, reported to the lead (recovery/recovery.cc,
-      // read_log_state): only dead incarnations' logs are read, so while the
-      // owner lives the decision shows as "none", the same as "no COMMIT
-      // record"; `dtx rollback --force` then goes against a durable COMMIT
-      // without recording a heuristic outcome. Fails until that is fixed.
+      // The owner has forced its COMMIT record (after-decision): the live
+      // owner's log is read, so an operator is shown "commit", not "none".
       EXPECT_EQ(b["decision"], std::string(decided ? "commit" : "none")) << b.dump();
     }
     EXPECT_EQ(listed, 2) << listing.out;
 
-    // An operator cannot settle it by hand while the owner lives.
-    ChildRun refuse = run_dtx({"rollback", "--config", config(), gtrid});
-    EXPECT_EQ(refuse.status.code, 2) << refuse.out << refuse.err;
-    EXPECT_NE(refuse.err.find("alive"), std::string::npos) << refuse.err;
+    // An operator cannot settle it by hand while the owner lives — not even
+    // with --force, which used to end split on MariaDB (the branch was
+    // session-busy, PostgreSQL's rolled back, then recovery committed MariaDB's).
+    const std::string incarnation = parse_gtrid(gtrid)->incarnation;
+    for (bool force : {false, true}) {
+      std::vector<std::string> args{"rollback", "--config", config(), gtrid};
+      if (force) args.insert(args.begin() + 1, "--force");
+      ChildRun refuse = run_dtx(args);
+      EXPECT_EQ(refuse.status.code, 2) << refuse.out << refuse.err;
+      EXPECT_NE(refuse.err.find("alive"), std::string::npos) << refuse.err;
+      EXPECT_NE(refuse.err.find(gtrid), std::string::npos) << refuse.err;
+      EXPECT_NE(refuse.err.find(incarnation), std::string::npos) << refuse.err;
+      EXPECT_NE(refuse.err.find("stop that process"), std::string::npos) << refuse.err;
+    }
 
     // dtx recover leaves both: exit 3, no split, no reversal.
     Pass pass = recover_pass();
@@ -1286,44 +1291,6 @@ TEST_F(RecoveryTest, SettlingAnotherCoordinatorsTransactionNeedsForceAndIsRecord
   EXPECT_EQ(lines[0]["decision"], "unknown");
   EXPECT_EQ(lines[0]["outcome"], "committed");
   EXPECT_EQ(lines[0]["by"], "operator");
-}
-
-// The owner logged COMMIT and hangs before phase 2, holding its MariaDB
-// session. A forced rollback beside it used to roll back PostgreSQL, find the
-// MariaDB branch session-busy, and leave recovery to commit it once the owner
-// died: split. --force does not override a live owner.
-TEST_F(RecoveryTest, ForcedRollbackIsRefusedWhileTheOwnerLives) {
-  auto child = start_dtx(transfer_args(1, "live"), {{"DTX_FAILPOINT", "after-decision:hang"}});
-  std::set<std::string> on_my, on_pg;
-  ASSERT_TRUE(test::eventually([&] {
-    on_my = prepared_gtrids(my_);
-    on_pg = prepared_gtrids(pg_);
-    return on_my.size() == 1 && on_pg == on_my;
-  })) << "the hanging child never had both branches prepared\n" << child->err();
-  const std::string gtrid = *on_my.begin();
-  const std::string incarnation = parse_gtrid(gtrid)->incarnation;
-
-  ChildRun forced = run_dtx({"rollback", "--config", config(), "--force", "--json", gtrid});
-  EXPECT_EQ(forced.status.code, 2) << forced.out << forced.err;
-  EXPECT_NE(forced.err.find(gtrid), std::string::npos) << forced.err;
-  EXPECT_NE(forced.err.find(incarnation), std::string::npos) << forced.err;
-  EXPECT_NE(forced.err.find("stop that process"), std::string::npos) << forced.err;
-  EXPECT_EQ(prepared_gtrids(my_), on_my);
-  EXPECT_EQ(prepared_gtrids(pg_), on_pg);
-
-  // Once the owner is gone its COMMIT decision is honoured, whole.
-  child->kill(SIGKILL);
-  EXPECT_TRUE(child->wait().killed_by(SIGKILL));
-  std::map<std::string, std::string> actions;
-  Pass after = recover_after_crash(&actions);
-  EXPECT_EQ(after.code, 0) << after.out << after.err;
-  EXPECT_EQ(actions, (std::map<std::string, std::string>{{key("my", gtrid), "committed"},
-                                                         {key("pg", gtrid), "committed"}}))
-      << after.out;
-  EXPECT_EQ(balance(my_), kInitialBalance - 10);
-  EXPECT_EQ(balance(pg_), kInitialBalance + 10);
-  EXPECT_EQ(markers(my_), std::set<std::string>{"live"});
-  EXPECT_EQ(markers(pg_), std::set<std::string>{"live"});
 }
 
 // A transaction decided COMMIT whose MariaDB branch only read: after the

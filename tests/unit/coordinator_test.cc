@@ -352,12 +352,15 @@ TEST_F(CoordinatorTest, UnknownResourceNamesItAndTheGlobalId) {
 TEST_F(CoordinatorTest, TimeoutRollsBack) {
   auto core = make_core();
   Coordinator coord = detail::CoordinatorAccess::wrap(core);
-  Transaction tx = coord.begin({.timeout = std::chrono::milliseconds(1)});
+  // Long enough for both statements even under a sanitizer; then the
+  // deadline is let pass before commit (a clock condition, not a synchronisation).
+  const auto began = std::chrono::steady_clock::now();
+  Transaction tx = coord.begin({.timeout = std::chrono::milliseconds(300)});
   tx.execute("a", "UPDATE a");
   tx.execute("b", "UPDATE b");
-  auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(5);
-  while (std::chrono::steady_clock::now() < until) {
-  }  // let the deadline pass (a clock condition, not a synchronisation)
+  while (std::chrono::steady_clock::now() < began + std::chrono::milliseconds(350)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
   try {
     tx.commit();
     FAIL();
