@@ -11,6 +11,8 @@
 #   d. dtx exec: the same transfer           "committed <id>"   9800 / 200
 #   e. dtx exec: bank2's statement fails     "rolled back <id>", exit 1, unchanged
 #   f. dtx exec: bank1 overdraws (CHECK)     "rolled back <id>", exit 1, unchanged
+#   g. dtx exec --timeout-ms 1000 while another session holds Li Si's row lock:
+#      ends at its timeout (not at the lock's release), "rolled back <id>", exit 1, unchanged
 #
 # Balances are printed and checked after every step; the expected non-zero exits are captured,
 # not fatal. Exits 0 only if every step behaved as expected and the final balances are
@@ -166,6 +168,24 @@ step "f. dtx exec: bank1 overdraws (CHECK account_balance >= 0)" 1 '^rolled back
   "$DTX" exec --config "$CONFIG" \
   "bank1=UPDATE account_info SET account_balance = account_balance - 1000000 WHERE account_name = 'Zhang San'" \
   "bank2=UPDATE account_info SET account_balance = account_balance + 1000000 WHERE account_name = 'Li Si'"
+
+# g. A lock wait ends at the transaction's timeout: another session holds Li Si's row for 20 s;
+# the transfer gives up after its 1 s and rolls back bank1's debit too.
+pg -d bank2 -c "BEGIN; SELECT 1 FROM account_info WHERE account_name = 'Li Si' FOR UPDATE; SELECT pg_sleep(20); COMMIT" \
+  >/dev/null 2>&1 &
+holder=$!
+for _ in $(seq 100); do  # until the holder has the row (bounded: 100 polls)
+  [[ $(pg -d bank2 -c "SELECT count(*) FROM pg_stat_activity WHERE datname = 'bank2' AND query LIKE '%pg_sleep(20)%' AND state = 'active' AND pid <> pg_backend_pid()") == 1 ]] && break
+  sleep 0.1  # poll interval
+done
+started=$(date +%s%N)
+step "g. dtx exec --timeout-ms 1000 while another session holds Li Si's row" 1 'timeout' 9800 200 -- \
+  "$DTX" exec --config "$CONFIG" --timeout-ms 1000 "bank1=$debit" "bank2=$credit"
+waited_ms=$((($(date +%s%N) - started) / 1000000))
+printf '   the transfer ended after %d ms (the row lock was held for 20 s)\n' "$waited_ms"
+((waited_ms < 10000)) || fail "g: the lock wait was not bounded by the 1 s timeout ($waited_ms ms)"
+pg -d bank2 -c "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE datname = 'bank2' AND query LIKE '%pg_sleep(20)%' AND pid <> pg_backend_pid()" >/dev/null || true
+wait "$holder" 2>/dev/null || true
 
 # ---------------------------------------------------------------- verdict
 
