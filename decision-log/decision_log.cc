@@ -95,9 +95,10 @@
 #include <mutex>
 #include <unordered_map>
 
+#include "base/logging.h"
+#include "decision-log/incarnation_lock.h"
 #include "decision-log/log_reader.h"
 #include "decision-log/log_writer.h"
-#include "base/logging.h"
 #include "dtx/config.h"
 #include "dtx/error.h"
 
@@ -234,10 +235,6 @@ bool is_valid_incarnation(std::string_view s) {
   return s.size() == kIncarnationChars && std::all_of(s.begin(), s.end(), is_lower_hex);
 }
 
-std::string lock_file_name(std::string_view id, std::string_view incarnation) {
-  return std::string(id) + "-" + std::string(incarnation) + ".lock";
-}
-
 std::string segment_file_name(std::string_view id, std::string_view incarnation,
                               std::uint32_t seq) {
   char digits[16];
@@ -339,7 +336,7 @@ class DecisionLog::Impl {
         id_(id),
         incarnation_(incarnation),
         options_(options),
-        lock_path_(dir_ / lock_file_name(id, incarnation)) {}
+        lock_path_(incarnation_lock_file(dir_, id, incarnation)) {}
   ~Impl();
 
   // Takes the incarnation's lock and starts its first segment.
@@ -772,7 +769,7 @@ std::vector<LogIncarnation> list_incarnations(const fs::path& log_dir) {
     LogIncarnation& incarnation = found[key];
     incarnation.coordinator_id = key.first;
     incarnation.incarnation = key.second;
-    incarnation.lock_file = log_dir / lock_file_name(key.first, key.second);
+    incarnation.lock_file = incarnation_lock_file(log_dir, key.first, key.second);
     if (parsed->seq) segments[key][*parsed->seq] = entry.path();
   }
   if (ec && ec != std::errc::no_such_file_or_directory) {

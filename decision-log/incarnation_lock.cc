@@ -15,6 +15,11 @@ namespace dtx {
 
 namespace fs = std::filesystem;
 
+fs::path incarnation_lock_file(const fs::path& log_dir, std::string_view coordinator_id,
+                               std::string_view incarnation) {
+  return log_dir / (std::string(coordinator_id) + "-" + std::string(incarnation) + ".lock");
+}
+
 IncarnationLock& IncarnationLock::operator=(IncarnationLock&& other) noexcept {
   if (this != &other) {
     release();
@@ -34,7 +39,7 @@ void IncarnationLock::release() noexcept {
 
 IncarnationLock adopt_incarnation(const fs::path& log_dir, const std::string& coordinator_id,
                                   const std::string& incarnation) {
-  const fs::path file = log_dir / (coordinator_id + "-" + incarnation + ".lock");
+  const fs::path file = incarnation_lock_file(log_dir, coordinator_id, incarnation);
   bool created = false;
   int fd = ::open(file.c_str(), O_RDWR | O_CLOEXEC);
   if (fd < 0 && errno == ENOENT) {

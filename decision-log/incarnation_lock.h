@@ -10,8 +10,14 @@
 
 #include <filesystem>
 #include <string>
+#include <string_view>
 
 namespace dtx {
+
+// <log_dir>/<coordinator_id>-<incarnation>.lock
+std::filesystem::path incarnation_lock_file(const std::filesystem::path& log_dir,
+                                            std::string_view coordinator_id,
+                                            std::string_view incarnation);
 
 // An flock held on an incarnation's lock file: whoever holds it is the only
 // one who may finish that incarnation's branches or delete its logs. Closing

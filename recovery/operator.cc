@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <set>
 
-#include "base/transaction_id.h"
 #include "base/logging.h"
+#include "base/transaction_id.h"
 #include "dtx/error.h"
 #include "recovery/finish_branch.h"
 
@@ -74,8 +74,8 @@ SettleResult settle_transaction(const Config& config, const ResourceLookup& reso
   if (result.owner_alive.value_or(false))
     throw Error({.code = Errc::usage, .gtrid = gtrid,
                  .hint = "stop that process (it holds the lock file " +
-                         (config.coordinator.log_dir /
-                          (config.coordinator.id + "-" + parts->incarnation + ".lock")).string() +
+                         incarnation_lock_file(config.coordinator.log_dir, config.coordinator.id,
+                                               parts->incarnation).string() +
                          "; `fuser -v FILE` shows its pid), then retry; if no process holds it, a "
                          "recovery pass or another operator is finishing it: retry in a moment. "
                          "--force does not override this"},
