@@ -336,9 +336,16 @@ class Reader {
       const Token& t = peek();
       if (depth == 0) {
         if (t.type == Tk::op && (t.text == ")" || (comma_stops && t.text == ","))) break;
+        // A stop word first in the expression is a column of that name
+        // (RETURNING is not reserved; the others would be refused below).
         bool stop = false;
-        for (std::string_view s : stops) stop = stop || is_kw(s);
+        for (std::string_view s : stops) stop = stop || (pos_ != start && is_kw(s));
         if (stop) break;
+        // Clause words no expression holds at its top level: what follows
+        // them is not a part this reader knows, so nothing is guessed.
+        for (std::string_view s : {"FOR", "LOCK", "INTO", "FROM", "WHERE", "GROUP", "HAVING", "WINDOW", "ORDER",
+                                   "LIMIT", "UNION", "SET", "RETURNING", "ON", "USING", "JOIN"})
+          if (is_kw(s) && !(s == "RETURNING" && pos_ == start)) unreadable("unexpected " + upper(s) + " in " + where);
       }
       if (t.type == Tk::word && iequal(t.text, "SELECT")) refuse("a subquery in " + where);
       if (t.type == Tk::op && t.text == "(") {
