@@ -343,9 +343,10 @@ class Reader {
         if (stop) break;
         // Clause words no expression holds at its top level: what follows
         // them is not a part this reader knows, so nothing is guessed.
-        for (std::string_view s : {"FOR", "LOCK", "INTO", "FROM", "WHERE", "GROUP", "HAVING", "WINDOW", "ORDER",
-                                   "LIMIT", "UNION", "SET", "RETURNING", "ON", "USING", "JOIN"})
-          if (is_kw(s) && !(s == "RETURNING" && pos_ == start)) unreadable("unexpected " + upper(s) + " in " + where);
+        for (std::string_view s : {"FOR", "LOCK", "INTO", "FROM", "WHERE", "GROUP", "HAVING", "WINDOW",
+                                   "ORDER", "LIMIT", "UNION", "SET", "RETURNING", "ON", "USING", "JOIN"})
+          if (is_kw(s) && !(s == "RETURNING" && pos_ == start))
+            unreadable("unexpected " + upper(s) + " in " + where);
       }
       if (t.type == Tk::word && iequal(t.text, "SELECT")) refuse("a subquery in " + where);
       if (t.type == Tk::op && t.text == "(") {
@@ -373,7 +374,8 @@ class Reader {
     do {
       Assignment a;
       a.column = column(ref, stmt);
-      if (!accept_op("=") && !accept_op(":=")) unreadable("expected '=' after a SET column, found " + show(peek()));
+      if (!accept_op("=") && !accept_op(":="))
+        unreadable("expected '=' after a SET column, found " + show(peek()));
       a.value = expr(stmt, true, stops);
       list.push_back(std::move(a));
     } while (accept_op(","));
@@ -394,6 +396,8 @@ class Reader {
       st.limit.text = t.text;
       if (t.type == Tk::param) st.limit.params.push_back(t.param);
       ++pos_;
+      if (is_op(",") || is_kw("OFFSET"))
+        unreadable("LIMIT of " + stmt + " takes a row count only, no offset");
     }
     if (is_kw("RETURNING")) refuse(stmt + " ... RETURNING");
   }

@@ -27,8 +27,12 @@ struct Read {
 };
 
 // Shorthands.
-TableRef T(std::string name, std::string alias = {}) { return TableRef{{}, std::move(name), false, false, std::move(alias)}; }
-Fragment F(std::string text, std::vector<std::size_t> params = {}) { return Fragment{std::move(text), std::move(params)}; }
+TableRef T(std::string name, std::string alias = {}) {
+  return TableRef{{}, std::move(name), false, false, std::move(alias)};
+}
+Fragment F(std::string text, std::vector<std::size_t> params = {}) {
+  return Fragment{std::move(text), std::move(params)};
+}
 Assignment A(std::string column, Fragment value) { return Assignment{std::move(column), std::move(value)}; }
 
 const std::vector<Read>& read_cases() {
@@ -86,7 +90,8 @@ const std::vector<Read>& read_cases() {
       {.sql = "UPDATE t SET a = ? WHERE id = ?",
        .kind = Kind::update, .table = T("t"), .param_count = 2,
        .assignments = {A("a", F("?", {0}))}, .where = F("id = ?", {1})},
-      {.sql = "update account_info set account_balance = account_balance - ? where account_no = ? and account_balance >= ?",
+      {.sql = "update account_info set account_balance = account_balance - ? "
+              "where account_no = ? and account_balance >= ?",
        .kind = Kind::update, .table = T("account_info"), .param_count = 3,
        .assignments = {A("account_balance", F("account_balance - ?", {0}))},
        .where = F("account_no = ? and account_balance >= ?", {1, 2})},
@@ -144,7 +149,8 @@ const std::vector<Read>& read_cases() {
        .assignments = {A("select", F("?", {0}))}, .where = F("`where` = ?", {1})},
       {.sql = "UPDATE t SET a = ? WHERE b = X'0F' AND c = _utf8mb4'x' AND d = @v AND e = N'?'",
        .kind = Kind::update, .table = T("t"), .param_count = 1,
-       .assignments = {A("a", F("?", {0}))}, .where = F("b = X'0F' AND c = _utf8mb4'x' AND d = @v AND e = N'?'")},
+       .assignments = {A("a", F("?", {0}))},
+       .where = F("b = X'0F' AND c = _utf8mb4'x' AND d = @v AND e = N'?'")},
       {.sql = "DELETE FROM t WHERE id IN (?, ?, ?)",
        .kind = Kind::delete_, .table = T("t"), .param_count = 3, .where = F("id IN (?, ?, ?)", {0, 1, 2})},
 
@@ -162,7 +168,8 @@ const std::vector<Read>& read_cases() {
 
       // ---- plain SELECT: passes through ----
       {.sql = "SELECT 1", .kind = Kind::select, .table = TableRef{}},
-      {.sql = "SELECT a FROM t JOIN u ON t.id = u.id WHERE t.x = ?", .kind = Kind::select, .table = TableRef{},
+      {.sql = "SELECT a FROM t JOIN u ON t.id = u.id WHERE t.x = ?", .kind = Kind::select,
+       .table = TableRef{},
        .param_count = 1},
       {.sql = "SELECT * FROM t WHERE id IN (SELECT id FROM u) LOCK IN SHARE MODE", .kind = Kind::select,
        .table = TableRef{}},
@@ -241,7 +248,7 @@ const std::vector<Refused>& refused_cases() {
       {"UPDATE t SET u.a = 1", "a column of another table (u.a)"},
       {"UPDATE t FORCE INDEX (i) SET a = 1", "an index hint"},
       {"UPDATE t PARTITION (p0) SET a = 1", "PARTITION selection"},
-      {"UPDATE t SET a = 1 LIMIT 1, 2", "cannot read"},
+      {"UPDATE t SET a = 1 LIMIT 1, 2", "no offset"},
       {"DELETE t1 FROM t1 JOIN t2 ON t1.id = t2.id", "a multi-table DELETE"},
       {"DELETE FROM t1, t2 USING t1 JOIN t2", "a multi-table DELETE"},
       {"DELETE FROM t1.* USING t1, t2 WHERE t1.id = t2.id", "a multi-table DELETE"},
@@ -315,6 +322,37 @@ TEST(MysqlRecognizer, HasEnoughStatements) {
   EXPECT_GE(recognized, 35u);
   EXPECT_GE(refused_cases().size(), 25u);
   EXPECT_GE(read_cases().size() + refused_cases().size(), 60u);
+}
+
+// Never throws, whatever it is given: every prefix of every statement above
+// is either read or refused (most are refused: cut mid-string, mid-clause).
+TEST(MysqlRecognizer, EveryPrefixIsReadOrRefusedWithoutThrowing) {
+  std::vector<std::string> all;
+  for (const Read& c : read_cases()) all.push_back(c.sql);
+  for (const Refused& c : refused_cases()) all.push_back(c.sql);
+  for (const std::string& sql : all)
+    for (std::size_t n = 0; n <= sql.size(); ++n) {
+      SCOPED_TRACE(sql.substr(0, n));
+      Recognized r;
+      ASSERT_NO_THROW(r = recognize_mysql(std::string_view(sql).substr(0, n)));
+      if (const auto* refusal = std::get_if<Refusal>(&r)) {
+        EXPECT_FALSE(refusal->what.empty());
+      }
+    }
+}
+
+// Parameters are numbered across the whole statement, whichever clause holds them.
+TEST(MysqlRecognizer, ParameterIndexesRunThroughTheWholeStatement) {
+  const Recognized r = recognize_mysql(
+      "UPDATE t SET a = ?, b = '?' WHERE c = ? /* ? */ AND `?` = ? ORDER BY FIELD(d, ?) LIMIT ?");
+  ASSERT_TRUE(std::holds_alternative<Statement>(r));
+  const Statement& s = std::get<Statement>(r);
+  EXPECT_EQ(s.param_count, 5u);
+  EXPECT_EQ(s.assignments[0].value.params, (std::vector<std::size_t>{0}));
+  EXPECT_TRUE(s.assignments[1].value.params.empty());
+  EXPECT_EQ(s.where, F("c = ? /* ? */ AND `?` = ?", {1, 2}));
+  EXPECT_EQ(s.order_by, F("FIELD(d, ?)", {3}));
+  EXPECT_EQ(s.limit, F("?", {4}));
 }
 
 // Through the dialect-neutral entry point too.
