@@ -167,14 +167,24 @@ std::vector<Token> tokenize(std::string_view s, bool backslash) {
   return out;
 }
 
-// Words that end a table reference or an expression, so never an alias.
+// MySQL's reserved words that a statement here may meet where a name could
+// stand (a name spelled so must be `quoted`), and the words that end a
+// table reference, so never an alias.
 bool is_reserved(std::string_view w) {
   static constexpr std::string_view words[] = {
-      "AS",        "CROSS",    "DELETE",  "EXCEPT", "FOR",       "FORCE",  "FROM",          "FULL",
-      "GROUP",     "HAVING",   "IGNORE",  "INNER",  "INSERT",    "INTERSECT", "INTO",        "JOIN",
-      "LEFT",      "LIMIT",    "LOCK",    "NATURAL", "ON",       "ORDER",  "OUTER",         "PARTITION",
-      "RETURNING", "RIGHT",    "SELECT",  "SET",    "STRAIGHT_JOIN", "TABLE", "UNION",        "UPDATE",
-      "USE",       "USING",    "VALUES",  "WHERE",  "WINDOW",    "WITH",   "DUAL"};
+      "ADD",     "ALL",       "ALTER",     "AND",        "AS",         "ASC",           "BETWEEN",
+      "BY",      "CALL",      "CASE",      "CHECK",      "COLUMN",     "CONSTRAINT",    "CREATE",
+      "CROSS",   "CURRENT_DATE", "CURRENT_TIME", "CURRENT_TIMESTAMP", "CURRENT_USER", "DATABASE",
+      "DEFAULT", "DELETE",    "DESC",      "DISTINCT",   "DIV",        "DROP",          "DUAL",
+      "ELSE",    "EXCEPT",    "EXISTS",    "FALSE",      "FOR",        "FORCE",         "FOREIGN",
+      "FROM",    "FULL",      "GROUP",     "HAVING",     "IF",         "IGNORE",        "IN",
+      "INDEX",   "INNER",     "INSERT",    "INTERSECT",  "INTERVAL",   "INTO",          "IS",
+      "JOIN",    "KEY",       "KEYS",      "LEFT",       "LIKE",       "LIMIT",         "LOCK",
+      "MOD",     "NATURAL",   "NOT",       "NULL",       "ON",         "OR",            "ORDER",
+      "OUTER",   "PARTITION", "PRIMARY",   "REFERENCES", "REGEXP",     "RENAME",        "REPLACE",
+      "RETURNING", "RIGHT",   "RLIKE",     "SELECT",     "SET",        "STRAIGHT_JOIN", "TABLE",
+      "THEN",    "TO",        "TRUE",      "UNION",      "UNIQUE",     "UPDATE",        "USE",
+      "USING",   "VALUES",    "WHEN",      "WHERE",      "WINDOW",     "WITH",          "XOR"};
   for (std::string_view r : words)
     if (iequal(w, r)) return true;
   return false;
@@ -325,17 +335,24 @@ class Reader {
   // ---- expressions --------------------------------------------------------
   std::string_view text(std::size_t b, std::size_t e) const { return sql_.substr(b, e - b); }
 
+  // What a ',' at an expression's top level is: its end (a SET or VALUES
+  // list), a part of it (an ORDER BY list, a select list, LIMIT m, n), or an
+  // error (a condition).
+  enum class Comma { ends, list, error };
+
   // Reads an expression up to, at parenthesis depth 0, the end, a ')' that
-  // closes an outer parenthesis, a ',' (if `comma_stops`) or one of the
-  // `stops` keywords. Returns its text and parameters.
-  Fragment expr(const std::string& where, bool comma_stops, std::initializer_list<std::string_view> stops) {
+  // closes an outer parenthesis, a ',' (Comma::ends) or one of the `stops`
+  // keywords. Returns its text and parameters.
+  Fragment expr(const std::string& where, Comma comma, std::initializer_list<std::string_view> stops) {
     const std::size_t start = pos_;
     Fragment f;
     int depth = 0;
     for (; !at_end(); ++pos_) {
       const Token& t = peek();
       if (depth == 0) {
-        if (t.type == Tk::op && (t.text == ")" || (comma_stops && t.text == ","))) break;
+        if (t.type == Tk::op && (t.text == ")" || (comma == Comma::ends && t.text == ","))) break;
+        if (t.type == Tk::op && t.text == "," && comma == Comma::error)
+          unreadable("a ',' in the condition of " + where);
         // A stop word first in the expression is a column of that name
         // (RETURNING is not reserved; the others would be refused below).
         bool stop = false;
@@ -344,7 +361,8 @@ class Reader {
         // Clause words no expression holds at its top level: what follows
         // them is not a part this reader knows, so nothing is guessed.
         for (std::string_view s : {"FOR", "LOCK", "INTO", "FROM", "WHERE", "GROUP", "HAVING", "WINDOW",
-                                   "ORDER", "LIMIT", "UNION", "SET", "RETURNING", "ON", "USING", "JOIN"})
+                                   "ORDER", "LIMIT", "UNION", "SET", "RETURNING", "ON", "USING", "JOIN",
+                                   "INSERT", "UPDATE", "DELETE", "REPLACE"})
           if (is_kw(s) && !(s == "RETURNING" && pos_ == start))
             unreadable("unexpected " + upper(s) + " in " + where);
       }
@@ -363,6 +381,9 @@ class Reader {
     }
     if (depth > 0) unreadable("unbalanced parentheses in " + where);
     if (pos_ == start) unreadable("an empty expression in " + where + ", at " + show(peek()));
+    const Token& last = t_[pos_ - 1];
+    if (comma != Comma::list && last.type == Tk::op && last.text != ")")
+      unreadable("an expression in " + where + " ends with '" + last.text + "'");
     f.text = std::string(text(t_[start].begin, t_[pos_ - 1].end));
     return f;
   }
@@ -376,7 +397,7 @@ class Reader {
       a.column = column(ref, stmt);
       if (!accept_op("=") && !accept_op(":="))
         unreadable("expected '=' after a SET column, found " + show(peek()));
-      a.value = expr(stmt, true, stops);
+      a.value = expr(stmt, Comma::ends, stops);
       list.push_back(std::move(a));
     } while (accept_op(","));
     return list;
@@ -384,10 +405,10 @@ class Reader {
 
   // [WHERE cond] [ORDER BY ...] [LIMIT n|?] of UPDATE and DELETE.
   void where_order_limit(Statement& st, const std::string& stmt) {
-    if (accept_kw("WHERE")) st.where = expr(stmt, false, {"ORDER", "LIMIT", "RETURNING"});
+    if (accept_kw("WHERE")) st.where = expr(stmt, Comma::error, {"ORDER", "LIMIT", "RETURNING"});
     if (accept_kw("ORDER")) {
       expect_kw("BY");
-      st.order_by = expr(stmt, false, {"LIMIT", "RETURNING"});
+      st.order_by = expr(stmt, Comma::list, {"LIMIT", "RETURNING"});
     }
     if (accept_kw("LIMIT")) {
       const Token& t = peek();
@@ -438,7 +459,7 @@ class Reader {
         expect_op("(");
         if (is_op(")")) refuse("a VALUES row without values (all defaults)");
         std::vector<Fragment> row;
-        do row.push_back(expr(stmt, true, {}));
+        do row.push_back(expr(stmt, Comma::ends, {}));
         while (accept_op(","));
         expect_op(")");
         const std::size_t want = st.columns.empty() ? (st.rows.empty() ? row.size() : st.rows[0].size())
@@ -524,19 +545,19 @@ class Reader {
     if (set_op) refuse("SELECT ... FOR UPDATE with UNION, EXCEPT or INTERSECT");
     st.kind = Kind::select_for_update;
     ++pos_;
-    expr(stmt, false, {"FROM", "FOR"});  // the select list
+    expr(stmt, Comma::list, {"FROM", "FOR"});  // the select list
     if (!accept_kw("FROM")) refuse("SELECT ... FOR UPDATE without a table");
     if (is_kw("DUAL")) refuse("SELECT ... FOR UPDATE without a table");
     st.table = table(stmt);
     if (accept_kw("WHERE"))
-      st.where = expr(stmt, false, {"GROUP", "HAVING", "WINDOW", "ORDER", "LIMIT", "FOR"});
+      st.where = expr(stmt, Comma::error, {"GROUP", "HAVING", "WINDOW", "ORDER", "LIMIT", "FOR"});
     for (std::string_view clause : {"GROUP", "HAVING", "WINDOW"})
       if (is_kw(clause)) refuse(std::string(clause) + (clause == "GROUP" ? " BY" : "") + " in " + stmt);
     if (accept_kw("ORDER")) {
       expect_kw("BY");
-      st.order_by = expr(stmt, false, {"LIMIT", "FOR"});
+      st.order_by = expr(stmt, Comma::list, {"LIMIT", "FOR"});
     }
-    if (accept_kw("LIMIT")) st.limit = expr(stmt, false, {"FOR"});
+    if (accept_kw("LIMIT")) st.limit = expr(stmt, Comma::list, {"FOR"});
     expect_kw("FOR");
     expect_kw("UPDATE");
     if (is_kw("OF")) refuse("FOR UPDATE OF");

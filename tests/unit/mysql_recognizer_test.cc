@@ -3,6 +3,8 @@
 // construct named). Pure: no database.
 #include <gtest/gtest.h>
 
+#include <cstdint>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -279,6 +281,11 @@ const std::vector<Refused>& refused_cases() {
       {"DELETE FROM t WHERE id = 1 LOCK IN SHARE MODE", "unexpected LOCK"},
       {"INSERT INTO t (a) VALUES (1) ON DUPLICATE KEY UPDATE a = 2 WHERE a = 1", "unexpected WHERE"},
       {"UPDATE t SET a = 1 ORDER BY", "an empty expression"},
+      {"DELETE FROM t WHERE a = 1, b = 2", "a ',' in the condition"},
+      {"UPDATE t SET a = ? WHERE id =", "ends with '='"},
+      {"DELETE FROM by", "expected a table name"},
+      {"UPDATE t SET key = 1", "expected a column name"},
+      {"INSERT INTO t (a) VALUES (1) ON DUPLICATE KEY UPDATE a = 1 DELETE FROM t", "unexpected DELETE"},
       {"INSERT INTO t (a) VALUES ROW(1)", "VALUES ROW"},
       {"DELETE HISTORY FROM t", "DELETE HISTORY"},
       {"UPDATE t FOR PORTION OF p FROM '2020-01-01' TO '2021-01-01' SET a = 1", "FOR PORTION OF"},
@@ -339,6 +346,31 @@ TEST(MysqlRecognizer, EveryPrefixIsReadOrRefusedWithoutThrowing) {
         EXPECT_FALSE(refusal->what.empty());
       }
     }
+}
+
+// Nor for statements made of random pieces (a fixed seed: the same every run).
+TEST(MysqlRecognizer, RandomPiecesAreReadOrRefusedWithoutThrowing) {
+  static const char* const pieces[] = {
+      "INSERT", "INTO", "UPDATE", "DELETE", "FROM", "SELECT", "SET", "WHERE", "VALUES", "ON", "DUPLICATE",
+      "KEY", "ORDER", "BY", "LIMIT", "FOR", "AS", "t", "db", "a", "`q`", "`x``y`", "'s'", "'\\'", "\"d\"",
+      "?", "1", "(", ")", ",", ".", "=", ":=", ";", "*", "+", "/* c */", "-- c\n", "#c\n", "/*!", "'", "`",
+      "\\", " ", "JOIN", "USING", "IGNORE", "RETURNING", "LOCK", "IN", "SHARE", "MODE", "@", "->>"};
+  std::uint32_t state = 12345;
+  auto next = [&] {
+    state = state * 1664525u + 1013904223u;
+    return state >> 8;
+  };
+  for (int i = 0; i < 5000; ++i) {
+    std::string sql;
+    const std::uint32_t n = next() % 16;
+    for (std::uint32_t k = 0; k < n; ++k) sql += std::string(pieces[next() % std::size(pieces)]) + " ";
+    SCOPED_TRACE(sql);
+    Recognized r;
+    ASSERT_NO_THROW(r = recognize_mysql(sql));
+    if (const auto* refusal = std::get_if<Refusal>(&r)) {
+      EXPECT_FALSE(refusal->what.empty());
+    }
+  }
 }
 
 // Parameters are numbered across the whole statement, whichever clause holds them.
