@@ -340,6 +340,21 @@ class Reader {
   // error (a condition).
   enum class Comma { ends, list, error };
 
+  // Whether a token can begin / end an operand; two operands in a row (with
+  // no word, which may be a keyword, between them) are no expression, except
+  // adjacent strings, which MySQL concatenates.
+  static bool begins_operand(const Token& t) {
+    return t.type == Tk::number || t.type == Tk::string || t.type == Tk::param || t.type == Tk::quoted ||
+           (t.type == Tk::op && t.text == "(");
+  }
+  static bool ends_operand(const Token& t) {
+    return t.type == Tk::number || t.type == Tk::string || t.type == Tk::param || t.type == Tk::quoted ||
+           (t.type == Tk::op && t.text == ")");
+  }
+  static bool name_part(const Token& t) {
+    return t.type == Tk::word || t.type == Tk::quoted || t.type == Tk::number;
+  }
+
   // Reads an expression up to, at parenthesis depth 0, the end, a ')' that
   // closes an outer parenthesis, a ',' (Comma::ends) or one of the `stops`
   // keywords. Returns its text and parameters.
@@ -367,6 +382,25 @@ class Reader {
             unreadable("unexpected " + upper(s) + " in " + where);
       }
       if (t.type == Tk::word && iequal(t.text, "SELECT")) refuse("a subquery in " + where);
+      if (!select_list_) {
+        if (pos_ == start && t.type == Tk::op && t.text != "(" && t.text != "-" && t.text != "+" &&
+            t.text != "~" && t.text != "!" && t.text != "@")
+          unreadable("an expression in " + where + " starts with '" + t.text + "'");
+        if (pos_ > start) {
+          const Token& prev = t_[pos_ - 1];
+          const bool strings = prev.type == Tk::string && t.type == Tk::string;
+          const bool call = prev.type == Tk::quoted && t.type == Tk::op && t.text == "(";
+          if (ends_operand(prev) && begins_operand(t) && !strings && !call)
+            unreadable(show(prev) + " followed by " + show(t) + " in " + where);
+        }
+        if (t.type == Tk::op && t.text == ".") {
+          const bool after_name = pos_ > start && name_part(t_[pos_ - 1]);
+          const bool joins = after_name && !at_end(1) &&
+                             (name_part(peek(1)) || (peek(1).type == Tk::op && peek(1).text == "*"));
+          const bool leading_decimal = !after_name && !at_end(1) && peek(1).type == Tk::number;  // .5
+          if (!joins && !leading_decimal) unreadable("a '.' that does not join two names in " + where);
+        }
+      }
       if (t.type == Tk::op && t.text == "(") {
         if (is_kw("TABLE", 1) || is_kw("WITH", 1) || (is_kw("VALUES", 1) && is_kw("ROW", 2)))
           refuse("a subquery in " + where);
@@ -545,7 +579,9 @@ class Reader {
     if (set_op) refuse("SELECT ... FOR UPDATE with UNION, EXCEPT or INTERSECT");
     st.kind = Kind::select_for_update;
     ++pos_;
-    expr(stmt, Comma::list, {"FROM", "FOR"});  // the select list
+    select_list_ = true;  // aliases follow values there: `SELECT 1 'one'`
+    expr(stmt, Comma::list, {"FROM", "FOR"});
+    select_list_ = false;
     if (!accept_kw("FROM")) refuse("SELECT ... FOR UPDATE without a table");
     if (is_kw("DUAL")) refuse("SELECT ... FOR UPDATE without a table");
     st.table = table(stmt);
@@ -569,6 +605,7 @@ class Reader {
   std::string_view sql_;
   std::vector<Token> t_;
   std::size_t pos_ = 0;
+  bool select_list_ = false;
 };
 
 }  // namespace

@@ -153,6 +153,12 @@ const std::vector<Read>& read_cases() {
        .kind = Kind::update, .table = T("t"), .param_count = 1,
        .assignments = {A("a", F("?", {0}))},
        .where = F("b = X'0F' AND c = _utf8mb4'x' AND d = @v AND e = N'?'")},
+      {.sql = "DELETE FROM t WHERE a IS NOT NULL AND b > .5 AND c = -1.25e3 AND d = 'x' 'y' AND e = b'01' "
+              "AND f < NOW() - INTERVAL ? DAY AND NOT (g <=> NULL) AND db.t.h = @@session.x AND `f`(1) = 2",
+       .kind = Kind::delete_, .table = T("t"), .param_count = 1,
+       .where = F("a IS NOT NULL AND b > .5 AND c = -1.25e3 AND d = 'x' 'y' AND e = b'01' "
+                  "AND f < NOW() - INTERVAL ? DAY AND NOT (g <=> NULL) AND db.t.h = @@session.x AND `f`(1) = 2",
+                  {0})},
       {.sql = "DELETE FROM t WHERE id IN (?, ?, ?)",
        .kind = Kind::delete_, .table = T("t"), .param_count = 3, .where = F("id IN (?, ?, ?)", {0, 1, 2})},
 
@@ -282,6 +288,10 @@ const std::vector<Refused>& refused_cases() {
       {"INSERT INTO t (a) VALUES (1) ON DUPLICATE KEY UPDATE a = 2 WHERE a = 1", "unexpected WHERE"},
       {"UPDATE t SET a = 1 ORDER BY", "an empty expression"},
       {"DELETE FROM t WHERE a = 1, b = 2", "a ',' in the condition"},
+      {"DELETE FROM t WHERE a = ? ?", "'?' followed by '?'"},
+      {"UPDATE t SET a = (1) (2)", "')' followed by '('"},
+      {"DELETE FROM t WHERE = 1", "starts with '='"},
+      {"DELETE FROM t WHERE a. = 1", "a '.' that does not join two names"},
       {"UPDATE t SET a = ? WHERE id =", "ends with '='"},
       {"DELETE FROM by", "expected a table name"},
       {"UPDATE t SET key = 1", "expected a column name"},
