@@ -24,11 +24,17 @@
 //               passed through untouched; LOCK IN SHARE MODE / FOR SHARE
 //               included (a shared lock changes nothing, and AT mode's global
 //               locks are taken for FOR UPDATE only, as in Seata).
+//      Names are words that are not MySQL reserved words, or `quoted`.
 //      Expressions (WHERE, SET and VALUES values, ORDER BY) are not parsed:
-//      they are kept as the statement's own text, with their parentheses
-//      balanced, and refused if they hold a subquery (SELECT, (TABLE ...),
-//      (WITH ...)) or a variable assignment (:=, which would run again in a
-//      before-image query).
+//      they are kept as the statement's own text (inner comments included),
+//      with their parentheses balanced, and refused if they hold a subquery
+//      (SELECT, (TABLE ...), (WITH ...)), a variable assignment (:=, which
+//      would run again in a before-image query), a clause or statement word
+//      at their top level (UPDATE ... WHERE a = 1 FOR UPDATE is not read as
+//      the condition "a = 1 FOR UPDATE"), or what no expression is (two
+//      operands in a row, a ',' in a condition, a stray '.', a leading or
+//      trailing binary operator). Other mistakes inside an expression are
+//      left to the server, which rejects the statement itself.
 //
 // Everything else is a Refusal naming the construct: INSERT ... SELECT,
 // REPLACE, multi-table UPDATE/DELETE (comma lists, JOIN, USING), subqueries
