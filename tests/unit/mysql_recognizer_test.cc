@@ -88,6 +88,11 @@ const std::vector<Read>& read_cases() {
        .kind = Kind::insert, .table = T("t"), .param_count = 1, .columns = {"a"},
        .rows = {{F("(1 + 2) * ?", {0})}}},
 
+      {.sql = "INSERT INTO t VALUES (1, 'a'), (2, 'b') ON DUPLICATE KEY UPDATE b = VALUES(b)",
+       .kind = Kind::insert, .table = T("t"),
+       .rows = {{F("1"), F("'a'")}, {F("2"), F("'b'")}}, .upsert = Upsert::on_duplicate_key_update,
+       .assignments = {A("b", F("VALUES(b)"))}},
+
       // ---- UPDATE ----
       {.sql = "UPDATE t SET a = ? WHERE id = ?",
        .kind = Kind::update, .table = T("t"), .param_count = 2,
@@ -128,6 +133,13 @@ const std::vector<Read>& read_cases() {
       {.sql = "UPDATE db.t SET db.t.a = 0",
        .kind = Kind::update, .table = TableRef{"db", "t", false, false, ""},
        .assignments = {A("a", F("0"))}},
+
+      {.sql = "UPDATE 账户 SET 余额 = 余额 - ? WHERE 编号 = ?",
+       .kind = Kind::update, .table = T("账户"), .param_count = 2,
+       .assignments = {A("余额", F("余额 - ?", {0}))}, .where = F("编号 = ?", {1})},
+      {.sql = "UPDATE /*+ NO_RANGE_OPTIMIZATION(t) */ t SET a = 1 WHERE b = 2 # done",
+       .kind = Kind::update, .table = T("t"),
+       .assignments = {A("a", F("1"))}, .where = F("b = 2")},
 
       // ---- DELETE ----
       {.sql = "DELETE FROM t WHERE id = ?",
@@ -171,6 +183,9 @@ const std::vector<Read>& read_cases() {
       {.sql = "SELECT id FROM t WHERE a > ? ORDER BY a LIMIT ?, 10 FOR UPDATE",
        .kind = Kind::select_for_update, .table = T("t"), .param_count = 2,
        .where = F("a > ?", {0}), .order_by = F("a"), .limit = F("?, 10", {1})},
+      {.sql = "SELECT id, balance FROM `bank1`.`account_info` WHERE id IN (?, ?) ORDER BY id FOR UPDATE",
+       .kind = Kind::select_for_update, .table = TableRef{"bank1", "account_info", true, true, ""},
+       .param_count = 2, .where = F("id IN (?, ?)", {0, 1}), .order_by = F("id")},
       {.sql = "SELECT COUNT(*), EXTRACT(YEAR FROM d) FROM t FOR UPDATE",
        .kind = Kind::select_for_update, .table = T("t")},
 
@@ -395,6 +410,13 @@ TEST(MysqlRecognizer, ParameterIndexesRunThroughTheWholeStatement) {
   EXPECT_EQ(s.where, F("c = ? /* ? */ AND `?` = ?", {1, 2}));
   EXPECT_EQ(s.order_by, F("FIELD(d, ?)", {3}));
   EXPECT_EQ(s.limit, F("?", {4}));
+}
+
+TEST(MysqlRecognizer, ARefusalSaysWhatAndThatXaRunsIt) {
+  const Recognized r = recognize_mysql("REPLACE INTO t VALUES (1)");
+  ASSERT_TRUE(std::holds_alternative<Refusal>(r));
+  EXPECT_EQ(std::get<Refusal>(r).to_message(),
+            "REPLACE is not supported in AT mode; set mode = \"xa\" on this resource to run it");
 }
 
 // Through the dialect-neutral entry point too.
