@@ -20,6 +20,7 @@
 //        UPDATE [LOW_PRIORITY] t [[AS] alias] SET c = e, ... [WHERE] [ORDER BY] [LIMIT n|?]
 //        DELETE [LOW_PRIORITY] [QUICK] FROM t [[AS] alias] [WHERE] [ORDER BY] [LIMIT n|?]
 //        SELECT ... FROM t [[AS] alias] [WHERE] [ORDER BY] [LIMIT] FOR UPDATE
+//               (a table may carry index hints, read and skipped)
 //        SELECT ... (no FOR UPDATE at its top level, no INTO): a plain select,
 //               passed through untouched; LOCK IN SHARE MODE / FOR SHARE
 //               included (a shared lock changes nothing, and AT mode's global
@@ -39,7 +40,7 @@
 // Everything else is a Refusal naming the construct: INSERT ... SELECT,
 // REPLACE, multi-table UPDATE/DELETE (comma lists, JOIN, USING), subqueries
 // in DML, IGNORE (its skipped rows would be undone), PARTITION selection,
-// index hints, RETURNING (MariaDB), row aliases (VALUES ... AS new), FOR
+// RETURNING (MariaDB), row aliases (VALUES ... AS new), FOR
 // UPDATE NOWAIT / SKIP LOCKED / OF, SELECT ... INTO, TRUNCATE, DDL, LOAD,
 // CALL, transaction control, several statements in one string, empty input
 // and anything not read to its end. Whether a SET changes a primary key
@@ -311,13 +312,38 @@ class Reader {
     else if (at_ident())
       ref.alias = ident("an alias").text;
     if (is_kw("PARTITION")) refuse("PARTITION selection in " + stmt);
-    if ((is_kw("USE") || is_kw("IGNORE") || is_kw("FORCE")) && (is_kw("INDEX", 1) || is_kw("KEY", 1)))
-      refuse("an index hint in " + stmt);
+    index_hints();
     if (is_op(",")) refuse("a multi-table " + stmt + " (a comma list)");
     for (std::string_view j : {"JOIN", "INNER", "LEFT", "RIGHT", "CROSS", "STRAIGHT_JOIN", "NATURAL", "FULL"})
       if (is_kw(j)) refuse("a multi-table " + stmt + " (JOIN)");
     if (is_kw("USING")) refuse("a multi-table " + stmt + " (USING)");
     return ref;
+  }
+
+  // Index hints (USE|IGNORE|FORCE INDEX|KEY [FOR JOIN|ORDER BY|GROUP BY]
+  // (names), ...) are read and skipped: they choose how rows are found, not
+  // which rows match, so the statement runs with them and the before-image
+  // query needs none.
+  void index_hints() {
+    auto at_hint = [&](std::size_t k) {
+      return (is_kw("USE", k) || is_kw("IGNORE", k) || is_kw("FORCE", k)) &&
+             (is_kw("INDEX", k + 1) || is_kw("KEY", k + 1));
+    };
+    while (at_hint(0)) {
+      pos_ += 2;
+      if (accept_kw("FOR") && !accept_kw("JOIN")) {
+        if (!accept_kw("ORDER") && !accept_kw("GROUP")) unreadable("an index hint FOR " + show(peek()));
+        expect_kw("BY");
+      }
+      expect_op("(");
+      if (!is_op(")")) {
+        do {
+          if (!accept_kw("PRIMARY")) ident("an index name");
+        } while (accept_op(","));
+      }
+      expect_op(")");
+      if (is_op(",") && at_hint(1)) ++pos_;  // hints may be separated by ','
+    }
   }
 
   // A column, possibly qualified (t.col, db.t.col); only `col` is kept. A

@@ -186,6 +186,11 @@ const std::vector<Read>& read_cases() {
       {.sql = "SELECT id, balance FROM `bank1`.`account_info` WHERE id IN (?, ?) ORDER BY id FOR UPDATE",
        .kind = Kind::select_for_update, .table = TableRef{"bank1", "account_info", true, true, ""},
        .param_count = 2, .where = F("id IN (?, ?)", {0, 1}), .order_by = F("id")},
+      {.sql = "SELECT * FROM t AS x FORCE INDEX (PRIMARY), IGNORE KEY FOR ORDER BY (`k1`, k2) USE INDEX () "
+              "WHERE x.id = ? FOR UPDATE",
+       .kind = Kind::select_for_update, .table = T("t", "x"), .param_count = 1, .where = F("x.id = ?", {0})},
+      {.sql = "UPDATE t USE INDEX FOR JOIN (i) SET a = ?",
+       .kind = Kind::update, .table = T("t"), .param_count = 1, .assignments = {A("a", F("?", {0}))}},
       {.sql = "SELECT COUNT(*), EXTRACT(YEAR FROM d) FROM t FOR UPDATE",
        .kind = Kind::select_for_update, .table = T("t")},
 
@@ -269,7 +274,8 @@ const std::vector<Refused>& refused_cases() {
       {"UPDATE t SET a = @x := @x + 1", "a variable assignment (:=)"},
       {"UPDATE IGNORE t SET a = 1", "UPDATE IGNORE"},
       {"UPDATE t SET u.a = 1", "a column of another table (u.a)"},
-      {"UPDATE t FORCE INDEX (i) SET a = 1", "an index hint"},
+      {"UPDATE t FORCE INDEX (i SET a = 1", "cannot read"},
+      {"UPDATE t USE INDEX FOR UPDATE (i) SET a = 1", "an index hint FOR"},
       {"UPDATE t PARTITION (p0) SET a = 1", "PARTITION selection"},
       {"UPDATE t SET a = 1 LIMIT 1, 2", "no offset"},
       {"DELETE t1 FROM t1 JOIN t2 ON t1.id = t2.id", "a multi-table DELETE"},
