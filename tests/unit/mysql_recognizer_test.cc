@@ -166,10 +166,12 @@ const std::vector<Read>& read_cases() {
        .assignments = {A("a", F("?", {0}))},
        .where = F("b = X'0F' AND c = _utf8mb4'x' AND d = @v AND e = N'?'")},
       {.sql = "DELETE FROM t WHERE a IS NOT NULL AND b > .5 AND c = -1.25e3 AND d = 'x' 'y' AND e = b'01' "
-              "AND f < NOW() - INTERVAL ? DAY AND NOT (g <=> NULL) AND db.t.h = @@session.x AND `f`(1) = 2",
+              "AND f < NOW() - INTERVAL ? DAY AND NOT (g <=> NULL) AND db.t.h = @@session.x "
+              "AND `f`(1) = 2",
        .kind = Kind::delete_, .table = T("t"), .param_count = 1,
        .where = F("a IS NOT NULL AND b > .5 AND c = -1.25e3 AND d = 'x' 'y' AND e = b'01' "
-                  "AND f < NOW() - INTERVAL ? DAY AND NOT (g <=> NULL) AND db.t.h = @@session.x AND `f`(1) = 2",
+                  "AND f < NOW() - INTERVAL ? DAY AND NOT (g <=> NULL) AND db.t.h = @@session.x "
+                  "AND `f`(1) = 2",
                   {0})},
       {.sql = "DELETE FROM t WHERE id IN (?, ?, ?)",
        .kind = Kind::delete_, .table = T("t"), .param_count = 3, .where = F("id IN (?, ?, ?)", {0, 1, 2})},
