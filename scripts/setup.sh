@@ -29,6 +29,7 @@ PACKAGES=(
   build-essential cmake pkg-config ccache
   libmysqlcppconn-dev libpqxx-dev libboost-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev
+  libpg-query-dev
   mariadb-server mariadb-client postgresql-15 postgresql-client-15
   gnuplot-nox
 )
