@@ -287,7 +287,7 @@ class Reader {
   bool is_punct(std::size_t i, char c) const;
   std::size_t tok_at(long location) const;          // the token starting there
   std::size_t tok_from(long location) const;        // the first token at or after
-  std::size_t find_word(std::string_view w, std::size_t from, std::size_t to) const;  // at level 0
+  std::size_t find_word(std::string_view w, std::size_t from, std::size_t to, int level = 0) const;
   std::size_t expr_end(std::size_t first, long floor) const;
   std::size_t expect(std::size_t i, char c, const char* where) const;
   Fragment read_expr(std::size_t& i, const json& tree);
@@ -295,7 +295,7 @@ class Reader {
   // Pieces.
   void read_table(const json& range_var, TableRef& table) const;
   void read_assignments(const json& target_list, std::vector<Assignment>& out, const char* stmt);
-  Fragment read_where(const json& where_clause, std::size_t from, const char* stmt);
+  Fragment read_where(const json& where_clause, std::size_t from, const char* stmt, int level = 0);
   void check_common(const json& stmt, const char* name) const;
 
   Statement read_insert(const json& s);
@@ -303,6 +303,7 @@ class Reader {
   Statement read_delete(const json& s);
   Statement read_select(const json& s);
   [[noreturn]] void refuse_other(const std::string& type) const;
+  bool placeholder_as_operator(std::size_t error_offset) const;
 
   std::string_view orig_;
   std::string num_;                       // `?` renumbered to $n
@@ -359,9 +360,9 @@ std::size_t Reader::tok_from(long location) const {
   return static_cast<std::size_t>(it - toks_.begin());
 }
 
-std::size_t Reader::find_word(std::string_view w, std::size_t from, std::size_t to) const {
+std::size_t Reader::find_word(std::string_view w, std::size_t from, std::size_t to, int level) const {
   for (std::size_t i = from; i < std::min(to, toks_.size()); ++i) {
-    if (level_[i] == 0 && is_word(i, w)) return i;
+    if (level_[i] == level && is_word(i, w)) return i;
   }
   return toks_.size();
 }
@@ -417,7 +418,10 @@ void Reader::read_table(const json& rv, TableRef& table) const {
     i = expect(i, '.', "after a schema name");
   }
   part("relname", table.name, table.name_quoted);
-  if (rv.contains("alias")) table.alias = rv["alias"].value("aliasname", std::string());
+  if (rv.contains("alias")) {
+    if (has(rv["alias"], "colnames")) refuse("a table alias that renames columns (AS a(x, y))");
+    table.alias = rv["alias"].value("aliasname", std::string());
+  }
 }
 
 void Reader::read_assignments(const json& list, std::vector<Assignment>& out, const char* stmt) {
@@ -467,9 +471,9 @@ void Reader::read_assignments(const json& list, std::vector<Assignment>& out, co
   }
 }
 
-Fragment Reader::read_where(const json& where, std::size_t from, const char* stmt) {
+Fragment Reader::read_where(const json& where, std::size_t from, const char* stmt, int level) {
   if (where.contains("CurrentOfExpr")) refuse(std::string("WHERE CURRENT OF (a cursor's row) in ") + stmt);
-  std::size_t i = find_word("WHERE", from, tok_from(min_location(where)));
+  std::size_t i = find_word("WHERE", from, tok_from(min_location(where)), level);
   if (i == toks_.size()) throw std::runtime_error("no WHERE keyword");
   ++i;
   return read_expr(i, where);
@@ -500,11 +504,12 @@ Statement Reader::read_insert(const json& s) {
     refuse("INSERT ... VALUES with ORDER BY, LIMIT, OFFSET, WITH or a locking clause");
   }
   const json& rows = sel["valuesLists"];
-  // The VALUES keyword: the last one at level 0 before the first value.
+  // The VALUES keyword: the last one before the first value (a column may be
+  // called values; a parenthesized (VALUES ...) is one level down).
   const std::size_t first_value = tok_from(min_location(rows));
   std::size_t v = toks_.size();
   for (std::size_t k = 0; k < first_value && k < toks_.size(); ++k) {
-    if (level_[k] == 0 && is_word(k, "VALUES")) v = k;
+    if (is_word(k, "VALUES")) v = k;
   }
   if (v == toks_.size()) throw std::runtime_error("no VALUES keyword");
   std::size_t i = v + 1;
@@ -591,10 +596,15 @@ Statement Reader::read_select(const json& s) {
   const json from = s.value("fromClause", json::array());
   if (from.empty()) refuse("SELECT ... FOR UPDATE without a table");
   if (from.size() > 1 || from[0].contains("JoinExpr")) refuse("SELECT ... FOR UPDATE over a join or several tables");
-  if (!from[0].contains("RangeVar")) refuse("SELECT ... FOR UPDATE over a subquery or a function in FROM");
+  if (!from[0].contains("RangeVar")) {
+    refuse("SELECT ... FOR UPDATE over something other than one table (a subquery, a function, TABLESAMPLE)");
+  }
   st.kind = Kind::select_for_update;
-  read_table(from[0]["RangeVar"], st.table);
-  if (has(s, "whereClause")) st.where = read_where(s["whereClause"], 0, kName);
+  const json& rv = from[0]["RangeVar"];
+  read_table(rv, st.table);
+  // A parenthesized SELECT sits one level down: its WHERE is at its table's level.
+  const int level = level_[tok_at(rv.value("location", -1L))];
+  if (has(s, "whereClause")) st.where = read_where(s["whereClause"], 0, kName, level);
   return st;
 }
 
@@ -611,6 +621,22 @@ std::string leading_words(std::string_view sql, bool ddl) {
     if (!w.empty()) out += " " + w;
   }
   return out;
+}
+
+// True if the parser stopped right after a placeholder that stands between two
+// operands, as jsonb's `doc ? 'key'` would (the ? became $n).
+bool Reader::placeholder_as_operator(std::size_t error_offset) const {
+  const std::size_t i = tok_from(static_cast<long>(error_offset));
+  if (i < 2 || i > toks_.size() || toks_[i - 1].type != Tok::param) return false;
+  const std::size_t p = i - 2;
+  static constexpr std::string_view kNotOperands[] = {"AND", "OR", "NOT", "WHERE", "SET", "SELECT", "THEN", "ELSE",
+                                                      "WHEN", "IS", "LIKE", "IN", "BY", "VALUES", "RETURNING"};
+  if (toks_[p].type == Tok::word) {
+    return std::none_of(std::begin(kNotOperands), std::end(kNotOperands),
+                        [&](std::string_view w) { return is_word(p, w); });
+  }
+  return toks_[p].type == Tok::quoted || toks_[p].type == Tok::string || toks_[p].type == Tok::number ||
+         is_punct(p, ')') || is_punct(p, ']');
 }
 
 void Reader::refuse_other(const std::string& type) const {
@@ -661,6 +687,15 @@ Statement Reader::run() {
   }
   if (qpos_.size() != numbered.placeholders) throw std::runtime_error("placeholder map");
 
+  toks_ = tokenize(num_);
+  level_.resize(toks_.size());
+  int depth = 0;
+  for (std::size_t i = 0; i < toks_.size(); ++i) {
+    if (is_punct(i, ')') || is_punct(i, ']')) --depth;
+    level_[i] = depth;
+    if (is_punct(i, '(') || is_punct(i, '[')) ++depth;
+  }
+
   PgQueryParseResult result = pg_query_parse(num_.c_str());
   struct Free {
     PgQueryParseResult& r;
@@ -670,6 +705,9 @@ Statement Reader::run() {
     std::string what = std::string("SQL that PostgreSQL's parser rejects (") + result.error->message;
     if (result.error->cursorpos > 0) {
       what += ", at character " + std::to_string(to_orig(static_cast<std::size_t>(result.error->cursorpos - 1)) + 1);
+    }
+    if (result.error->cursorpos > 0 && placeholder_as_operator(static_cast<std::size_t>(result.error->cursorpos - 1))) {
+      what += "; every ? is a parameter, so jsonb's ? operator is spelled jsonb_exists()";
     }
     refuse(what + ")");
   }
@@ -687,15 +725,6 @@ Statement Reader::run() {
       refuse("a $n parameter (dtx statements use ? placeholders)");
     }
   });
-
-  toks_ = tokenize(num_);
-  level_.resize(toks_.size());
-  int depth = 0;
-  for (std::size_t i = 0; i < toks_.size(); ++i) {
-    if (is_punct(i, ')') || is_punct(i, ']')) --depth;
-    level_[i] = depth;
-    if (is_punct(i, '(') || is_punct(i, '[')) ++depth;
-  }
 
   Statement st;
   if (type == "InsertStmt") {
