@@ -314,15 +314,12 @@ class Reader {
 };
 
 std::size_t Reader::to_orig(std::size_t n) const {
-  std::size_t shift = 0;
-  for (std::size_t k = 0; k < npos_.size(); ++k) {
-    if (npos_[k] + nlen_[k] <= n) {
-      shift += nlen_[k] - 1;
-    } else if (npos_[k] < n) {
-      return qpos_[k];
-    }
-  }
-  return n - shift;
+  // k: the placeholders that start before n (all but perhaps the last end before it).
+  const std::size_t k = static_cast<std::size_t>(std::lower_bound(npos_.begin(), npos_.end(), n) - npos_.begin());
+  if (k == 0) return n;
+  if (npos_[k - 1] + nlen_[k - 1] > n) return qpos_[k - 1];  // inside $n: its ?
+  // Each $n before n is nlen - 1 bytes longer than its ?.
+  return n - (npos_[k - 1] + nlen_[k - 1] - (qpos_[k - 1] + 1));
 }
 
 Fragment Reader::fragment(std::size_t first_tok, std::size_t last_tok) const {
@@ -330,8 +327,8 @@ Fragment Reader::fragment(std::size_t first_tok, std::size_t last_tok) const {
   const std::size_t e = to_orig(toks_[last_tok].end);
   Fragment f;
   f.text = std::string(orig_.substr(b, e - b));
-  for (std::size_t k = 0; k < qpos_.size(); ++k) {
-    if (qpos_[k] >= b && qpos_[k] < e) f.params.push_back(k);
+  for (auto k = std::lower_bound(qpos_.begin(), qpos_.end(), b); k != qpos_.end() && *k < e; ++k) {
+    f.params.push_back(static_cast<std::size_t>(k - qpos_.begin()));
   }
   return f;
 }
@@ -712,7 +709,8 @@ Statement Reader::run() {
     refuse(what + ")");
   }
   const json tree = json::parse(result.parse_tree);
-  const json stmts = tree.value("stmts", json::array());
+  static const json kNone = json::array();
+  const json& stmts = tree.contains("stmts") ? tree["stmts"] : kNone;
   if (stmts.empty()) refuse("an empty statement");
   if (stmts.size() > 1) refuse("several statements in one string");
   const json& stmt = stmts[0].at("stmt");
@@ -721,7 +719,7 @@ Statement Reader::run() {
   const json& body = stmt.begin().value();
 
   for_each_param(body, [&](long loc) {
-    if (std::find(npos_.begin(), npos_.end(), static_cast<std::size_t>(loc)) == npos_.end()) {
+    if (loc < 0 || !std::binary_search(npos_.begin(), npos_.end(), static_cast<std::size_t>(loc))) {
       refuse("a $n parameter (dtx statements use ? placeholders)");
     }
   });

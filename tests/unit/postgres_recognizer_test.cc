@@ -346,3 +346,29 @@ TEST(PostgresRecognizer, RefusalMessageSaysXaRunsIt) {
 }
 
 }  // namespace
+
+namespace {
+
+// A bulk INSERT: every value keeps its own ? (the offset map stays exact far
+// past $9, $99, $999), and reading it stays linear.
+TEST(PostgresRecognizer, BulkInsertKeepsEveryParameter) {
+  std::string sql = "INSERT INTO t (a, b, c) VALUES ";
+  const std::size_t rows = 3000;
+  for (std::size_t r = 0; r < rows; ++r) sql += r == 0 ? "(?, ? + 1, 'x?')" : ",(?, ? + 1, 'x?')";
+  const dtx::sql::Recognized got = dtx::sql::recognize_postgres(sql);
+  ASSERT_TRUE(std::holds_alternative<dtx::sql::Statement>(got)) << std::get<dtx::sql::Refusal>(got).what;
+  const auto& s = std::get<dtx::sql::Statement>(got);
+  EXPECT_EQ(s.param_count, 2 * rows);
+  ASSERT_EQ(s.rows.size(), rows);
+  for (std::size_t r = 0; r < rows; ++r) {
+    ASSERT_EQ(s.rows[r].size(), 3u);
+    EXPECT_EQ(s.rows[r][0].text, "?");
+    EXPECT_EQ(s.rows[r][0].params, std::vector<std::size_t>{2 * r});
+    EXPECT_EQ(s.rows[r][1].text, "? + 1");
+    EXPECT_EQ(s.rows[r][1].params, std::vector<std::size_t>{2 * r + 1});
+    EXPECT_EQ(s.rows[r][2].text, "'x?'");
+    EXPECT_TRUE(s.rows[r][2].params.empty());
+  }
+}
+
+}  // namespace
