@@ -584,6 +584,9 @@ Statement Reader::read_select(const json& s) {
     st.kind = Kind::select;
     return st;
   }
+  // Any locking clause (FOR UPDATE, FOR NO KEY UPDATE, FOR SHARE, FOR KEY
+  // SHARE, with NOWAIT or SKIP LOCKED) asks for rows no one else changes, so
+  // each is global-lock aware like FOR UPDATE.
   constexpr const char* kName = "SELECT ... FOR UPDATE";
   if (s.value("op", std::string("SETOP_NONE")) != "SETOP_NONE") refuse("SELECT ... FOR UPDATE with UNION, INTERSECT or EXCEPT");
   check_common(s, kName);
@@ -647,12 +650,12 @@ void Reader::refuse_other(const std::string& type) const {
       {"ExecuteStmt", "EXECUTE (a prepared statement)"},
       {"PrepareStmt", "PREPARE"},
       {"CreateTableAsStmt", "CREATE TABLE AS"},
-      {"VariableSetStmt", "SET (a session setting)"},
       {"ExplainStmt", "EXPLAIN of a statement other than a plain SELECT"},
   };
   for (const auto& [node, name] : kNames) {
     if (type == node) refuse(name);
   }
+  if (type == "VariableSetStmt") refuse(leading_words(orig_, false) + " (a session setting)");
   if (type == "TransactionStmt") refuse("transaction control (" + leading_words(orig_, false) + ")");
   static constexpr std::string_view kDdl[] = {"Create", "Alter", "Drop", "Rename", "Grant", "Comment", "Index",
                                               "View",   "Define", "Reindex", "Cluster", "Vacuum", "Refresh",
@@ -718,11 +721,21 @@ Statement Reader::run() {
   const std::string type = stmt.begin().key();
   const json& body = stmt.begin().value();
 
+  // Every parameter the parser saw is one of our ?s, and every ? is a
+  // parameter (`a?` would have become the identifier a$1).
+  std::vector<bool> seen(npos_.size(), false);
   for_each_param(body, [&](long loc) {
-    if (loc < 0 || !std::binary_search(npos_.begin(), npos_.end(), static_cast<std::size_t>(loc))) {
+    const auto k = std::lower_bound(npos_.begin(), npos_.end(), static_cast<std::size_t>(std::max(loc, 0L)));
+    if (loc < 0 || k == npos_.end() || *k != static_cast<std::size_t>(loc)) {
       refuse("a $n parameter (dtx statements use ? placeholders)");
     }
+    seen[static_cast<std::size_t>(k - npos_.begin())] = true;
   });
+  if (const auto k = std::find(seen.begin(), seen.end(), false); k != seen.end()) {
+    refuse("a ? that is not a parameter where it stands (at character " +
+           std::to_string(qpos_[static_cast<std::size_t>(k - seen.begin())] + 1) +
+           "; a ? right after a word joins it, so put a space before it)");
+  }
 
   Statement st;
   if (type == "InsertStmt") {

@@ -299,6 +299,7 @@ const Refuses kRefused[] = {
     {"INSERT INTO t (id) VALUES (1) ON CONFLICT DO UPDATE SET id = 2", "ON CONFLICT DO UPDATE without a conflict target"},
     {"INSERT INTO t (a, b) VALUES (1)", "do not match its column list"},
     {"UPDATE t SET a = $1 WHERE b = ?", "a $n parameter"},
+    {"UPDATE t SET a = ? WHERE b = c?", "a ? that is not a parameter where it stands (at character 31"},
     {"BEGIN", "transaction control (BEGIN)"},
     {"UPDATE t SET a = 1 WHERE doc ? 'k' AND id = ?", "jsonb_exists()"},
     {"WITH x AS (SELECT * FROM t FOR UPDATE) SELECT * FROM x", "FOR UPDATE / FOR SHARE inside a subquery"},
@@ -311,6 +312,7 @@ const Refuses kRefused[] = {
     {"SAVEPOINT s", "transaction control (SAVEPOINT)"},
     {"LOCK TABLE t IN ACCESS EXCLUSIVE MODE", "LOCK TABLE"},
     {"SET search_path = other", "SET (a session setting)"},
+    {"RESET search_path", "RESET (a session setting)"},
     {"EXPLAIN ANALYZE DELETE FROM t", "EXPLAIN"},
     {"VACUUM t", "VACUUM"},
 };
