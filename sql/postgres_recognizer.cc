@@ -492,7 +492,8 @@ Statement Reader::read_insert(const json& s) {
     st.columns.push_back(rt.value("name", std::string()));
   }
   if (!has(s, "selectStmt")) refuse("INSERT ... DEFAULT VALUES");
-  const json& sel = s["selectStmt"].contains("SelectStmt") ? s["selectStmt"]["SelectStmt"] : json::object();
+  static const json kNoSelect = json::object();
+  const json& sel = s["selectStmt"].contains("SelectStmt") ? s["selectStmt"]["SelectStmt"] : kNoSelect;
   if (!has(sel, "valuesLists") || sel.value("op", std::string("SETOP_NONE")) != "SETOP_NONE") {
     refuse("INSERT ... SELECT");
   }
