@@ -629,6 +629,9 @@ std::string leading_words(std::string_view sql, bool ddl) {
 bool Reader::placeholder_as_operator(std::size_t error_offset) const {
   const std::size_t i = tok_from(static_cast<long>(error_offset));
   if (i < 2 || i > toks_.size() || toks_[i - 1].type != Tok::param) return false;
+  // jsonpath's @? : the ? glued to an @ or # before it.
+  const std::size_t q = to_orig(toks_[i - 1].begin);
+  if (q > 0 && (orig_[q - 1] == '@' || orig_[q - 1] == '#')) return true;
   const std::size_t p = i - 2;
   static constexpr std::string_view kNotOperands[] = {"AND", "OR", "NOT", "WHERE", "SET", "SELECT", "THEN", "ELSE",
                                                       "WHEN", "IS", "LIKE", "IN", "BY", "VALUES", "RETURNING"};
@@ -708,7 +711,8 @@ Statement Reader::run() {
       what += ", at character " + std::to_string(to_orig(static_cast<std::size_t>(result.error->cursorpos - 1)) + 1);
     }
     if (result.error->cursorpos > 0 && placeholder_as_operator(static_cast<std::size_t>(result.error->cursorpos - 1))) {
-      what += "; every ? is a parameter, so jsonb's ? operator is spelled jsonb_exists()";
+      what += "; every ? is a parameter, so jsonb's ? operators are spelled as functions: jsonb_exists(), "
+              "jsonb_exists_any(), jsonb_exists_all(), jsonb_path_exists()";
     }
     refuse(what + ")");
   }

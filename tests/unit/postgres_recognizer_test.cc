@@ -302,6 +302,7 @@ const Refuses kRefused[] = {
     {"UPDATE t SET a = ? WHERE b = c?", "a ? that is not a parameter where it stands (at character 31"},
     {"BEGIN", "transaction control (BEGIN)"},
     {"UPDATE t SET a = 1 WHERE doc ? 'k' AND id = ?", "jsonb_exists()"},
+    {"DELETE FROM t WHERE doc @? '$.x'", "jsonb_exists()"},
     {"WITH x AS (SELECT * FROM t FOR UPDATE) SELECT * FROM x", "FOR UPDATE / FOR SHARE inside a subquery"},
     {"SELECT * FROM t AS x(a, b) WHERE a = 1 FOR UPDATE", "a table alias that renames columns"},
     {"SELECT * FROM t TABLESAMPLE SYSTEM (10) FOR UPDATE", "over something other than one table"},
