@@ -406,8 +406,10 @@ void Reader::read_table(const json& rv, TableRef& table) const {
       throw std::runtime_error("expected a table name");
     }
     quoted = toks_[i].type == Tok::quoted;
-    // A quoted name is the parser's (escapes undone); an unquoted one as written.
-    name = quoted ? rv.value(key, std::string()) : std::string(text(toks_[i]));
+    // A quoted name is the parser's (escapes undone); an unquoted one as
+    // written, cut where the parser cut it (past 63 bytes; folding keeps lengths).
+    const std::string parsed = rv.value(key, std::string());
+    name = quoted ? parsed : std::string(text(toks_[i]).substr(0, parsed.size()));
     ++i;
   };
   if (has(rv, "schemaname")) {

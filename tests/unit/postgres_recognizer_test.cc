@@ -154,6 +154,8 @@ const Recognizes kRecognized[] = {
      insert(T("t"), 12, {},
             {{F("?", {0}), F("?", {1}), F("?", {2}), F("?", {3}), F("?", {4}), F("?", {5}), F("?", {6}), F("?", {7}),
               F("?", {8}), F("?", {9}), F("?", {10}), F("?", {11})}})},
+    {"INSERT INTO Abcdefghij_abcdefghij_abcdefghij_abcdefghij_abcdefghij_abcdefghij_XYZ VALUES (1)",
+     insert(T("Abcdefghij_abcdefghij_abcdefghij_abcdefghij_abcdefghij_abcdefgh"), 0, {}, {{F("1")}})},
     // UPDATE
     {"UPDATE t SET a = ? WHERE id = ?", update(T("t"), 2, {{"a", F("?", {0})}}, F("id = ?", {1}))},
     {"UPDATE t SET a = 1", update(T("t"), 0, {{"a", F("1")}})},
