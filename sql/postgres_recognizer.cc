@@ -115,7 +115,8 @@ std::vector<Token> tokenize(std::string_view s) {
     } else if (c == '"') {
       t = {i, quoted_end(s, i), Tok::quoted};
     } else if ((c == 'U' || c == 'u') && i + 2 < n && s[i + 1] == '&' && (s[i + 2] == '\'' || s[i + 2] == '"')) {
-      t = s[i + 2] == '"' ? Token{i, quoted_end(s, i + 2), Tok::quoted} : Token{i, string_end(s, i + 2, false), Tok::string};
+      t = s[i + 2] == '"' ? Token{i, quoted_end(s, i + 2), Tok::quoted}
+                          : Token{i, string_end(s, i + 2, false), Tok::string};
     } else if (std::string_view("EeBbXxNn").find(c) != std::string_view::npos && i + 1 < n && s[i + 1] == '\'') {
       t = {i, string_end(s, i + 1, c == 'E' || c == 'e'), Tok::string};
     } else if (ident_start(c)) {
@@ -164,6 +165,19 @@ std::vector<Token> tokenize(std::string_view s) {
     i = t.end;
   }
   return out;
+}
+
+// UTF-8: the byte offset of character `chars`, and the characters in `s`.
+std::size_t utf8_byte_of(std::string_view s, std::size_t chars) {
+  std::size_t i = 0;
+  for (; i < s.size(); ++i) {
+    if ((static_cast<unsigned char>(s[i]) & 0xC0) != 0x80 && chars-- == 0) break;
+  }
+  return i;
+}
+std::size_t utf8_chars(std::string_view s) {
+  return static_cast<std::size_t>(
+      std::count_if(s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
 }
 
 bool iequals(std::string_view a, std::string_view b) {
@@ -515,7 +529,8 @@ Statement Reader::read_insert(const json& s) {
   std::size_t i = v + 1;
   for (std::size_t r = 0; r < rows.size(); ++r) {
     const json& items = rows[r].at("List").at("items");
-    if (!st.columns.empty() ? items.size() != st.columns.size() : items.size() != rows[0].at("List").at("items").size()) {
+    const std::size_t width = st.columns.empty() ? rows[0].at("List").at("items").size() : st.columns.size();
+    if (items.size() != width) {
       refuse("an INSERT whose VALUES rows do not match its column list");
     }
     i = expect(i, '(', "before a VALUES row");
@@ -591,7 +606,9 @@ Statement Reader::read_select(const json& s) {
   // SHARE, with NOWAIT or SKIP LOCKED) asks for rows no one else changes, so
   // each is global-lock aware like FOR UPDATE.
   constexpr const char* kName = "SELECT ... FOR UPDATE";
-  if (s.value("op", std::string("SETOP_NONE")) != "SETOP_NONE") refuse("SELECT ... FOR UPDATE with UNION, INTERSECT or EXCEPT");
+  if (s.value("op", std::string("SETOP_NONE")) != "SETOP_NONE") {
+    refuse("SELECT ... FOR UPDATE with UNION, INTERSECT or EXCEPT");
+  }
   check_common(s, kName);
   if (has(s, "groupClause") || has(s, "havingClause") || has(s, "distinctClause") || has(s, "windowClause")) {
     refuse("SELECT ... FOR UPDATE with GROUP BY, HAVING, DISTINCT or WINDOW");
@@ -709,10 +726,11 @@ Statement Reader::run() {
   } free_result{result};
   if (result.error != nullptr) {
     std::string what = std::string("SQL that PostgreSQL's parser rejects (") + result.error->message;
-    if (result.error->cursorpos > 0) {
-      what += ", at character " + std::to_string(to_orig(static_cast<std::size_t>(result.error->cursorpos - 1)) + 1);
-    }
-    if (result.error->cursorpos > 0 && placeholder_as_operator(static_cast<std::size_t>(result.error->cursorpos - 1))) {
+    // cursorpos counts characters (UTF-8), 1-based, in the renumbered text.
+    const int cursor = result.error->cursorpos;
+    const std::size_t at = cursor > 0 ? utf8_byte_of(num_, static_cast<std::size_t>(cursor - 1)) : 0;
+    if (cursor > 0) what += ", at character " + std::to_string(utf8_chars(orig_.substr(0, to_orig(at))) + 1);
+    if (cursor > 0 && placeholder_as_operator(at)) {
       what += "; every ? is a parameter, so jsonb's ? operators are spelled as functions: jsonb_exists(), "
               "jsonb_exists_any(), jsonb_exists_all(), jsonb_path_exists()";
     }
@@ -740,7 +758,7 @@ Statement Reader::run() {
   });
   if (const auto k = std::find(seen.begin(), seen.end(), false); k != seen.end()) {
     refuse("a ? that is not a parameter where it stands (at character " +
-           std::to_string(qpos_[static_cast<std::size_t>(k - seen.begin())] + 1) +
+           std::to_string(utf8_chars(orig_.substr(0, qpos_[static_cast<std::size_t>(k - seen.begin())])) + 1) +
            "; a ? right after a word joins it, so put a space before it)");
   }
 
