@@ -76,16 +76,21 @@ struct Statement {
   std::size_t param_count = 0;      // `?` placeholders in the whole statement
 
   // INSERT
+  // Column names (columns, conflict_target, Assignment::column) are unquoted;
+  // PostgreSQL's are as the database names them (an unquoted name folded to
+  // lower case, a quoted one kept), since they carry no quoted flag.
   std::vector<std::string> columns;           // as listed; empty = every column in table order
   std::vector<std::vector<Fragment>> rows;    // VALUES rows, one Fragment per value
   Upsert upsert = Upsert::none;
   std::vector<std::string> conflict_target;   // PostgreSQL ON CONFLICT (cols); empty if not given
+  std::string conflict_constraint;            // PostgreSQL ON CONFLICT ON CONSTRAINT name; empty if not given
   bool returning = false;                     // PostgreSQL: the statement has its own RETURNING
 
   // UPDATE (and DO UPDATE / ON DUPLICATE KEY UPDATE): the SET list
   std::vector<Assignment> assignments;
 
-  // UPDATE / DELETE / SELECT ... FOR UPDATE
+  // UPDATE / DELETE / SELECT ... FOR UPDATE (and PostgreSQL's ON CONFLICT
+  // DO UPDATE ... WHERE, the condition of the upsert's update)
   Fragment where;                   // the condition without the WHERE keyword
   Fragment order_by;                // MySQL UPDATE/DELETE: without the ORDER BY keywords
   Fragment limit;                   // MySQL UPDATE/DELETE: without the LIMIT keyword
