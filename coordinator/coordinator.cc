@@ -412,17 +412,17 @@ void GlobalTransaction::commit_branch(Branch& b) {
     FinishVerdict verdict;
     std::optional<Error> said;
     try {
-      if (b.session && !b.session->broken() && b.session->state() == BranchState::prepared) {
-        FinishResult answer = b.session->commit();
-        said = answer.error;
-        verdict = judge_finish(*b.session, b.xid, request, answer);
-      } else {
+      // On the preparing session while it holds the branch, else by xid on a fresh one.
+      const bool own = b.session && !b.session->broken() && b.session->state() == BranchState::prepared;
+      SessionLease fresh;
+      if (!own) {
         b.session.discard();
-        SessionLease fresh = b.rm->acquire();
-        FinishResult answer = fresh->commit_prepared(b.xid);
-        said = answer.error;
-        verdict = judge_finish(*fresh, b.xid, request, answer);
+        fresh = b.rm->acquire();
       }
+      Session& session = own ? *b.session : *fresh;
+      FinishResult answer = own ? session.commit() : session.commit_prepared(b.xid);
+      said = answer.error;
+      verdict = judge_finish(session, b.xid, request, answer);
     } catch (const Error& e) {
       said = e;
       verdict.detail = e.what();
