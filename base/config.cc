@@ -14,6 +14,8 @@ const char* to_string(ResourceType type) noexcept {
   return type == ResourceType::mysql ? "mysql" : "postgres";
 }
 
+const char* to_string(BranchMode mode) noexcept { return mode == BranchMode::xa ? "xa" : "at"; }
+
 bool is_valid_coordinator_id(std::string_view id) noexcept {
   if (id.empty() || id.size() > 16) return false;
   for (char c : id)
@@ -207,8 +209,18 @@ ResourceConfig read_resource(TableReader& parent, const std::string& name, const
   }
   if (auto v = t.integer("pool_size", 1, 4096)) r.pool_size = static_cast<int>(*v);
   if (auto v = t.integer("connect_timeout_s", 1, 3600)) r.connect_timeout_s = static_cast<int>(*v);
+  if (auto mode = t.string("mode")) {
+    if (*mode == "xa")
+      r.mode = BranchMode::xa;
+    else if (*mode == "at")
+      r.mode = BranchMode::at;
+    else
+      t.fail(t.get("mode"), "mode", "unknown mode '" + *mode + "' (expected \"xa\" or \"at\")");
+  }
+  if (auto v = t.integer("lock_wait_timeout_ms", 0, 3'600'000))
+    r.lock_wait_timeout = std::chrono::milliseconds(*v);
   t.reject_unknown({"type", "host", "port", "user", "password", "password_env", "database",
-                    "pool_size", "connect_timeout_s"});
+                    "pool_size", "connect_timeout_s", "mode", "lock_wait_timeout_ms"});
   return r;
 }
 

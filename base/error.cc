@@ -15,6 +15,8 @@ const char* to_string(Errc code) noexcept {
     case Errc::timeout: return "timeout";
     case Errc::log: return "log";
     case Errc::in_doubt: return "in_doubt";
+    case Errc::damaged: return "damaged";
+    case Errc::lock_conflict: return "lock_conflict";
   }
   return "unknown";
 }

@@ -13,7 +13,8 @@
 //   user = "root"
 //   password = ""
 //   database = "bank1"
-//   # optional: pool_size, connect_timeout_s, password_env
+//   # optional: pool_size, connect_timeout_s, password_env,
+//   # mode = "xa" (default) or "at", lock_wait_timeout_ms (AT mode)
 //
 // Unknown keys, wrong types and bad values are errors naming file, line and key.
 #pragma once
@@ -30,6 +31,16 @@ enum class ResourceType { mysql, postgres };
 
 const char* to_string(ResourceType type) noexcept;
 
+// How a resource's branches run (docs/at-mode.md):
+//   xa  XA two-phase commit: the database prepares the branch and holds its
+//       row locks until the global outcome;
+//   at  AT mode: the branch commits locally in phase 1 with an undo record
+//       and global row locks in the same database; phase 2 forgets the
+//       record or undoes the changes from it.
+enum class BranchMode { xa, at };
+
+const char* to_string(BranchMode mode) noexcept;
+
 struct ResourceConfig {
   std::string name;  // the key under [resources]
   ResourceType type = ResourceType::mysql;
@@ -40,6 +51,11 @@ struct ResourceConfig {
   std::string database;
   int pool_size = 8;          // connections kept idle per resource
   int connect_timeout_s = 5;  // per connection attempt
+  BranchMode mode = BranchMode::xa;
+  // AT mode: how long a statement waits for a row held by another global
+  // transaction's lock before failing with Errc::lock_conflict (also bounded
+  // by the transaction's own deadline).
+  std::chrono::milliseconds lock_wait_timeout{10'000};
 };
 
 struct CoordinatorConfig {

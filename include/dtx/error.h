@@ -24,6 +24,8 @@ enum class Errc {
   timeout,             // the global transaction exceeded its timeout
   log,                 // the decision log could not be written or read
   in_doubt,            // the commit decision is durable but some branch is not yet committed
+  damaged,             // a record dtx keeps in a database (an AT undo record) cannot be read
+  lock_conflict,       // AT mode: a row is held by another global transaction's lock past the wait
 };
 
 const char* to_string(Errc code) noexcept;

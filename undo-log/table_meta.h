@@ -1,0 +1,97 @@
+// Table metadata for AT mode, and how each column's value travels through an
+// undo record exactly.
+//
+// An AT branch needs, for every table it changes: the columns in table order,
+// the primary key (composite keys included), and for each column three SQL
+// expressions in the table's dialect, chosen by the column's type so that no
+// value ever passes through a lossy conversion:
+//
+//   image   a select-list expression giving the column's value as text that
+//           identifies it exactly (e.g. MariaDB HEX(`c`) for strings and
+//           blobs, PostgreSQL "c"::text with shortest-exact float output);
+//   value   an expression turning one `?` parameter carrying such an image
+//           back into a value of the column's type (CONVERT(UNHEX(?) USING
+//           utf8mb4), CAST(? AS DECIMAL(65,30)), ?::numeric(10,2), ...);
+//   equals  a null-safe comparison of the column with one `?` image, made
+//           inside the database (MariaDB `<=>`, PostgreSQL IS NOT DISTINCT
+//           FROM), true exactly when the stored value is the imaged one.
+//
+// Columns the database computes (generated columns) are imaged for display
+// but never written back nor compared: they follow from the others.
+//
+// Metadata is read from information_schema (MariaDB) or pg_catalog
+// (PostgreSQL) and cached per resource (TableMetaCache); a statement that
+// fails on a table whose shape changed refreshes the entry.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <mutex>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "drivers/resource_manager.h"
+#include "sql/recognizer.h"
+
+namespace dtx::undo {
+
+struct Column {
+  std::string name;         // as the database names it (case kept)
+  std::string type;         // as the database shows it: MariaDB COLUMN_TYPE, PostgreSQL format_type()
+  bool generated = false;   // computed by the database: not written back, not compared
+  bool identity_always = false;  // PostgreSQL GENERATED ALWAYS AS IDENTITY: INSERT needs OVERRIDING SYSTEM VALUE
+  bool auto_increment = false;   // MariaDB AUTO_INCREMENT / PostgreSQL serial or identity
+  std::string image;        // select-list expression: the exact text image (see the top)
+  std::string value;        // expression of one `?`: the image back as the column's value
+  std::string equals;       // null-safe in-database comparison of the column with one `?` image
+};
+
+struct TableMeta {
+  sql::Dialect dialect = sql::Dialect::mysql;
+  std::string schema;       // database (MariaDB) or schema (PostgreSQL), as the database names it
+  std::string name;         // as the database names it
+  std::string qualified;    // quoted and qualified, ready for SQL: `db`.`t` / "public"."t"
+  std::vector<Column> columns;           // table order
+  std::vector<std::size_t> primary_key;  // indexes into columns, in key order
+
+  // "schema.name", for messages and lock keys.
+  std::string display_name() const { return schema + "." + name; }
+  // The column's index, or nullopt.
+  std::optional<std::size_t> find(std::string_view column) const;
+};
+
+// The identifier quoted for the dialect (`a``b` / "a""b").
+std::string quote_identifier(std::string_view name, sql::Dialect dialect);
+
+// Reads the metadata of `table` (as the recognizer saw it written: quoting
+// decides case folding; no schema = the session's current database / first
+// schema of the search_path that has the table) through `session`, inside
+// whatever transaction the session is in. Throws dtx::Error:
+//   Errc::sql    the table does not exist (naming it);
+//   Errc::usage  it has no primary key, or a column of a type AT mode cannot
+//                image exactly (naming the column and type, and saying that
+//                `mode = "xa"` handles the table).
+TableMeta load_table_meta(Session& session, sql::Dialect dialect, const sql::TableRef& table);
+
+// Per-resource cache of TableMeta, keyed by the table as written plus the
+// session's current schema. Thread-safe.
+class TableMetaCache {
+ public:
+  explicit TableMetaCache(sql::Dialect dialect) : dialect_(dialect) {}
+  // The cached entry, or load_table_meta() through `session`.
+  std::shared_ptr<const TableMeta> get(Session& session, const sql::TableRef& table);
+  // Forget one table (after a statement failed on it), or everything.
+  void invalidate(const sql::TableRef& table);
+  void clear();
+
+ private:
+  static std::string key(const sql::TableRef& table);
+  sql::Dialect dialect_;
+  std::mutex mu_;
+  std::map<std::string, std::shared_ptr<const TableMeta>, std::less<>> entries_;
+};
+
+}  // namespace dtx::undo
