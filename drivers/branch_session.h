@@ -86,7 +86,7 @@ class BranchSession : public Session, public Cancellable {
   // the branch back and throw Errc::timeout naming `step`.
   void refuse_if_past_deadline(const char* step);
   // The state transitions; the state itself changes only here.
-  void started(const Xid& xid) noexcept;  // none -> active
+  void started(const Xid& xid, bool local = false) noexcept;  // none -> active
   void mark_prepared() noexcept;          // active -> prepared
   void finish() noexcept;                 // -> none, no xid, no deadline
 
@@ -97,6 +97,7 @@ class BranchSession : public Session, public Cancellable {
   std::optional<Xid> xid_;  // set while a branch is active or prepared
   std::optional<std::chrono::steady_clock::time_point> deadline_;  // of the branch, if set
   bool failed_ = false;     // a statement of the active branch failed
+  bool local_ = false;      // the active branch is a local transaction (begin_local)
   bool broken_ = false;
 
  private:

@@ -232,6 +232,7 @@ class MysqlSession final : public BranchSession {
 
   Result execute(std::string_view sql, std::span<const Param> params) override;
   void begin(const Xid& xid) override;
+  void begin_local(const Xid& xid) override;
   void prepare() override;
   FinishResult commit() override;
   void commit_one_phase() override;
@@ -377,9 +378,18 @@ void MysqlSession::begin(const Xid& xid) {
   started(xid);
 }
 
+void MysqlSession::begin_local(const Xid& xid) {
+  library();
+  require(BranchState::none, "begin a local transaction");
+  if (auto f = attempt("START TRANSACTION"))
+    throw error(classify(f->code), &*f, "START TRANSACTION failed", {}, &xid);
+  started(xid, /*local=*/true);
+}
+
 void MysqlSession::prepare() {
   library();
   require(BranchState::active, "prepare");
+  if (local_) throw error(Errc::usage, nullptr, "a local transaction cannot be prepared");
   refuse_if_failed("prepared");
   const std::string x = literal();
   std::optional<ServerError> f = attempt("XA END " + x + "; XA PREPARE " + x);
@@ -402,7 +412,8 @@ void MysqlSession::commit_one_phase() {
   require(BranchState::active, "commit in one phase");
   refuse_if_failed("committed");
   const std::string x = literal();
-  std::optional<ServerError> f = attempt("XA END " + x + "; XA COMMIT " + x + " ONE PHASE");
+  std::optional<ServerError> f =
+      attempt(local_ ? std::string("COMMIT") : "XA END " + x + "; XA COMMIT " + x + " ONE PHASE");
   if (!f) {
     finish();
     return;
@@ -411,7 +422,8 @@ void MysqlSession::commit_one_phase() {
     throw error(Errc::unavailable, &*f,
                 "connection lost during the one-phase commit; its outcome is unknown");
   abandon_and_throw(error(classify(f->code), &*f,
-                          "XA COMMIT ONE PHASE failed; the branch was rolled back"));
+                          std::string(local_ ? "COMMIT" : "XA COMMIT ONE PHASE") +
+                              " failed; the branch was rolled back"));
 }
 
 void MysqlSession::rollback() {
@@ -517,6 +529,11 @@ std::optional<ServerError> MysqlSession::attempt(const std::string& sql) noexcep
 }
 
 void MysqlSession::abandon() noexcept {
+  if (local_) {
+    if (!broken_ && attempt("ROLLBACK")) broken_ = true;  // unknown state: close it
+    finish();
+    return;
+  }
   if (!broken_) attempt("XA END " + literal());  // fails when already ended or rolled back: fine
   if (!broken_) {
     std::optional<ServerError> f = attempt("XA ROLLBACK " + literal());

@@ -200,6 +200,7 @@ class PostgresSession final : public BranchSession {
 
   Result execute(std::string_view sql, std::span<const Param> params) override;
   void begin(const Xid& xid) override;
+  void begin_local(const Xid& xid) override;
   void prepare() override;
   FinishResult commit() override;
   void commit_one_phase() override;
@@ -319,6 +320,11 @@ void PostgresSession::begin(const Xid& xid) {
   started(xid);
 }
 
+void PostgresSession::begin_local(const Xid& xid) {
+  begin(xid);
+  local_ = true;  // the same block; only prepare() differs
+}
+
 Error PostgresSession::end_block_error(const ServerError& f, const std::string& statement,
                                        bool cancelled) const {
   if (cancelled && f.sqlstate == kQueryCanceled)
@@ -336,6 +342,7 @@ Error PostgresSession::end_block_error(const ServerError& f, const std::string& 
 
 void PostgresSession::prepare() {
   require(BranchState::active, "prepare");
+  if (local_) throw error(Errc::usage, nullptr, "a local transaction cannot be prepared");
   refuse_if_failed("prepared");
   if (max_prepared_transactions_ == 0)
     abandon_and_throw(error(Errc::misconfigured, nullptr,

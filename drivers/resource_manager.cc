@@ -135,10 +135,11 @@ void BranchSession::refuse_if_past_deadline(const char* step) {
                                         "before ") + step + "; the branch was rolled back"));
 }
 
-void BranchSession::started(const Xid& xid) noexcept {
+void BranchSession::started(const Xid& xid, bool local) noexcept {
   xid_ = xid;
   state_ = BranchState::active;
   failed_ = false;
+  local_ = local;
 }
 
 void BranchSession::mark_prepared() noexcept { state_ = BranchState::prepared; }
@@ -241,6 +242,10 @@ void ResourceManager::give_back(std::unique_ptr<Session> session) noexcept {
 }
 
 std::unique_ptr<ResourceManager> make_resource_manager(const ResourceConfig& config) {
+  return std::make_unique<ResourceManager>(config, make_driver_connector(config));
+}
+
+ResourceManager::Connector make_driver_connector(const ResourceConfig& config) {
   ResourceManager::Connector connect;
   switch (config.type) {
     case ResourceType::mysql:
@@ -250,7 +255,7 @@ std::unique_ptr<ResourceManager> make_resource_manager(const ResourceConfig& con
       connect = [config] { return connect_postgres(config); };
       break;
   }
-  return std::make_unique<ResourceManager>(config, std::move(connect));
+  return connect;
 }
 
 }  // namespace dtx

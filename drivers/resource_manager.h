@@ -85,6 +85,14 @@ class Session {
   // Branch lifecycle on this session. State: none -begin-> active
   // -prepare-> prepared -commit-> none. rollback() from any state.
   virtual void begin(const Xid& xid) = 0;
+  // A plain local transaction (START TRANSACTION / BEGIN) run like a branch:
+  // state active with `xid` (for messages and the deadline), ended by
+  // commit_one_phase() (COMMIT) or rollback() (ROLLBACK); prepare() is
+  // refused. AT mode's branches run on these (undo-log/at_session.h).
+  virtual void begin_local(const Xid& xid) {
+    throw Error({.code = Errc::usage, .gtrid = xid.gtrid},
+                "this resource's driver cannot run local transactions (AT mode)");
+  }
   // Votes: returns normally only if the branch is durably prepared. A branch
   // the database rolled back (e.g. PostgreSQL's silent ROLLBACK on a failed
   // block) throws Errc::rolled_back and leaves state none.
@@ -170,5 +178,8 @@ class ResourceManager {
 // The driver for config.type: MySQL/MariaDB via Connector/C++, PostgreSQL via
 // libpqxx. Does not connect yet.
 std::unique_ptr<ResourceManager> make_resource_manager(const ResourceConfig& config);
+// What make_resource_manager's pool calls to open one session of the driver
+// (AT mode wraps these sessions).
+ResourceManager::Connector make_driver_connector(const ResourceConfig& config);
 
 }  // namespace dtx

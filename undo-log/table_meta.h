@@ -56,6 +56,9 @@ struct TableMeta {
   std::string qualified;    // quoted and qualified, ready for SQL: `db`.`t` / "public"."t"
   std::vector<Column> columns;           // table order
   std::vector<std::size_t> primary_key;  // indexes into columns, in key order
+  // The other UNIQUE keys (indexes into columns, key order): an upsert can
+  // meet an existing row through any of them.
+  std::vector<std::vector<std::size_t>> unique_keys;
 
   // "schema.name", for messages and lock keys.
   std::string display_name() const { return schema + "." + name; }

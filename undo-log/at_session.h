@@ -1,0 +1,42 @@
+// AT mode's resource manager: branches that commit locally in phase 1 with an
+// undo record and global row locks, and are forgotten or undone in phase 2.
+// The mechanism is described at the top of at_session.cc; the user's view in
+// docs/at-mode.md.
+//
+// An AT resource is a ResourceManager like any other: the coordinator,
+// recovery and the operator commands drive its sessions through the Session
+// interface, and an AT branch maps onto it as
+//
+//   begin               START TRANSACTION / BEGIN (a local transaction)
+//   execute             recognized (sql/recognizer.h); row images taken, global
+//                       locks taken, the change made — all in the local transaction
+//   prepare  (phase 1)  the undo record inserted, then COMMIT
+//   commit   (phase 2)  the undo record and the locks deleted
+//   rollback (phase 2)  after phase 1: the rows compared with the after images
+//                       and restored from the before images, the record and
+//                       the locks deleted; before it: ROLLBACK
+//   recover             the undo records present (with the driver's XA branches)
+#pragma once
+
+#include <memory>
+#include <span>
+
+#include "drivers/resource_manager.h"
+
+namespace dtx::undo {
+
+// The resource manager of an AT-mode resource, whose sessions wrap the
+// driver's (`driver`, or make_driver_connector(config) when empty).
+std::unique_ptr<ResourceManager> make_at_resource_manager(const ResourceConfig& config,
+                                                          ResourceManager::Connector driver = {});
+
+// Phase 2 commit of several AT branches of `session`'s resource at once: their
+// undo records and global locks deleted in one local transaction. `session`
+// must come from an AT resource manager and hold no branch. Throws dtx::Error
+// on failure (nothing is then deleted).
+void forget_branches(Session& session, std::span<const Xid> branches);
+
+// Whether `session` is an AT session.
+bool is_at_session(const Session& session) noexcept;
+
+}  // namespace dtx::undo
