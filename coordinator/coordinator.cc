@@ -66,6 +66,7 @@
 #include "coordinator/failpoint.h"
 #include "base/logging.h"
 #include "recovery/finish_branch.h"
+#include "undo-log/at_session.h"
 
 namespace dtx {
 namespace detail {
@@ -125,7 +126,7 @@ CoordinatorCore::CoordinatorCore(Config config, ResourceFactory factory,
                 "invalid coordinator id '" + config_.coordinator.id + "'");
   if (config_.resources.empty())
     throw Error({.code = Errc::config}, "no resource configured");
-  if (!factory) factory = make_resource_manager;
+  if (!factory) factory = undo::make_configured_resource_manager;
   for (const auto& [name, rc] : config_.resources) resources_.emplace(name, factory(rc));
   log_ = DecisionLog::open(config_.coordinator.log_dir, config_.coordinator.id, ids_.incarnation(),
                            log_options);
@@ -135,6 +136,14 @@ CoordinatorCore::CoordinatorCore(Config config, ResourceFactory factory,
 }
 
 CoordinatorCore::~CoordinatorCore() {
+  if (forget_thread_.joinable()) {
+    {
+      std::lock_guard lock(forget_mu_);
+      forget_stopping_ = true;  // the loop empties the queue first
+    }
+    forget_cv_.notify_all();
+    forget_thread_.join();
+  }
   if (recovery_thread_.joinable()) {
     {
       std::lock_guard lock(recovery_mu_);
@@ -171,6 +180,58 @@ RecoveryReport CoordinatorCore::recover_now() {
     orphans_.erase(gtrid);
   }
   return report;
+}
+
+void CoordinatorCore::forget_later(const std::string& gtrid, std::vector<AtBranch> branches, bool end) {
+  {
+    std::lock_guard lock(forget_mu_);
+    forget_queue_.push_back({gtrid, std::move(branches), end});
+    if (!forget_thread_.joinable()) forget_thread_ = std::thread([this] { forget_loop(); });
+  }
+  forget_cv_.notify_all();
+}
+
+void CoordinatorCore::drain_forgets() {
+  std::unique_lock lock(forget_mu_);
+  forget_cv_.wait(lock, [this] { return forget_queue_.empty() && forgets_in_flight_ == 0; });
+}
+
+void CoordinatorCore::forget_loop() {
+  std::unique_lock lock(forget_mu_);
+  for (;;) {
+    forget_cv_.wait(lock, [this] { return forget_stopping_ || !forget_queue_.empty(); });
+    if (forget_queue_.empty()) return;  // stopping, nothing left
+    std::vector<Forget> batch;
+    batch.swap(forget_queue_);
+    forgets_in_flight_ = batch.size();
+    lock.unlock();
+    // One local transaction per resource for the whole batch (group forget).
+    std::map<ResourceManager*, std::vector<Xid>> by_resource;
+    for (const auto& f : batch)
+      for (const auto& b : f.branches) by_resource[b.rm].push_back(b.xid);
+    std::set<ResourceManager*> failed;
+    for (auto& [rm, xids] : by_resource) {
+      try {
+        SessionLease s = rm->acquire();
+        undo::forget_branches(*s, xids);
+      } catch (const std::exception& e) {
+        logger().warn("forgetting {} committed AT branches on {} failed, left for recovery: {}", xids.size(),
+                      rm->name(), e.what());
+        failed.insert(rm);
+      }
+    }
+    for (const auto& f : batch) {
+      const bool all = std::none_of(f.branches.begin(), f.branches.end(),
+                                    [&](const AtBranch& b) { return failed.count(b.rm) > 0; });
+      if (!all)
+        hand_to_recovery(f.gtrid, LoggedDecision::commit);
+      else if (f.end)
+        log_->log_end(f.gtrid);
+    }
+    lock.lock();
+    forgets_in_flight_ = 0;
+    forget_cv_.notify_all();
+  }
 }
 
 void CoordinatorCore::recovery_loop() {
@@ -366,7 +427,17 @@ void GlobalTransaction::commit_two_phase() {
 
   failpoint(Failpoint::after_decision);
 
-  // Phase 2.
+  // Phase 2. AT branches are finished already as far as the caller is
+  // concerned (their changes are committed locally); their undo records and
+  // locks are deleted off the caller's path, and END waits for that.
+  std::vector<CoordinatorCore::AtBranch> at_branches;
+  if (!failpoint_armed(Failpoint::after_first_commit))
+    for (auto& b : branches_)
+      if (b.session && undo::is_at_session(*b.session)) {
+        undo::release_prepared(*b.session);
+        at_branches.push_back({b.rm, b.xid});
+        b.committed = true;
+      }
   if (failpoint_armed(Failpoint::after_first_commit)) {
     commit_branch(branches_.front());
     failpoint(Failpoint::after_first_commit);
@@ -382,11 +453,15 @@ void GlobalTransaction::commit_two_phase() {
       if (!first) first = &*acks[i];
     }
   if (!first) {
-    core_->log().log_end(gtrid_);
+    if (at_branches.empty())
+      core_->log().log_end(gtrid_);
+    else
+      core_->forget_later(gtrid_, std::move(at_branches), /*end=*/true);
     branches_.clear();
     state_ = TransactionState::committed;
     return;
   }
+  if (!at_branches.empty()) core_->forget_later(gtrid_, std::move(at_branches), /*end=*/false);
   state_ = TransactionState::in_doubt;
   core_->hand_to_recovery(gtrid_, LoggedDecision::commit);
   Error::Details d = first->details();

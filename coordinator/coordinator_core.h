@@ -75,8 +75,22 @@ class CoordinatorCore : public std::enable_shared_from_this<CoordinatorCore> {
   // One recovery pass now, including this process's handed-over transactions.
   RecoveryReport recover_now();
 
+  // Phase 2 commit of a committed transaction's AT branches, off the
+  // caller's path: a background thread deletes their undo records and locks,
+  // batching whatever has queued up per resource in one local transaction,
+  // and then, if `end` is set, appends END(gtrid). A branch it cannot forget
+  // is handed to recovery (decision COMMIT), which forgets it later.
+  struct AtBranch {
+    ResourceManager* rm;
+    Xid xid;
+  };
+  void forget_later(const std::string& gtrid, std::vector<AtBranch> branches, bool end);
+  // Waits until everything queued by forget_later() has been handled (tests, shutdown).
+  void drain_forgets();
+
  private:
   void recovery_loop();
+  void forget_loop();
 
   Config config_;
   Phase2Options phase2_;
@@ -91,6 +105,18 @@ class CoordinatorCore : public std::enable_shared_from_this<CoordinatorCore> {
   std::condition_variable recovery_cv_;
   bool stopping_ = false;
   std::map<std::string, LoggedDecision, std::less<>> orphans_;
+
+  struct Forget {
+    std::string gtrid;
+    std::vector<AtBranch> branches;
+    bool end;
+  };
+  std::mutex forget_mu_;
+  std::condition_variable forget_cv_;
+  std::vector<Forget> forget_queue_;
+  std::size_t forgets_in_flight_ = 0;
+  bool forget_stopping_ = false;
+  std::thread forget_thread_;  // started on first use
   std::thread recovery_thread_;  // last: started once everything above exists
 };
 

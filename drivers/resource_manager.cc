@@ -164,6 +164,8 @@ const char* to_string(FinishOutcome outcome) noexcept {
     case FinishOutcome::owned_by_live_session: return "owned_by_live_session";
     case FinishOutcome::unavailable: return "unavailable";
     case FinishOutcome::failed: return "failed";
+    case FinishOutcome::conflicting_changes: return "conflicting_changes";
+    case FinishOutcome::damaged: return "damaged";
   }
   return "unknown";
 }

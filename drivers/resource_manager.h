@@ -43,6 +43,7 @@ struct PreparedXid {
   std::string raw;         // as the database shows it (gid, or formatID,gtrid,bqual in hex)
   std::optional<std::chrono::system_clock::time_point> prepared_at;  // PostgreSQL only
   std::string owner;       // PostgreSQL role that prepared it
+  BranchMode mode = BranchMode::xa;  // at: an AT branch, listed from its undo record
 };
 
 // What the database answered to COMMIT or ROLLBACK of a prepared branch, in
@@ -55,6 +56,9 @@ enum class FinishOutcome {
   owned_by_live_session,    // another live session is working on it (PostgreSQL 55000 "is busy")
   unavailable,              // the connection was lost: it may or may not have happened
   failed,                   // any other error (permissions, ...): nothing happened
+  conflicting_changes,      // AT rollback: rows changed outside the branch since its phase 1
+                            // (a dirty write); nothing was undone, the locks stay
+  damaged,                  // AT: the branch's undo record cannot be read; nothing happened
 };
 
 const char* to_string(FinishOutcome outcome) noexcept;
@@ -113,6 +117,10 @@ class Session {
   // session owns the branch (1397): only a listing tells.
   virtual FinishResult commit_prepared(const Xid& xid) = 0;
   virtual FinishResult rollback_prepared(const Xid& xid) = 0;
+  // rollback_prepared, overwriting rows changed since phase 1 with the before
+  // images instead of answering conflicting_changes (AT mode; an operator's
+  // `dtx rollback --force`). The same as rollback_prepared for XA branches.
+  virtual FinishResult rollback_prepared_overwriting(const Xid& xid) { return rollback_prepared(xid); }
   // Prepared branches of this database (PostgreSQL: of the configured database).
   virtual std::vector<PreparedXid> recover() = 0;
 

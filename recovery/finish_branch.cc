@@ -78,6 +78,14 @@ FinishVerdict judge_finish(const FinishRequest& request, const FinishResult& ans
     case FinishOutcome::failed:
       v.action = BranchAction::failed;
       break;
+    case FinishOutcome::conflicting_changes:
+      v.action = BranchAction::left_dirty_write;
+      v.heuristic = HeuristicOutcome{request.gtrid, request.resource, decision_name(request.basis),
+                                     "dirty_write", request.by, said};
+      break;
+    case FinishOutcome::damaged:
+      v.action = BranchAction::left_record_damaged;
+      break;
   }
   return v;
 }
@@ -100,7 +108,9 @@ FinishVerdict judge_finish(Session& session, const Xid& xid, const FinishRequest
 }
 
 FinishVerdict finish_branch(Session& session, const Xid& xid, const FinishRequest& request) {
-  FinishResult answer = request.commit ? session.commit_prepared(xid) : session.rollback_prepared(xid);
+  FinishResult answer = request.commit      ? session.commit_prepared(xid)
+                        : request.overwrite ? session.rollback_prepared_overwriting(xid)
+                                            : session.rollback_prepared(xid);
   return judge_finish(session, xid, request, answer);
 }
 

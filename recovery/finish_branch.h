@@ -58,6 +58,7 @@ struct FinishRequest {
   bool commit = false;  // false = roll back
   DecisionBasis basis = DecisionBasis::none;
   std::string by;       // who acts, for the heuristic record: "coordinator", "recovery", "operator"
+  bool overwrite = false;  // rollback: write AT before images over rows changed since phase 1
 };
 
 // Whether the branch was listed in a listing taken after the answer.

@@ -125,7 +125,7 @@ SettleResult settle_transaction(const Config& config, const ResourceLookup& reso
       SessionLease session = resources(b.resource).acquire();
       v = finish_branch(*session, b.prepared.xid,
                         {gtrid, b.resource, request.commit, b.prepared.is_dtx ? basis : DecisionBasis::foreign,
-                         "operator"});
+                         "operator", /*overwrite=*/request.force && !request.commit});
     } catch (const Error& e) {
       v.action = BranchAction::failed;
       v.detail = e.what();

@@ -83,6 +83,8 @@ const char* to_string(BranchAction action) noexcept {
     case BranchAction::left_log_damaged: return "left_log_damaged";
     case BranchAction::left_foreign: return "left_foreign";
     case BranchAction::left_other_coordinator: return "left_other_coordinator";
+    case BranchAction::left_dirty_write: return "left_dirty_write";
+    case BranchAction::left_record_damaged: return "left_record_damaged";
     case BranchAction::failed: return "failed";
   }
   return "unknown";

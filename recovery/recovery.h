@@ -33,6 +33,9 @@ enum class BranchAction {
   left_log_damaged,      // the owner's log is corrupt before its end: decide by hand
   left_foreign,          // not in dtx's format: never touched unless an operator names it
   left_other_coordinator,  // another coordinator id's branch: its own recovery finishes it
+  left_dirty_write,      // AT rollback met rows changed outside the branch since phase 1:
+                         // nothing undone, locks kept; an operator decides (docs/at-mode.md)
+  left_record_damaged,   // AT: the undo record cannot be read; decide by hand
   failed,                // the commit/rollback failed (see detail); retried next pass
 };
 

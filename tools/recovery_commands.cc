@@ -18,6 +18,7 @@
 #include "recovery/operator.h"
 #include "recovery/recovery.h"
 #include "tools/commands.h"
+#include "undo-log/at_session.h"
 
 namespace dtx::cli {
 
@@ -37,7 +38,7 @@ struct Options {
 class Resources {
  public:
   explicit Resources(const Config& config) {
-    for (const auto& [name, rc] : config.resources) managers_.emplace(name, make_resource_manager(rc));
+    for (const auto& [name, rc] : config.resources) managers_.emplace(name, undo::make_configured_resource_manager(rc));
   }
   RecoveryScanner::ResourceLookup lookup() {
     return [this](std::string_view name) -> ResourceManager& { return *managers_.find(name)->second; };
@@ -78,6 +79,7 @@ json to_json(const InDoubtBranch& b) {
             {"xid", b.prepared.raw},
             {"dtx_format", b.prepared.is_dtx},
             {"bqual", b.prepared.xid.bqual},
+            {"mode", to_string(b.prepared.mode)},
             {"coordinator_id", b.coordinator_id.empty() ? json(nullptr) : json(b.coordinator_id)},
             {"incarnation", b.incarnation.empty() ? json(nullptr) : json(b.incarnation)},
             {"owner_alive", b.owner_alive ? json(*b.owner_alive) : json(nullptr)},
@@ -108,13 +110,13 @@ void print_table(const std::vector<InDoubtBranch>& branches, bool with_action,
                                "resource could be (see the errors)\n");
     return;
   }
-  std::cout << std::left << std::setw(12) << "RESOURCE" << std::setw(44) << "GLOBAL ID" << std::setw(8)
+  std::cout << std::left << std::setw(12) << "RESOURCE" << std::setw(5) << "MODE" << std::setw(44) << "GLOBAL ID" << std::setw(8)
             << "AGE" << std::setw(18) << "OWNER" << std::setw(10) << "DECISION"
             << (with_action ? "ACTION" : "STATE") << "\n";
   for (const auto& b : branches) {
     auto age = age_seconds(b);
     std::string owner = !b.owner_alive ? "-" : (*b.owner_alive ? "alive" : "gone");
-    std::cout << std::left << std::setw(12) << b.resource << std::setw(44) << b.gtrid << std::setw(8)
+    std::cout << std::left << std::setw(12) << b.resource << std::setw(5) << to_string(b.prepared.mode) << std::setw(44) << b.gtrid << std::setw(8)
               << (age ? std::to_string(*age) + "s" : "?") << std::setw(18) << owner << std::setw(10)
               << decision_name(b.decision) << to_string(b.action);
     if (!b.detail.empty() && is_left_in_doubt(b.action)) std::cout << "  (" << b.detail << ")";
@@ -130,7 +132,7 @@ int run_recover(const Options& o, bool list_only) {
   RecoveryScanner scanner(*config, resources.lookup());
   RecoveryReport report = scanner.run({.dry_run = list_only || o.dry_run});
 
-  std::size_t counts[12] = {};
+  std::size_t counts[32] = {};
   for (const auto& b : report.branches) ++counts[static_cast<int>(b.action)];
   if (o.json) {
     json j;

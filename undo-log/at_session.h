@@ -39,4 +39,13 @@ void forget_branches(Session& session, std::span<const Xid> branches);
 // Whether `session` is an AT session.
 bool is_at_session(const Session& session) noexcept;
 
+// Lets go of the prepared AT branch of `session` without finishing it: its
+// undo record and locks stay for forget_branches() (or recovery) to delete,
+// and the session can go back to the pool. No-op for other sessions.
+void release_prepared(Session& session) noexcept;
+
+// The resource manager a configured resource gets: the driver's for mode
+// "xa", make_at_resource_manager's for mode "at".
+std::unique_ptr<ResourceManager> make_configured_resource_manager(const ResourceConfig& config);
+
 }  // namespace dtx::undo

@@ -1,0 +1,1110 @@
+// AT mode: how a branch commits locally in phase 1 and is forgotten or
+// undone in phase 2.
+//
+// THE BRANCH IS A LOCAL TRANSACTION
+// An AtSession wraps one driver session. begin() opens a plain local
+// transaction on it (Session::begin_local). Every statement of the branch is
+// recognized first (sql/recognizer.h, cached per resource): a plain SELECT
+// runs untouched, anything AT mode cannot undo is refused before it runs
+// (the branch stays usable), and a change runs as
+//
+//   UPDATE   SELECT <images> FROM t WHERE <its WHERE> [ORDER BY] [LIMIT] FOR UPDATE
+//            UPDATE t SET <its SET> WHERE <primary key> IN (<the keys read>)
+//              PostgreSQL: ... RETURNING <images>   (the after image, same round trip)
+//              MariaDB:    SELECT <images> ... FOR UPDATE by key (no UPDATE ... RETURNING)
+//   DELETE   the same before image, then DELETE ... WHERE <primary key> IN (<keys>)
+//   INSERT   the statement itself with RETURNING <images> appended: the rows
+//            inserted, with keys from AUTO_INCREMENT, sequences, defaults
+//   upsert   the rows it can meet are read first (by the primary key and the
+//            unique keys, from the VALUES), then the statement with RETURNING;
+//            a row it changed that was not read is refused (the branch fails)
+//            rather than recorded as inserted, which is how Seata's rollback
+//            of ON CONFLICT DO UPDATE deletes a row it only updated.
+//
+// Rewriting UPDATE and DELETE to the keys read makes the rows changed exactly
+// the rows imaged, whatever the WHERE, ORDER BY and LIMIT say and whatever
+// another transaction inserts meanwhile (PostgreSQL's READ COMMITTED has
+// phantoms). The rows are row-locked by the FOR UPDATE, so they still match.
+//
+// Images are the exact texts of table_meta.h. The branch keeps, per row (by
+// table and primary key), the image before its first change and after its
+// last: undo_record.h's net record. Nothing is written for them until phase 1.
+//
+// GLOBAL ROW LOCKS
+// A row changed by a global transaction that has not finished must not be
+// changed by another (no lost update, no dirty write between global
+// transactions). Design chosen: lock rows in a table of the branch's own
+// database, dtx_global_lock, primary key (table, row key), inserted in the
+// same local transaction as the change. So a lock exists exactly when the
+// change is committed (no lock without the change, no change without the
+// lock), is shared by every process on every machine that uses the database,
+// survives any coordinator crash, and is deleted only by phase 2 or recovery
+// (with the undo record, in one local transaction). The alternative, a lock
+// service in a coordinator server, needs a server every writer reaches and a
+// second durable store to agree with the database; with the lock in the
+// database, taking it costs one statement in a transaction that is open
+// anyway (the numbers are in BENCHMARKS.md, AT section).
+//
+// Taking locks: after the change, the keys this branch does not hold yet are
+// inserted with INSERT IGNORE (MariaDB) / ON CONFLICT DO NOTHING (PostgreSQL);
+// fewer rows inserted than keys means another global transaction holds one.
+// Who waits, and how, is chosen so the waiter never blocks the holder's
+// release:
+//   - A branch that has changed or locked nothing before this statement rolls
+//     its local transaction back (releasing its row locks, and on MariaDB the
+//     shared lock InnoDB puts on a duplicate key), waits until the holder's
+//     lock rows are gone, starts again and reruns the statement.
+//   - A branch already holding changes cannot start again. On MariaDB it asks
+//     first, from a separate autocommit connection (a fresh, non-locking
+//     read), whether another transaction holds any of the keys, and waits
+//     before inserting; on PostgreSQL ON CONFLICT DO NOTHING takes no lock on
+//     the holder's row, so it inserts, and waits for the keys it missed. It
+//     keeps its own row locks meanwhile, so a holder that rolls back waits
+//     for it: that wait ends when the waiter gives up.
+// Waiting polls the lock table (every 1 ms, doubling to 50 ms): the holder is
+// another process's transaction, so there is nothing to block on without
+// holding a lock that would stop its release. The wait ends at the
+// resource's lock_wait_timeout_ms or the transaction's deadline, whichever
+// is first, with Errc::lock_conflict naming the table, the key and the
+// global id holding it.
+// SELECT ... FOR UPDATE in an AT branch runs, then checks the keys it read
+// the same way, and waits for their global locks too.
+//
+// PHASE 1 (prepare): the undo record is inserted into dtx_undo_log (primary
+// key gtrid, branch) and the local transaction commits. If a rollback
+// reached this branch first (its phase 1 was delayed), that rollback left a
+// marker row under the same key, so the insert fails and the late phase 1
+// rolls back instead of committing changes nobody will undo.
+//
+// PHASE 2 commit deletes the record and the locks (the coordinator batches
+// these off the caller's path, forget_branches()). Phase 2 rollback, in one
+// local transaction on any session: lock the record (FOR UPDATE), compare
+// every row with its after image inside the database (table_meta.h's
+// `equals`: null-safe, no value converted), and only if all match (or are
+// already back at their before image) write the before images back in
+// reverse order of first change, delete the record and the locks, commit. A
+// row that matches neither image is a dirty write: nothing is changed, the
+// locks stay, and the answer (FinishOutcome::conflicting_changes) carries
+// the before, after and current rows for the operator (docs/at-mode.md).
+#include "undo-log/at_session.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <unordered_map>
+#include <variant>
+
+#include "base/logging.h"
+#include "sql/recognizer.h"
+#include "undo-log/table_meta.h"
+#include "undo-log/undo_record.h"
+
+namespace dtx::undo {
+
+// undo-log/at_schema.h (being written): creates the AT tables when missing.
+void ensure_at_schema(Session& session, sql::Dialect dialect, const std::string& resource);
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+sql::Dialect dialect_of(const ResourceConfig& config) {
+  return config.type == ResourceType::mysql ? sql::Dialect::mysql : sql::Dialect::postgres;
+}
+
+Param param_of(const std::optional<std::string>& v) { return v ? Param(*v) : Param(nullptr); }
+
+std::string join(const std::vector<std::string>& parts, std::string_view sep) {
+  std::string out;
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    if (i) out += sep;
+    out += parts[i];
+  }
+  return out;
+}
+
+// The statement without trailing whitespace and ';'.
+std::string_view trimmed(std::string_view sql) {
+  while (!sql.empty() && (std::isspace(static_cast<unsigned char>(sql.back())) || sql.back() == ';'))
+    sql.remove_suffix(1);
+  return sql;
+}
+
+// ---- what every AT session of a resource shares ----
+
+struct AtShared {
+  AtShared(ResourceConfig c, ResourceManager::Connector d)
+      : config(std::move(c)), dialect(dialect_of(config)), driver(std::move(d)), meta(dialect) {}
+
+  ResourceConfig config;
+  sql::Dialect dialect;
+  ResourceManager::Connector driver;
+  TableMetaCache meta;
+  std::atomic<bool> schema_ok{false};
+
+  std::mutex mu;
+  std::unordered_map<std::string, std::shared_ptr<const sql::Recognized>> recognized;
+  std::vector<std::unique_ptr<Session>> probes;  // idle autocommit sessions for lock probes
+
+  std::shared_ptr<const sql::Recognized> recognize(std::string_view sql) {
+    {
+      std::lock_guard lock(mu);
+      if (auto it = recognized.find(std::string(sql)); it != recognized.end()) return it->second;
+    }
+    auto r = std::make_shared<const sql::Recognized>(sql::recognize(sql, dialect));
+    std::lock_guard lock(mu);
+    if (recognized.size() >= 4096) recognized.clear();  // a bound, not an LRU: statements repeat
+    recognized.emplace(std::string(sql), r);
+    return r;
+  }
+
+  std::unique_ptr<Session> take_probe() {
+    {
+      std::lock_guard lock(mu);
+      if (!probes.empty()) {
+        auto s = std::move(probes.back());
+        probes.pop_back();
+        return s;
+      }
+    }
+    return driver();
+  }
+  void give_probe(std::unique_ptr<Session> s) {
+    if (!s || s->broken() || s->state() != BranchState::none) return;
+    std::lock_guard lock(mu);
+    if (probes.size() < 4) probes.push_back(std::move(s));
+  }
+};
+
+// ---- SQL pieces built from table metadata ----
+
+std::string images_list(const TableMeta& m) {
+  std::vector<std::string> parts;
+  for (const auto& c : m.columns) parts.push_back(c.image);
+  return join(parts, ", ");
+}
+
+// `(<key equals>) OR (...)` for `rows` keys; the parameters are appended to `params`.
+std::string key_condition(const TableMeta& m, const std::vector<Image>& keys, std::vector<Param>& params) {
+  std::vector<std::string> ors;
+  for (const Image& key : keys) {
+    std::vector<std::string> ands;
+    for (std::size_t k = 0; k < m.primary_key.size(); ++k) {
+      const Column& c = m.columns[m.primary_key[k]];
+      ands.push_back(quote_identifier(c.name, m.dialect) + " = " + c.value);
+      params.push_back(param_of(key[k]));
+    }
+    ors.push_back(ands.size() == 1 ? ands[0] : "(" + join(ands, " AND ") + ")");
+  }
+  return ors.size() == 1 ? ors[0] : "(" + join(ors, " OR ") + ")";
+}
+
+// The parameters of `fragments`, in order.
+std::vector<Param> params_of(std::span<const Param> all, std::initializer_list<const sql::Fragment*> fragments) {
+  std::vector<Param> out;
+  for (const sql::Fragment* f : fragments)
+    for (std::size_t i : f->params) out.push_back(all[i]);
+  return out;
+}
+
+Image image_of(const Row& row, std::size_t from, std::size_t count) {
+  Image img;
+  img.reserve(count);
+  for (std::size_t i = 0; i < count; ++i) img.push_back(row.cell(from + i));
+  return img;
+}
+
+TableImage table_image(const TableMeta& m) {
+  TableImage t;
+  t.schema = m.schema;
+  t.name = m.name;
+  for (const auto& c : m.columns) t.columns.push_back(c.name);
+  t.primary_key = m.primary_key;
+  return t;
+}
+
+Image key_values(const TableMeta& m, const Image& image) {
+  Image key;
+  for (std::size_t k : m.primary_key) key.push_back(image[k]);
+  return key;
+}
+
+std::string render_image(const TableImage& t, const std::optional<Image>& img) {
+  if (!img) return "(no row)";
+  std::string out = "(";
+  for (std::size_t i = 0; i < t.columns.size() && i < img->size(); ++i) {
+    if (i) out += ", ";
+    out += t.columns[i] + "=" + ((*img)[i] ? "'" + *(*img)[i] + "'" : "NULL");
+  }
+  return out + ")";
+}
+
+Error at_error(Errc code, const ResourceConfig& config, const std::string& gtrid, std::string what,
+               std::string hint = {}) {
+  return Error({.code = code, .resource = config.name, .gtrid = gtrid, .hint = std::move(hint)},
+               std::move(what));
+}
+
+// ---- the table names of the AT schema (undo-log/at_schema.h) ----
+constexpr const char* kUndo = "dtx_undo_log";
+constexpr const char* kLock = "dtx_global_lock";
+
+// ---- phase 2 on any session: forget, or undo from the record ----
+
+// Deletes the records and locks of `xids` in the session's current
+// transaction; returns the number of records deleted.
+std::uint64_t delete_record_and_locks(Session& s, std::span<const Xid> xids) {
+  std::uint64_t deleted = 0;
+  for (const Xid& x : xids) {
+    std::vector<Param> p{Param(x.gtrid), Param(x.bqual)};
+    deleted += s.execute(std::string("DELETE FROM ") + kUndo + " WHERE gtrid = ? AND branch = ?", p)
+                   .affected_rows();
+    s.execute(std::string("DELETE FROM ") + kLock + " WHERE gtrid = ? AND branch = ?", p);
+  }
+  return deleted;
+}
+
+struct RowCheck {
+  bool exists = false;
+  bool is_after = false;
+  bool is_before = false;
+};
+
+// Where row `r` of the record is now: exists, equal to its after image,
+// equal to its before image. FOR UPDATE: the row stays so until commit.
+RowCheck check_row(Session& s, const TableMeta& m, const TableImage& t, const RowUndo& r) {
+  const Image& any = r.after ? *r.after : *r.before;
+  std::vector<Param> params;
+  auto image_equals = [&](const std::optional<Image>& img) -> std::string {
+    if (!img) return "0 = 1";
+    std::vector<std::string> ands;
+    for (std::size_t i = 0; i < t.columns.size(); ++i) {
+      auto idx = m.find(t.columns[i]);
+      if (!idx) continue;  // a column dropped since: nothing to compare
+      const Column& c = m.columns[*idx];
+      if (c.generated) continue;
+      ands.push_back(c.equals);
+      params.push_back(param_of((*img)[i]));
+    }
+    return ands.empty() ? "1 = 1" : join(ands, " AND ");
+  };
+  std::string after_eq = image_equals(r.after);
+  std::string before_eq = image_equals(r.before);
+  const char* yes = m.dialect == sql::Dialect::mysql ? "1" : "TRUE";
+  const char* no = m.dialect == sql::Dialect::mysql ? "0" : "FALSE";
+  std::string sql = "SELECT CASE WHEN " + after_eq + " THEN " + yes + " ELSE " + no + " END, CASE WHEN " +
+                    before_eq + " THEN " + yes + " ELSE " + no + " END FROM " + m.qualified + " WHERE " +
+                    key_condition(m, {key_of(t, any)}, params) + " FOR UPDATE";
+  Result res = s.execute(sql, params);
+  RowCheck out;
+  if (res.empty()) return out;
+  out.exists = true;
+  auto truthy = [](const std::optional<std::string>& v) { return v && (*v == "1" || *v == "t" || *v == "true"); };
+  out.is_after = truthy(res[0].cell(0));
+  out.is_before = truthy(res[0].cell(1));
+  return out;
+}
+
+std::optional<Image> current_image(Session& s, const TableMeta& m, const TableImage& t, const RowUndo& r) {
+  const Image& any = r.after ? *r.after : *r.before;
+  std::vector<Param> params;
+  Result res = s.execute("SELECT " + images_list(m) + " FROM " + m.qualified + " WHERE " +
+                             key_condition(m, {key_of(t, any)}, params),
+                         params);
+  if (res.empty()) return std::nullopt;
+  // In the record's column order.
+  Image now;
+  for (const auto& name : t.columns) {
+    auto idx = m.find(name);
+    now.push_back(idx ? res[0].cell(*idx) : std::nullopt);
+  }
+  return now;
+}
+
+// Writes row `r`'s before image back (deletes the row if it did not exist).
+void restore_row(Session& s, const TableMeta& m, const TableImage& t, const RowUndo& r, bool exists_now) {
+  const Image& any = r.after ? *r.after : *r.before;
+  std::vector<Param> params;
+  if (!r.before) {
+    if (!exists_now) return;
+    s.execute("DELETE FROM " + m.qualified + " WHERE " + key_condition(m, {key_of(t, any)}, params), params);
+    return;
+  }
+  std::vector<std::string> names, values, sets;
+  std::vector<Param> vparams;
+  bool overriding = false;
+  for (std::size_t i = 0; i < t.columns.size(); ++i) {
+    auto idx = m.find(t.columns[i]);
+    if (!idx) continue;
+    const Column& c = m.columns[*idx];
+    if (c.generated) continue;
+    overriding = overriding || c.identity_always;
+    names.push_back(quote_identifier(c.name, m.dialect));
+    values.push_back(c.value);
+    sets.push_back(names.back() + " = " + c.value);
+    vparams.push_back(param_of((*r.before)[i]));
+  }
+  if (exists_now) {
+    params = vparams;
+    std::string cond = key_condition(m, {key_of(t, any)}, params);
+    s.execute("UPDATE " + m.qualified + " SET " + join(sets, ", ") + " WHERE " + cond, params);
+  } else {
+    s.execute("INSERT INTO " + m.qualified + " (" + join(names, ", ") + ")" +
+                  (overriding ? " OVERRIDING SYSTEM VALUE" : "") + " VALUES (" + join(values, ", ") + ")",
+              vparams);
+  }
+}
+
+}  // namespace
+
+// Undoes branch `xid` on `s` (holding no transaction) from its record, in one
+// local transaction. `force`: overwrite rows that changed since phase 1.
+FinishResult undo_branch(Session& s, const ResourceConfig& config, TableMetaCache& cache, const Xid& xid,
+                         bool force);
+
+namespace {
+
+// ---- the session ----
+
+class AtSession final : public Session {
+ public:
+  AtSession(std::shared_ptr<AtShared> shared, std::unique_ptr<Session> inner)
+      : shared_(std::move(shared)), inner_(std::move(inner)) {}
+
+  ~AtSession() override {
+    if (inner_ && state_ == BranchState::active) {
+      try {
+        inner_->rollback();
+      } catch (...) {
+      }
+    }
+  }
+
+  Result execute(std::string_view sql, std::span<const Param> params) override;
+  void set_deadline(Clock::time_point deadline) override {
+    deadline_ = deadline;
+    inner_->set_deadline(deadline);
+  }
+  void begin(const Xid& xid) override;
+  void begin_local(const Xid& xid) override { begin(xid); }
+  void prepare() override;
+  FinishResult commit() override;
+  void commit_one_phase() override;
+  void rollback() override;
+  BranchState state() const noexcept override { return state_; }
+  const Xid* current_xid() const noexcept override { return xid_ ? &*xid_ : nullptr; }
+  FinishResult commit_prepared(const Xid& xid) override;
+  FinishResult rollback_prepared(const Xid& xid) override;
+  FinishResult rollback_prepared_overwriting(const Xid& xid) override;
+  std::vector<PreparedXid> recover() override;
+  bool broken() const noexcept override { return broken_ || inner_->broken(); }
+
+  void forget(std::span<const Xid> xids);
+  void release_prepared() noexcept {
+    if (state_ != BranchState::prepared) return;
+    state_ = BranchState::none;
+    xid_.reset();
+  }
+
+ private:
+  struct Tracked {
+    std::shared_ptr<const TableMeta> meta;
+    std::size_t record_table = 0;                  // index into record_.tables
+    std::map<std::string, std::size_t> rows;       // lock key -> index into record_.rows
+  };
+  // One change's rows: key images with their before and after images.
+  struct Changed {
+    Image key;
+    std::optional<Image> before;
+    std::optional<Image> after;
+  };
+
+  void ensure_schema();
+  const std::string& gtrid() const { return xid_->gtrid; }
+  Error error(Errc code, std::string what, std::string hint = {}) const {
+    return at_error(code, shared_->config, xid_ ? xid_->gtrid : std::string(), std::move(what),
+                    std::move(hint));
+  }
+  std::shared_ptr<const TableMeta> table(const sql::TableRef& ref);
+  Result run_change(const sql::Statement& st, std::string_view sql, std::span<const Param> params);
+  Result change_once(const sql::Statement& st, const TableMeta& m, std::string_view sql,
+                     std::span<const Param> params, std::vector<Changed>& changed);
+  Result select_for_update(const sql::Statement& st, const TableMeta& m, std::string_view sql,
+                           std::span<const Param> params, std::vector<Changed>& read);
+  // Takes the global locks of `keys` (lock keys) of table `m`; false when
+  // another transaction holds one and the branch had to restart.
+  bool take_locks(const TableMeta& m, const std::vector<std::string>& keys, bool insert);
+  // Waits until no other transaction holds any of `keys`; throws lock_conflict at the bound.
+  void wait_for_locks(const TableMeta& m, const std::vector<std::string>& keys, Clock::time_point until);
+  // Holders other than this transaction of `keys`, read on a fresh autocommit session.
+  std::vector<std::pair<std::string, std::string>> holders(const TableMeta& m,
+                                                           const std::vector<std::string>& keys);
+  void restart_local();
+  void record_rows(const std::shared_ptr<const TableMeta>& meta, std::vector<Changed>& changed);
+  void reset_branch();
+
+  std::shared_ptr<AtShared> shared_;
+  std::unique_ptr<Session> inner_;
+  BranchState state_ = BranchState::none;
+  std::optional<Xid> xid_;
+  std::optional<Clock::time_point> deadline_;
+  bool broken_ = false;
+  bool holds_rows_ = false;    // changed or FOR UPDATE-locked something: cannot restart
+  bool failed_ = false;        // a change failed half-way: only rollback remains
+  UndoRecord record_;
+  std::vector<Tracked> tables_;
+  std::set<std::pair<std::string, std::string>> held_;  // (table display name, lock key) this branch holds
+};
+
+void AtSession::ensure_schema() {
+  if (shared_->schema_ok.load(std::memory_order_acquire)) return;
+  ensure_at_schema(*inner_, shared_->dialect, shared_->config.name);
+  shared_->schema_ok.store(true, std::memory_order_release);
+}
+
+void AtSession::reset_branch() {
+  record_ = UndoRecord{};
+  tables_.clear();
+  held_.clear();
+  holds_rows_ = false;
+  failed_ = false;
+}
+
+void AtSession::begin(const Xid& xid) {
+  if (state_ != BranchState::none)
+    throw at_error(Errc::usage, shared_->config, xid.gtrid, "the session already runs a branch");
+  ensure_schema();
+  inner_->begin_local(xid);
+  xid_ = xid;
+  state_ = BranchState::active;
+  reset_branch();
+  record_.gtrid = xid.gtrid;
+  record_.branch = xid.bqual;
+}
+
+std::shared_ptr<const TableMeta> AtSession::table(const sql::TableRef& ref) {
+  return shared_->meta.get(*inner_, ref);
+}
+
+Result AtSession::execute(std::string_view sql, std::span<const Param> params) {
+  if (state_ == BranchState::none) return inner_->execute(sql, params);
+  if (state_ == BranchState::prepared)
+    throw error(Errc::usage, "the branch is prepared (committed locally in phase 1); no statement can run in it");
+  if (failed_)
+    throw error(Errc::usage, "a statement of this AT branch failed; it can only be rolled back");
+  auto recognized = shared_->recognize(sql);
+  if (const auto* refusal = std::get_if<sql::Refusal>(recognized.get()))
+    throw error(Errc::usage, refusal->to_message() + ": " + std::string(sql.substr(0, 120)),
+                "set mode = \"xa\" for resource '" + shared_->config.name + "' to run it");
+  const auto& st = std::get<sql::Statement>(*recognized);
+  if (st.kind == sql::Kind::select) return inner_->execute(sql, params);
+  if (st.param_count != params.size())
+    throw error(Errc::usage, "statement has " + std::to_string(st.param_count) + " placeholders but " +
+                                 std::to_string(params.size()) + " parameters were given");
+  try {
+    return run_change(st, sql, params);
+  } catch (const Error& e) {
+    // The driver session refuses everything after a failed statement; keep
+    // the branch's own view in step.
+    failed_ = true;
+    if (e.code() == Errc::sql) shared_->meta.invalidate(st.table);  // the table may have changed shape
+    throw;
+  }
+}
+
+void AtSession::restart_local() {
+  const Xid xid = *xid_;
+  inner_->rollback();
+  inner_->begin_local(xid);
+  if (deadline_) inner_->set_deadline(*deadline_);
+}
+
+Result AtSession::run_change(const sql::Statement& st, std::string_view sql, std::span<const Param> params) {
+  for (;;) {
+    std::shared_ptr<const TableMeta> meta = table(st.table);
+    const TableMeta& m = *meta;
+    std::vector<Changed> changed;
+    const bool locking_read = st.kind == sql::Kind::select_for_update;
+    Result result = locking_read ? select_for_update(st, m, sql, params, changed)
+                                 : change_once(st, m, sql, params, changed);
+    std::vector<std::string> keys;
+    const std::string table_name = m.display_name();
+    for (const auto& c : changed) {
+      std::string k = lock_key(c.key, table_name);
+      if (!held_.count({table_name, k})) keys.push_back(std::move(k));
+    }
+    std::sort(keys.begin(), keys.end());
+    keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+    if (!take_locks(m, keys, !locking_read)) continue;  // restarted: run the statement again
+    if (!locking_read) record_rows(meta, changed);
+    holds_rows_ = holds_rows_ || !changed.empty();
+    return result;
+  }
+}
+
+bool AtSession::take_locks(const TableMeta& m, const std::vector<std::string>& keys, bool insert) {
+  if (keys.empty()) return true;
+  const Clock::time_point bound =
+      std::min(Clock::now() + shared_->config.lock_wait_timeout, deadline_.value_or(Clock::time_point::max()));
+  const std::string table_name = m.display_name();
+  if (!holds_rows_) {
+    // Nothing to keep: on a conflict, give everything back and wait without it.
+    bool free = true;
+    if (insert) {
+      std::vector<Param> p;
+      std::vector<std::string> rows;
+      for (const auto& k : keys) {
+        rows.push_back("(?, ?, ?, ?)");
+        p.insert(p.end(), {Param(table_name), Param(k), Param(gtrid()), Param(xid_->bqual)});
+      }
+      const std::string sql = std::string(shared_->dialect == sql::Dialect::mysql ? "INSERT IGNORE INTO "
+                                                                                  : "INSERT INTO ") +
+                              kLock + " (table_name, row_key, gtrid, branch) VALUES " + join(rows, ", ") +
+                              (shared_->dialect == sql::Dialect::postgres ? " ON CONFLICT DO NOTHING" : "");
+      free = inner_->execute(sql, p).affected_rows() == keys.size();
+    } else {
+      free = holders(m, keys).empty();
+    }
+    if (free) {
+      if (insert)
+        for (const auto& k : keys) held_.insert({table_name, k});
+      return true;
+    }
+    restart_local();
+    wait_for_locks(m, keys, bound);
+    return false;
+  }
+  // Holding changes: wait first (a fresh read that locks nothing), then insert.
+  wait_for_locks(m, keys, bound);
+  if (!insert) return true;
+  std::vector<Param> p;
+  std::vector<std::string> rows;
+  for (const auto& k : keys) {
+    rows.push_back("(?, ?, ?, ?)");
+    p.insert(p.end(), {Param(table_name), Param(k), Param(gtrid()), Param(xid_->bqual)});
+  }
+  const std::string sql = std::string(shared_->dialect == sql::Dialect::mysql ? "INSERT IGNORE INTO "
+                                                                              : "INSERT INTO ") +
+                          kLock + " (table_name, row_key, gtrid, branch) VALUES " + join(rows, ", ") +
+                          (shared_->dialect == sql::Dialect::postgres ? " ON CONFLICT DO NOTHING" : "");
+  if (inner_->execute(sql, p).affected_rows() != keys.size()) {
+    auto h = holders(m, keys);
+    throw error(Errc::lock_conflict,
+                "row " + (h.empty() ? keys.front() : h.front().first) + " of table " + table_name +
+                    " was locked by global transaction " + (h.empty() ? "(gone)" : h.front().second) +
+                    " while this branch waited for it",
+                "retry the transaction");
+  }
+  for (const auto& k : keys) held_.insert({table_name, k});
+  return true;
+}
+
+std::vector<std::pair<std::string, std::string>> AtSession::holders(const TableMeta& m,
+                                                                    const std::vector<std::string>& keys) {
+  std::unique_ptr<Session> probe = shared_->take_probe();
+  std::vector<Param> p{Param(m.display_name()), Param(gtrid())};
+  std::vector<std::string> marks;
+  for (const auto& k : keys) {
+    marks.push_back("?");
+    p.push_back(Param(k));
+  }
+  Result r = probe->execute(std::string("SELECT row_key, gtrid FROM ") + kLock +
+                                " WHERE table_name = ? AND gtrid <> ? AND row_key IN (" + join(marks, ", ") + ")",
+                            p);
+  shared_->give_probe(std::move(probe));
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& row : r) out.emplace_back(row.cell(0).value_or(""), row.cell(1).value_or(""));
+  return out;
+}
+
+void AtSession::wait_for_locks(const TableMeta& m, const std::vector<std::string>& keys, Clock::time_point until) {
+  auto pause = std::chrono::milliseconds(1);
+  for (;;) {
+    auto h = holders(m, keys);
+    if (h.empty()) return;
+    if (Clock::now() >= until) {
+      const bool deadline = deadline_ && until >= *deadline_;
+      throw error(deadline ? Errc::timeout : Errc::lock_conflict,
+                  "row " + h.front().first + " of table " + m.display_name() +
+                      " is locked by global transaction " + h.front().second + "; waited " +
+                      (deadline ? "until the transaction's deadline" :
+                                  std::to_string(shared_->config.lock_wait_timeout.count()) + " ms"),
+                  "the holder is a global transaction in AT mode that has not finished; retry, or "
+                  "see `dtx in-doubt` if it stays (raise lock_wait_timeout_ms of resource '" +
+                      shared_->config.name + "' if waits this long are expected)");
+    }
+    // The holder is another process's transaction: poll (see the top).
+    std::this_thread::sleep_for(std::min<Clock::duration>(pause, until - Clock::now()));
+    pause = std::min(pause * 2, std::chrono::milliseconds(50));
+  }
+}
+
+Result AtSession::select_for_update(const sql::Statement& st, const TableMeta& m, std::string_view sql,
+                                    std::span<const Param> params, std::vector<Changed>& read) {
+  Result result = inner_->execute(sql, params);
+  std::vector<std::string> key_images;
+  for (std::size_t k : m.primary_key) key_images.push_back(m.columns[k].image);
+  std::string from = m.qualified;
+  if (!st.table.alias.empty()) from += " AS " + quote_identifier(st.table.alias, m.dialect);
+  std::string q = "SELECT " + join(key_images, ", ") + " FROM " + from;
+  if (!st.where.empty()) q += " WHERE " + st.where.text;
+  Result keys = inner_->execute(q, params_of(params, {&st.where}));
+  for (const auto& row : keys) read.push_back({image_of(row, 0, m.primary_key.size()), std::nullopt, std::nullopt});
+  return result;
+}
+
+Result AtSession::change_once(const sql::Statement& st, const TableMeta& m, std::string_view sql,
+                              std::span<const Param> params, std::vector<Changed>& changed) {
+  const std::size_t ncols = m.columns.size();
+  const bool pg = m.dialect == sql::Dialect::postgres;
+  std::string from = m.qualified;
+  if (!st.table.alias.empty()) from += " AS " + quote_identifier(st.table.alias, m.dialect);
+
+  if (st.kind == sql::Kind::update || st.kind == sql::Kind::delete_) {
+    std::string q = "SELECT " + images_list(m) + " FROM " + from;
+    if (!st.where.empty()) q += " WHERE " + st.where.text;
+    if (!st.order_by.empty()) q += " ORDER BY " + st.order_by.text;
+    if (!st.limit.empty()) q += " LIMIT " + st.limit.text;
+    q += " FOR UPDATE";
+    Result before = inner_->execute(q, params_of(params, {&st.where, &st.order_by, &st.limit}));
+    if (before.empty()) return Result({}, {}, 0);
+    std::vector<Image> keys;
+    for (const auto& row : before) {
+      Image img = image_of(row, 0, ncols);
+      keys.push_back(key_values(m, img));
+      changed.push_back({keys.back(), std::move(img), std::nullopt});
+    }
+    std::vector<Param> p;
+    if (st.kind == sql::Kind::delete_) {
+      std::string cond = key_condition(m, keys, p);
+      Result r = inner_->execute("DELETE FROM " + m.qualified + " WHERE " + cond, p);
+      return r;
+    }
+    std::vector<std::string> sets;
+    for (const auto& a : st.assignments) {
+      sets.push_back(quote_identifier(a.column, m.dialect) + " = " + a.value.text);
+      for (std::size_t i : a.value.params) p.push_back(params[i]);
+    }
+    std::string cond = key_condition(m, keys, p);
+    std::string update = "UPDATE " + from + " SET " + join(sets, ", ") + " WHERE " + cond;
+    std::vector<Image> after_rows;
+    std::uint64_t affected = 0;
+    if (pg) {
+      Result r = inner_->execute(update + " RETURNING " + images_list(m), p);
+      for (const auto& row : r) after_rows.push_back(image_of(row, 0, ncols));
+      affected = r.size();
+    } else {
+      affected = inner_->execute(update, p).affected_rows();
+      std::vector<Param> kp;
+      std::string kcond = key_condition(m, keys, kp);
+      Result r = inner_->execute("SELECT " + images_list(m) + " FROM " + m.qualified + " WHERE " + kcond +
+                                     " FOR UPDATE", kp);
+      for (const auto& row : r) after_rows.push_back(image_of(row, 0, ncols));
+    }
+    for (auto& a : after_rows) {
+      Image key = key_values(m, a);
+      for (auto& c : changed)
+        if (c.key == key) c.after = a;
+    }
+    for (const auto& c : changed)
+      if (!c.after)
+        throw error(Errc::sql, "a row of " + m.display_name() + " updated by this branch could not be read back",
+                    "a primary key changed by the statement or a trigger is not supported in AT mode");
+    return Result({}, {}, affected);
+  }
+
+  // INSERT, and upserts.
+  std::map<Image, Image> before_rows;  // key -> image, rows the upsert may meet
+  if (st.upsert == sql::Upsert::on_duplicate_key_update || st.upsert == sql::Upsert::on_conflict_do_update) {
+    // Columns of each VALUES row, by table column index.
+    std::vector<std::size_t> col_index;
+    if (st.columns.empty()) {
+      for (std::size_t i = 0; i < ncols; ++i) col_index.push_back(i);
+    } else {
+      for (const auto& name : st.columns) {
+        auto idx = m.find(name);
+        if (!idx) throw error(Errc::sql, "column " + name + " is not in table " + m.display_name());
+        col_index.push_back(*idx);
+      }
+    }
+    std::vector<std::vector<std::size_t>> unique_sets;
+    if (st.upsert == sql::Upsert::on_conflict_do_update && !st.conflict_target.empty()) {
+      std::vector<std::size_t> target;
+      for (const auto& name : st.conflict_target) {
+        auto idx = m.find(name);
+        if (!idx) throw error(Errc::sql, "conflict column " + name + " is not in table " + m.display_name());
+        target.push_back(*idx);
+      }
+      unique_sets.push_back(target);
+    } else {
+      unique_sets.push_back(m.primary_key);
+      for (const auto& u : m.unique_keys) unique_sets.push_back(u);
+    }
+    std::vector<std::string> ors;
+    std::vector<Param> p;
+    for (const auto& values : st.rows) {
+      for (const auto& key : unique_sets) {
+        std::vector<std::string> ands;
+        bool complete = true;
+        for (std::size_t k : key) {
+          auto pos = std::find(col_index.begin(), col_index.end(), k) - col_index.begin();
+          if (static_cast<std::size_t>(pos) >= values.size()) {
+            complete = false;  // a key column not given: this key cannot conflict by value
+            break;
+          }
+          ands.push_back(quote_identifier(m.columns[k].name, m.dialect) + " = " + values[pos].text);
+          for (std::size_t i : values[pos].params) p.push_back(params[i]);
+        }
+        if (complete) ors.push_back("(" + join(ands, " AND ") + ")");
+      }
+    }
+    if (!ors.empty()) {
+      Result before = inner_->execute("SELECT " + images_list(m) + " FROM " + m.qualified + " WHERE " +
+                                          join(ors, " OR ") + " FOR UPDATE", p);
+      for (const auto& row : before) {
+        Image img = image_of(row, 0, ncols);
+        before_rows.emplace(key_values(m, img), img);
+      }
+    }
+  }
+  std::string stmt = std::string(trimmed(sql));
+  const std::size_t user_cols_hint = 0;
+  (void)user_cols_hint;
+  stmt += st.returning ? ",\n" : "\nRETURNING ";
+  stmt += images_list(m);
+  if (pg && st.upsert == sql::Upsert::on_conflict_do_update) stmt += ", (xmax = 0)";
+  Result r = inner_->execute(stmt, params);
+  const std::size_t extra = ncols + (pg && st.upsert == sql::Upsert::on_conflict_do_update ? 1 : 0);
+  const std::size_t user_cols = r.columns().size() >= extra ? r.columns().size() - extra : 0;
+  std::vector<Row> user_rows;
+  for (const auto& row : r) {
+    Image after = image_of(row, user_cols, ncols);
+    Image key = key_values(m, after);
+    std::optional<Image> before;
+    if (auto it = before_rows.find(key); it != before_rows.end()) before = it->second;
+    if (!before && pg && st.upsert == sql::Upsert::on_conflict_do_update) {
+      const auto& inserted = row.cell(user_cols + ncols);
+      if (!(inserted && (*inserted == "t" || *inserted == "true" || *inserted == "1")))
+        throw error(Errc::sql, "the upsert updated a row of " + m.display_name() +
+                                   " that was not read before it (a row inserted meanwhile); nothing of it can be "
+                                   "undone exactly, so the statement failed",
+                    "retry the transaction");
+    }
+    changed.push_back({key, std::move(before), std::move(after)});
+    if (st.returning) {
+      std::vector<std::optional<std::string>> cells;
+      for (std::size_t i = 0; i < user_cols; ++i) cells.push_back(row.cell(i));
+      user_rows.emplace_back(std::move(cells));
+    }
+  }
+  if (st.returning) {
+    std::vector<std::string> names(r.columns().begin(), r.columns().begin() + static_cast<long>(user_cols));
+    return Result(std::move(names), std::move(user_rows), r.size());
+  }
+  return Result({}, {}, r.size());
+}
+
+void AtSession::record_rows(const std::shared_ptr<const TableMeta>& meta, std::vector<Changed>& changed) {
+  if (changed.empty()) return;
+  Tracked* t = nullptr;
+  for (auto& x : tables_)
+    if (x.meta->display_name() == meta->display_name()) t = &x;
+  if (!t) {
+    record_.tables.push_back(table_image(*meta));
+    tables_.push_back({meta, record_.tables.size() - 1, {}});
+    t = &tables_.back();
+  }
+  const std::string table_name = meta->display_name();
+  for (auto& c : changed) {
+    std::string k = lock_key(c.key, table_name);
+    auto it = t->rows.find(k);
+    if (it == t->rows.end()) {
+      record_.rows.push_back({t->record_table, std::move(c.before), std::move(c.after)});
+      t->rows.emplace(std::move(k), record_.rows.size() - 1);
+    } else {
+      record_.rows[it->second].after = std::move(c.after);  // the first before image stays
+    }
+  }
+}
+
+void AtSession::prepare() {
+  if (state_ != BranchState::active)
+    throw error(Errc::usage, "cannot prepare: no active AT branch");
+  if (failed_) {
+    rollback();
+    throw error(Errc::rolled_back, "a statement of the AT branch failed; the branch was rolled back");
+  }
+  // Rows whose before and after images are both absent (inserted, then
+  // deleted) need no undo.
+  std::erase_if(record_.rows, [](const RowUndo& r) { return !r.before && !r.after; });
+  try {
+    if (!record_.rows.empty() || !held_.empty()) {
+      std::vector<Param> p{Param(gtrid()), Param(xid_->bqual), Param(encode(record_))};
+      inner_->execute(std::string("INSERT INTO ") + kUndo + " (gtrid, branch, kind, record) VALUES (?, ?, 0, ?)", p);
+    }
+    inner_->commit_one_phase();
+  } catch (const Error& e) {
+    if (e.code() == Errc::unavailable) {
+      broken_ = true;
+      throw;  // the commit may or may not have happened: recovery decides from the record
+    }
+    try {
+      if (inner_->state() != BranchState::none) inner_->rollback();
+    } catch (...) {
+    }
+    state_ = BranchState::none;
+    xid_.reset();
+    if (e.sqlstate() == "23000" || e.sqlstate() == "23505")
+      throw at_error(Errc::rolled_back, shared_->config, e.gtrid(),
+                     "phase 1 of the AT branch came after a rollback of its global transaction "
+                     "(a marker is in dtx_undo_log); the branch was rolled back");
+    throw;
+  }
+  state_ = BranchState::prepared;
+}
+
+FinishResult AtSession::commit() {
+  if (state_ != BranchState::prepared)
+    throw error(Errc::usage, "cannot commit: the AT branch is not prepared");
+  const Xid xid = *xid_;
+  FinishResult r = commit_prepared(xid);
+  if (r.outcome == FinishOutcome::done || r.outcome == FinishOutcome::not_found) {
+    state_ = BranchState::none;
+    xid_.reset();
+  }
+  return r;
+}
+
+void AtSession::commit_one_phase() {
+  if (state_ != BranchState::active)
+    throw error(Errc::usage, "cannot commit in one phase: no active AT branch");
+  if (failed_) {
+    rollback();
+    throw error(Errc::rolled_back, "a statement of the AT branch failed; the branch was rolled back");
+  }
+  // Alone in its global transaction, the branch is a local transaction: its
+  // locks go with the commit and no record is needed.
+  try {
+    if (!held_.empty())
+      inner_->execute(std::string("DELETE FROM ") + kLock + " WHERE gtrid = ? AND branch = ?",
+                      std::vector<Param>{Param(gtrid()), Param(xid_->bqual)});
+    inner_->commit_one_phase();
+  } catch (...) {
+    if (inner_->state() == BranchState::none || inner_->broken()) {
+      state_ = BranchState::none;
+      xid_.reset();
+    }
+    throw;
+  }
+  state_ = BranchState::none;
+  xid_.reset();
+}
+
+void AtSession::rollback() {
+  if (state_ == BranchState::none) return;
+  if (state_ == BranchState::active) {
+    try {
+      inner_->rollback();
+    } catch (...) {
+    }
+    state_ = BranchState::none;
+    xid_.reset();
+    return;
+  }
+  const Xid xid = *xid_;
+  FinishResult r = rollback_prepared(xid);
+  if (r.outcome == FinishOutcome::done || r.outcome == FinishOutcome::not_found) {
+    state_ = BranchState::none;
+    xid_.reset();
+    return;
+  }
+  throw r.error ? *r.error
+                : at_error(Errc::sql, shared_->config, xid.gtrid, "rollback of the AT branch failed");
+}
+
+FinishResult AtSession::commit_prepared(const Xid& xid) {
+  if (inner_->state() != BranchState::none)
+    throw error(Errc::usage, "finish a branch by xid needs a session without a branch");
+  try {
+    ensure_schema();
+    inner_->begin_local(xid);
+    std::uint64_t n = delete_record_and_locks(*inner_, std::span<const Xid>(&xid, 1));
+    inner_->commit_one_phase();
+    if (n > 0) return {};
+  } catch (const Error& e) {
+    if (inner_->state() != BranchState::none) {
+      try {
+        inner_->rollback();
+      } catch (...) {
+      }
+    }
+    return {e.code() == Errc::unavailable ? FinishOutcome::unavailable : FinishOutcome::failed,
+            e.with_context(xid.gtrid, shared_->config.name)};
+  }
+  // Not an AT branch here: perhaps an XA branch of this database.
+  return inner_->commit_prepared(xid);
+}
+
+FinishResult AtSession::rollback_prepared(const Xid& xid) {
+  if (inner_->state() != BranchState::none)
+    throw error(Errc::usage, "finish a branch by xid needs a session without a branch");
+  ensure_schema();
+  FinishResult r = undo_branch(*inner_, shared_->config, shared_->meta, xid, false);
+  if (r.outcome != FinishOutcome::not_found) return r;
+  FinishResult xa = inner_->rollback_prepared(xid);
+  return xa.outcome == FinishOutcome::not_found ? r : xa;
+}
+
+FinishResult AtSession::rollback_prepared_overwriting(const Xid& xid) {
+  if (inner_->state() != BranchState::none)
+    throw error(Errc::usage, "finish a branch by xid needs a session without a branch");
+  ensure_schema();
+  return undo_branch(*inner_, shared_->config, shared_->meta, xid, true);
+}
+
+std::vector<PreparedXid> AtSession::recover() {
+  std::vector<PreparedXid> out = inner_->recover();
+  ensure_schema();
+  Result r = inner_->execute(std::string("SELECT gtrid, branch FROM ") + kUndo + " WHERE kind = 0 ORDER BY created",
+                             {});
+  for (const auto& row : r) {
+    PreparedXid p;
+    p.xid = Xid::make(row.cell(0).value_or(""), row.cell(1).value_or(""));
+    p.is_dtx = true;
+    p.raw = "AT " + p.xid.gtrid + " " + p.xid.bqual;
+    p.mode = BranchMode::at;
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+void AtSession::forget(std::span<const Xid> xids) {
+  if (inner_->state() != BranchState::none)
+    throw error(Errc::usage, "forgetting branches needs a session without a branch");
+  ensure_schema();
+  inner_->begin_local(xids.front());
+  try {
+    delete_record_and_locks(*inner_, xids);
+    inner_->commit_one_phase();
+  } catch (...) {
+    if (inner_->state() != BranchState::none) inner_->rollback();
+    throw;
+  }
+}
+
+}  // namespace
+
+FinishResult undo_branch(Session& s, const ResourceConfig& config, TableMetaCache& cache, const Xid& xid,
+                         bool force) {
+  auto fail = [&](const Error& e) -> FinishResult {
+    if (s.state() != BranchState::none) {
+      try {
+        s.rollback();
+      } catch (...) {
+      }
+    }
+    return {e.code() == Errc::unavailable ? FinishOutcome::unavailable
+            : e.code() == Errc::damaged   ? FinishOutcome::damaged
+                                          : FinishOutcome::failed,
+            e.with_context(xid.gtrid, config.name)};
+  };
+  try {
+    s.begin_local(xid);
+    std::vector<Param> key{Param(xid.gtrid), Param(xid.bqual)};
+    Result rec = s.execute(std::string("SELECT kind, record FROM ") + kUndo +
+                               " WHERE gtrid = ? AND branch = ? FOR UPDATE", key);
+    if (rec.empty()) {
+      // Before its phase 1 (or never here): leave the marker that makes a
+      // late phase 1 fail.
+      s.execute(std::string("INSERT INTO ") + kUndo + " (gtrid, branch, kind, record) VALUES (?, ?, 1, NULL)", key);
+      s.commit_one_phase();
+      return {FinishOutcome::not_found,
+              at_error(Errc::unknown_xid, config, xid.gtrid,
+                       "no AT undo record of branch " + xid.to_string() + "; a marker now stops a late phase 1")};
+    }
+    if (rec[0].cell(0).value_or("0") != "0") {  // a marker: rolled back before
+      s.commit_one_phase();
+      return {};
+    }
+    UndoRecord record = decode(rec[0].cell(1).value_or(""), xid.gtrid, xid.bqual);
+    std::vector<std::shared_ptr<const TableMeta>> metas;
+    for (const auto& t : record.tables) {
+      sql::TableRef ref;
+      ref.schema = t.schema;
+      ref.name = t.name;
+      ref.schema_quoted = ref.name_quoted = true;
+      metas.push_back(cache.get(s, ref));
+    }
+    // Check every row first; change nothing unless all are clean.
+    std::vector<RowCheck> checks;
+    std::string dirty;
+    for (const auto& r : record.rows) {
+      const TableImage& t = record.tables[r.table];
+      RowCheck c = check_row(s, *metas[r.table], t, r);
+      const bool at_after = r.after ? (c.exists && c.is_after) : !c.exists;
+      const bool at_before = r.before ? (c.exists && c.is_before) : !c.exists;
+      if (!at_after && !at_before && !force) {
+        dirty += "\n  table " + t.schema + "." + t.name + ": before " + render_image(t, r.before) + ", after " +
+                 render_image(t, r.after) + ", now " + render_image(t, current_image(s, *metas[r.table], t, r));
+      }
+      checks.push_back(c);
+    }
+    if (!dirty.empty()) {
+      s.rollback();
+      return {FinishOutcome::conflicting_changes,
+              Error({.code = Errc::sql,
+                     .resource = config.name,
+                     .gtrid = xid.gtrid,
+                     .hint = "decide by hand: `dtx rollback " + xid.gtrid +
+                             " --force` writes the before images over the current rows; `dtx accept-current " +
+                             xid.gtrid + "` keeps the current rows and releases the locks"},
+                    "rows changed by branch " + xid.to_string() +
+                        " were changed again outside it since its phase 1 (a dirty write); nothing was undone "
+                        "and its global locks stay:" + dirty)};
+    }
+    for (std::size_t i = record.rows.size(); i-- > 0;) {
+      const RowUndo& r = record.rows[i];
+      const RowCheck& c = checks[i];
+      const bool at_before = r.before ? (c.exists && c.is_before) : !c.exists;
+      if (at_before) continue;  // nothing to do
+      restore_row(s, *metas[r.table], record.tables[r.table], r, c.exists);
+    }
+    delete_record_and_locks(s, std::span<const Xid>(&xid, 1));
+    s.commit_one_phase();
+    return {};
+  } catch (const Error& e) {
+    return fail(e);
+  }
+}
+
+std::unique_ptr<ResourceManager> make_at_resource_manager(const ResourceConfig& config,
+                                                          ResourceManager::Connector driver) {
+  if (!driver) driver = make_driver_connector(config);
+  auto shared = std::make_shared<AtShared>(config, driver);
+  return std::make_unique<ResourceManager>(config, [shared] {
+    return std::unique_ptr<Session>(new AtSession(shared, shared->driver()));
+  });
+}
+
+void forget_branches(Session& session, std::span<const Xid> branches) {
+  if (branches.empty()) return;
+  auto* at = dynamic_cast<AtSession*>(&session);
+  if (!at) throw Error({.code = Errc::usage}, "forget_branches needs a session of an AT resource");
+  at->forget(branches);
+}
+
+bool is_at_session(const Session& session) noexcept { return dynamic_cast<const AtSession*>(&session) != nullptr; }
+
+void release_prepared(Session& session) noexcept {
+  if (auto* at = dynamic_cast<AtSession*>(&session)) at->release_prepared();
+}
+
+std::unique_ptr<ResourceManager> make_configured_resource_manager(const ResourceConfig& config) {
+  return config.mode == BranchMode::at ? make_at_resource_manager(config) : make_resource_manager(config);
+}
+
+}  // namespace dtx::undo
