@@ -100,13 +100,11 @@
 
 #include "base/logging.h"
 #include "sql/recognizer.h"
+#include "undo-log/at_schema.h"
 #include "undo-log/table_meta.h"
 #include "undo-log/undo_record.h"
 
 namespace dtx::undo {
-
-// undo-log/at_schema.h (being written): creates the AT tables when missing.
-void ensure_at_schema(Session& session, sql::Dialect dialect, const std::string& resource);
 
 namespace {
 

@@ -62,17 +62,25 @@ std::string encode(const UndoRecord& record);
 // Reads a record. A record that is not valid JSON, has another format
 // version, or whose parts do not fit together (an image with the wrong
 // number of values, a row naming a table that is not there, a row with
-// neither image) is damage: throws dtx::Error(Errc::damaged) naming the
-// gtrid and branch given and what is wrong, never a partial record.
+// neither image, a key index out of range, before and after images with
+// different keys, unknown fields, or a gtrid or branch other than the ones
+// given) is damage: throws dtx::Error(Errc::damaged) naming the gtrid and
+// branch given and what is wrong, never a partial record. encode() refuses
+// (Errc::usage) a record whose parts do not fit together, so what it writes
+// always decodes. Values that are not valid UTF-8 are written as
+// {"hex": "..."} and read back exactly (docs/undo-record.md).
 UndoRecord decode(std::string_view text, std::string_view gtrid, std::string_view branch);
 
-// The primary key's values of `image` (of table `t`), in key order.
+// The primary key's values of `image` (of table `t`), in key order. Throws
+// Errc::usage if the image is shorter than the key's columns need.
 Image key_of(const TableImage& t, const Image& image);
 
 // The global lock's row key for a primary key's values: canonical text (a
 // JSON array of the values), the same for the same row whichever statement
-// found it. Throws dtx::Error(Errc::usage) naming `table_display` if longer
-// than kMaxLockKeyBytes.
+// found it. ASCII only: characters past U+007F are \uXXXX escapes, bytes
+// that are not UTF-8 {"hex": "..."}, SQL NULL null; no spaces. Throws
+// dtx::Error(Errc::usage) naming `table_display` if longer than
+// kMaxLockKeyBytes (the row_key column of dtx_global_lock).
 inline constexpr std::size_t kMaxLockKeyBytes = 768;
 std::string lock_key(const Image& key_values, std::string_view table_display);
 
