@@ -59,6 +59,12 @@ struct TableMeta {
   // The other UNIQUE keys (indexes into columns, key order): an upsert can
   // meet an existing row through any of them.
   std::vector<std::vector<std::size_t>> unique_keys;
+  // Put in front of every statement that uses this table's image, value or
+  // equals expressions. MariaDB tables with a TIMESTAMP column:
+  // "SET STATEMENT time_zone='+00:00' FOR " (their images are UTC text, which
+  // a fixed zone without daylight saving turns back into the same instant);
+  // empty otherwise and on PostgreSQL.
+  std::string statement_prefix;
 
   // "schema.name", for messages and lock keys.
   std::string display_name() const { return schema + "." + name; }
@@ -91,7 +97,7 @@ class TableMetaCache {
   void clear();
 
  private:
-  static std::string key(const sql::TableRef& table);
+  static std::string key(sql::Dialect dialect, const sql::TableRef& table);
   sql::Dialect dialect_;
   std::mutex mu_;
   std::map<std::string, std::shared_ptr<const TableMeta>, std::less<>> entries_;
