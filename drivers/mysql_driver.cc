@@ -367,6 +367,18 @@ Result MysqlSession::run(const std::string& sql, std::span<const Param> params) 
     std::unique_ptr<sql::ResultSet> rs(ps.executeQuery());
     return read_rows(*rs);
   }
+  // INSERT / DELETE ... RETURNING: the prepare announces no columns, but the
+  // execution returns rows, which must be read (else the connection is out of
+  // sync). Their count is the rows changed.
+  if (mysql_has_returning(sql)) {
+    if (!ps.execute()) {
+      std::unique_ptr<sql::ResultSet> rc(stmt_->executeQuery("SELECT ROW_COUNT()"));
+      return Result({}, {}, rc->next() ? static_cast<std::uint64_t>(rc->getInt64(1)) : 0);
+    }
+    std::unique_ptr<sql::ResultSet> rs(ps.getResultSet());
+    Result r = read_rows(*rs);
+    return Result(std::vector<std::string>(r.columns()), std::vector<Row>(r.begin(), r.end()), r.size());
+  }
   return Result({}, {}, static_cast<std::uint64_t>(ps.executeUpdate()));
 }
 
@@ -624,6 +636,36 @@ bool several_statements(std::string_view sql, bool backslash_escapes) {
 }
 
 }  // namespace
+
+bool mysql_has_returning(std::string_view sql) {
+  std::size_t i = 0;
+  while (i < sql.size()) {
+    const std::size_t after = sql_comment_end(sql, i, SqlDialect::mysql);
+    if (after != i) {
+      i = after;
+      continue;
+    }
+    const char c = sql[i];
+    if (c == '\'' || c == '"' || c == '`') {
+      for (++i; i < sql.size() && sql[i] != c; ++i)
+        if (sql[i] == '\\' && c != '`') ++i;
+      ++i;
+      continue;
+    }
+    if (std::isalpha(static_cast<unsigned char>(c)) || c == '_') {
+      std::size_t j = i;
+      while (j < sql.size() && (std::isalnum(static_cast<unsigned char>(sql[j])) || sql[j] == '_' || sql[j] == '$'))
+        ++j;
+      std::string word(sql.substr(i, j - i));
+      for (auto& ch : word) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+      if (word == "RETURNING") return true;
+      i = j;
+      continue;
+    }
+    ++i;
+  }
+  return false;
+}
 
 bool mysql_has_several_statements(std::string_view sql) {
   // A compound statement's body holds ';' inside one statement.

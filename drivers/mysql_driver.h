@@ -26,4 +26,9 @@ std::unique_ptr<Session> connect_mysql(const ResourceConfig& config);
 // XA END; XA PREPARE).
 bool mysql_has_several_statements(std::string_view sql);
 
+// Whether `sql` has the word RETURNING outside quotes and comments (MariaDB's
+// INSERT / DELETE ... RETURNING, whose rows a prepared statement does not
+// announce). Pure.
+bool mysql_has_returning(std::string_view sql);
+
 }  // namespace dtx

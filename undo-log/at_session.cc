@@ -147,6 +147,7 @@ struct AtShared {
   std::mutex mu;
   std::unordered_map<std::string, std::shared_ptr<const sql::Recognized>> recognized;
   std::vector<std::unique_ptr<Session>> probes;  // idle autocommit sessions for lock probes
+  std::map<std::string, std::vector<std::vector<std::size_t>>> unique_keys;  // by table display name
 
   std::shared_ptr<const sql::Recognized> recognize(std::string_view sql) {
     {
@@ -186,6 +187,12 @@ std::string images_list(const TableMeta& m) {
   return join(parts, ", ");
 }
 
+std::string key_images_list(const TableMeta& m) {
+  std::vector<std::string> parts;
+  for (std::size_t k : m.primary_key) parts.push_back(m.columns[k].image);
+  return join(parts, ", ");
+}
+
 // `(<key equals>) OR (...)` for `rows` keys; the parameters are appended to `params`.
 std::string key_condition(const TableMeta& m, const std::vector<Image>& keys, std::vector<Param>& params) {
   std::vector<std::string> ors;
@@ -209,11 +216,33 @@ std::vector<Param> params_of(std::span<const Param> all, std::initializer_list<c
   return out;
 }
 
+std::string key_condition(const TableMeta& m, const std::vector<Image>& keys, std::vector<Param>& params);
+
+// The full images of the rows with `keys`, locked (FOR UPDATE), by key. Under
+// the table's statement_prefix: only dtx's own expressions are in it.
+std::map<Image, Image> images_by_key(Session& s, const TableMeta& m, const std::vector<Image>& keys);
+
 Image image_of(const Row& row, std::size_t from, std::size_t count) {
   Image img;
   img.reserve(count);
   for (std::size_t i = 0; i < count; ++i) img.push_back(row.cell(from + i));
   return img;
+}
+
+std::map<Image, Image> images_by_key(Session& s, const TableMeta& m, const std::vector<Image>& keys) {
+  std::map<Image, Image> out;
+  if (keys.empty()) return out;
+  std::vector<Param> p;
+  std::string cond = key_condition(m, keys, p);
+  Result r = s.execute(m.statement_prefix + "SELECT " + images_list(m) + " FROM " + m.qualified + " WHERE " +
+                           cond + " FOR UPDATE", p);
+  for (const auto& row : r) {
+    Image img = image_of(row, 0, m.columns.size());
+    Image key;
+    for (std::size_t k : m.primary_key) key.push_back(img[k]);
+    out.emplace(std::move(key), std::move(img));
+  }
+  return out;
 }
 
 TableImage table_image(const TableMeta& m) {
@@ -294,7 +323,7 @@ RowCheck check_row(Session& s, const TableMeta& m, const TableImage& t, const Ro
   std::string before_eq = image_equals(r.before);
   const char* yes = m.dialect == sql::Dialect::mysql ? "1" : "TRUE";
   const char* no = m.dialect == sql::Dialect::mysql ? "0" : "FALSE";
-  std::string sql = "SELECT CASE WHEN " + after_eq + " THEN " + yes + " ELSE " + no + " END, CASE WHEN " +
+  std::string sql = m.statement_prefix + "SELECT CASE WHEN " + after_eq + " THEN " + yes + " ELSE " + no + " END, CASE WHEN " +
                     before_eq + " THEN " + yes + " ELSE " + no + " END FROM " + m.qualified + " WHERE " +
                     key_condition(m, {key_of(t, any)}, params) + " FOR UPDATE";
   Result res = s.execute(sql, params);
@@ -310,9 +339,9 @@ RowCheck check_row(Session& s, const TableMeta& m, const TableImage& t, const Ro
 std::optional<Image> current_image(Session& s, const TableMeta& m, const TableImage& t, const RowUndo& r) {
   const Image& any = r.after ? *r.after : *r.before;
   std::vector<Param> params;
-  Result res = s.execute("SELECT " + images_list(m) + " FROM " + m.qualified + " WHERE " +
-                             key_condition(m, {key_of(t, any)}, params),
-                         params);
+  const std::string cond = key_condition(m, {key_of(t, any)}, params);
+  Result res =
+      s.execute(m.statement_prefix + "SELECT " + images_list(m) + " FROM " + m.qualified + " WHERE " + cond, params);
   if (res.empty()) return std::nullopt;
   // In the record's column order.
   Image now;
@@ -329,7 +358,8 @@ void restore_row(Session& s, const TableMeta& m, const TableImage& t, const RowU
   std::vector<Param> params;
   if (!r.before) {
     if (!exists_now) return;
-    s.execute("DELETE FROM " + m.qualified + " WHERE " + key_condition(m, {key_of(t, any)}, params), params);
+    const std::string cond = key_condition(m, {key_of(t, any)}, params);
+    s.execute("DELETE FROM " + m.qualified + " WHERE " + cond, params);
     return;
   }
   std::vector<std::string> names, values, sets;
@@ -349,9 +379,9 @@ void restore_row(Session& s, const TableMeta& m, const TableImage& t, const RowU
   if (exists_now) {
     params = vparams;
     std::string cond = key_condition(m, {key_of(t, any)}, params);
-    s.execute("UPDATE " + m.qualified + " SET " + join(sets, ", ") + " WHERE " + cond, params);
+    s.execute(m.statement_prefix + "UPDATE " + m.qualified + " SET " + join(sets, ", ") + " WHERE " + cond, params);
   } else {
-    s.execute("INSERT INTO " + m.qualified + " (" + join(names, ", ") + ")" +
+    s.execute(m.statement_prefix + "INSERT INTO " + m.qualified + " (" + join(names, ", ") + ")" +
                   (overriding ? " OVERRIDING SYSTEM VALUE" : "") + " VALUES (" + join(values, ", ") + ")",
               vparams);
   }
@@ -442,6 +472,9 @@ class AtSession final : public Session {
   std::vector<std::pair<std::string, std::string>> holders(const TableMeta& m,
                                                            const std::vector<std::string>& keys);
   void restart_local();
+  // The UNIQUE keys other than the primary key (an upsert meets existing rows
+  // through any of them), read once per table.
+  std::vector<std::vector<std::size_t>> unique_keys(const TableMeta& m);
   void record_rows(const std::shared_ptr<const TableMeta>& meta, std::vector<Changed>& changed);
   void reset_branch();
 
@@ -485,7 +518,15 @@ void AtSession::begin(const Xid& xid) {
 }
 
 std::shared_ptr<const TableMeta> AtSession::table(const sql::TableRef& ref) {
-  return shared_->meta.get(*inner_, ref);
+  std::shared_ptr<const TableMeta> m = shared_->meta.get(*inner_, ref);
+  if (!m->statement_prefix.empty())
+    for (std::size_t k : m->primary_key)
+      if (m->columns[k].type.starts_with("timestamp"))
+        throw error(Errc::usage,
+                    "table " + m->display_name() + " has a TIMESTAMP column in its primary key, which AT mode "
+                    "cannot image independently of the session's time zone on MariaDB",
+                    "set mode = \"xa\" for resource '" + shared_->config.name + "' to use this table");
+  return m;
 }
 
 Result AtSession::execute(std::string_view sql, std::span<const Param> params) {
@@ -512,6 +553,35 @@ Result AtSession::execute(std::string_view sql, std::span<const Param> params) {
     if (e.code() == Errc::sql) shared_->meta.invalidate(st.table);  // the table may have changed shape
     throw;
   }
+}
+
+std::vector<std::vector<std::size_t>> AtSession::unique_keys(const TableMeta& m) {
+  {
+    std::lock_guard lock(shared_->mu);
+    if (auto it = shared_->unique_keys.find(m.display_name()); it != shared_->unique_keys.end()) return it->second;
+  }
+  const bool my = m.dialect == sql::Dialect::mysql;
+  const std::string q =
+      my ? "SELECT INDEX_NAME, COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND "
+           "TABLE_NAME = ? AND NON_UNIQUE = 0 AND INDEX_NAME <> 'PRIMARY' ORDER BY INDEX_NAME, SEQ_IN_INDEX"
+         : "SELECT i.indexrelid::text, a.attname FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid "
+           "JOIN pg_namespace n ON n.oid = c.relnamespace CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY "
+           "AS k(attnum, ord) JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum "
+           "WHERE n.nspname = ? AND c.relname = ? AND i.indisunique AND NOT i.indisprimary "
+           "AND i.indpred IS NULL ORDER BY 1, k.ord";
+  Result r = inner_->execute(q, std::vector<Param>{Param(m.schema), Param(m.name)});
+  std::vector<std::vector<std::size_t>> keys;
+  std::string current;
+  for (const auto& row : r) {
+    const std::string index = row.cell(0).value_or("");
+    if (keys.empty() || index != current) keys.emplace_back();
+    current = index;
+    auto idx = m.find(row.cell(1).value_or(""));
+    if (idx) keys.back().push_back(*idx);
+  }
+  std::lock_guard lock(shared_->mu);
+  shared_->unique_keys[m.display_name()] = keys;
+  return keys;
 }
 
 void AtSession::restart_local() {
@@ -662,8 +732,19 @@ Result AtSession::change_once(const sql::Statement& st, const TableMeta& m, std:
   std::string from = m.qualified;
   if (!st.table.alias.empty()) from += " AS " + quote_identifier(st.table.alias, m.dialect);
 
+  // Tables whose images need a session setting (statement_prefix) are read
+  // in two steps: the statement's own text (WHERE, VALUES) must run under the
+  // user's settings, so it selects only the keys, and the images follow by key.
+  const bool two_step = !m.statement_prefix.empty();
+  auto full_images = [&](std::vector<Image> keys) {
+    std::map<Image, Image> by_key = images_by_key(*inner_, m, keys);
+    std::vector<Image> out;
+    for (const auto& k : keys)
+      if (auto it = by_key.find(k); it != by_key.end()) out.push_back(it->second);
+    return out;
+  };
   if (st.kind == sql::Kind::update || st.kind == sql::Kind::delete_) {
-    std::string q = "SELECT " + images_list(m) + " FROM " + from;
+    std::string q = "SELECT " + (two_step ? key_images_list(m) : images_list(m)) + " FROM " + from;
     if (!st.where.empty()) q += " WHERE " + st.where.text;
     if (!st.order_by.empty()) q += " ORDER BY " + st.order_by.text;
     if (!st.limit.empty()) q += " LIMIT " + st.limit.text;
@@ -671,10 +752,15 @@ Result AtSession::change_once(const sql::Statement& st, const TableMeta& m, std:
     Result before = inner_->execute(q, params_of(params, {&st.where, &st.order_by, &st.limit}));
     if (before.empty()) return Result({}, {}, 0);
     std::vector<Image> keys;
-    for (const auto& row : before) {
-      Image img = image_of(row, 0, ncols);
-      keys.push_back(key_values(m, img));
-      changed.push_back({keys.back(), std::move(img), std::nullopt});
+    if (two_step) {
+      for (const auto& row : before) keys.push_back(image_of(row, 0, m.primary_key.size()));
+      for (auto& img : full_images(keys)) changed.push_back({key_values(m, img), std::move(img), std::nullopt});
+    } else {
+      for (const auto& row : before) {
+        Image img = image_of(row, 0, ncols);
+        keys.push_back(key_values(m, img));
+        changed.push_back({keys.back(), std::move(img), std::nullopt});
+      }
     }
     std::vector<Param> p;
     if (st.kind == sql::Kind::delete_) {
@@ -697,11 +783,7 @@ Result AtSession::change_once(const sql::Statement& st, const TableMeta& m, std:
       affected = r.size();
     } else {
       affected = inner_->execute(update, p).affected_rows();
-      std::vector<Param> kp;
-      std::string kcond = key_condition(m, keys, kp);
-      Result r = inner_->execute("SELECT " + images_list(m) + " FROM " + m.qualified + " WHERE " + kcond +
-                                     " FOR UPDATE", kp);
-      for (const auto& row : r) after_rows.push_back(image_of(row, 0, ncols));
+      after_rows = full_images(keys);
     }
     for (auto& a : after_rows) {
       Image key = key_values(m, a);
@@ -740,7 +822,7 @@ Result AtSession::change_once(const sql::Statement& st, const TableMeta& m, std:
       unique_sets.push_back(target);
     } else {
       unique_sets.push_back(m.primary_key);
-      for (const auto& u : m.unique_keys) unique_sets.push_back(u);
+      for (const auto& u : unique_keys(m)) unique_sets.push_back(u);
     }
     std::vector<std::string> ors;
     std::vector<Param> p;
@@ -761,31 +843,43 @@ Result AtSession::change_once(const sql::Statement& st, const TableMeta& m, std:
       }
     }
     if (!ors.empty()) {
-      Result before = inner_->execute("SELECT " + images_list(m) + " FROM " + m.qualified + " WHERE " +
-                                          join(ors, " OR ") + " FOR UPDATE", p);
-      for (const auto& row : before) {
-        Image img = image_of(row, 0, ncols);
-        before_rows.emplace(key_values(m, img), img);
+      Result before = inner_->execute("SELECT " + (two_step ? key_images_list(m) : images_list(m)) + " FROM " +
+                                          m.qualified + " WHERE " + join(ors, " OR ") + " FOR UPDATE", p);
+      if (two_step) {
+        std::vector<Image> keys;
+        for (const auto& row : before) keys.push_back(image_of(row, 0, m.primary_key.size()));
+        for (auto& img : full_images(keys)) before_rows.emplace(key_values(m, img), std::move(img));
+      } else {
+        for (const auto& row : before) {
+          Image img = image_of(row, 0, ncols);
+          before_rows.emplace(key_values(m, img), img);
+        }
       }
     }
   }
   std::string stmt = std::string(trimmed(sql));
-  const std::size_t user_cols_hint = 0;
-  (void)user_cols_hint;
+  const std::size_t nimg = two_step ? m.primary_key.size() : ncols;
   stmt += st.returning ? ",\n" : "\nRETURNING ";
-  stmt += images_list(m);
-  if (pg && st.upsert == sql::Upsert::on_conflict_do_update) stmt += ", (xmax = 0)";
+  stmt += two_step ? key_images_list(m) : images_list(m);
+  const bool flag = pg && st.upsert == sql::Upsert::on_conflict_do_update;
+  if (flag) stmt += ", (xmax = 0)";
   Result r = inner_->execute(stmt, params);
-  const std::size_t extra = ncols + (pg && st.upsert == sql::Upsert::on_conflict_do_update ? 1 : 0);
+  const std::size_t extra = nimg + (flag ? 1 : 0);
   const std::size_t user_cols = r.columns().size() >= extra ? r.columns().size() - extra : 0;
+  std::map<Image, Image> returned;  // two-step: the images, read by key after the statement
+  if (two_step) {
+    std::vector<Image> keys;
+    for (const auto& row : r) keys.push_back(image_of(row, user_cols, nimg));
+    returned = images_by_key(*inner_, m, keys);
+  }
   std::vector<Row> user_rows;
   for (const auto& row : r) {
-    Image after = image_of(row, user_cols, ncols);
+    Image after = two_step ? returned[image_of(row, user_cols, nimg)] : image_of(row, user_cols, ncols);
     Image key = key_values(m, after);
     std::optional<Image> before;
     if (auto it = before_rows.find(key); it != before_rows.end()) before = it->second;
     if (!before && pg && st.upsert == sql::Upsert::on_conflict_do_update) {
-      const auto& inserted = row.cell(user_cols + ncols);
+      const auto& inserted = row.cell(user_cols + nimg);
       if (!(inserted && (*inserted == "t" || *inserted == "true" || *inserted == "1")))
         throw error(Errc::sql, "the upsert updated a row of " + m.display_name() +
                                    " that was not read before it (a row inserted meanwhile); nothing of it can be "

@@ -84,7 +84,7 @@ class AtSessionTest : public ::testing::TestWithParam<Db> {
 };
 
 INSTANTIATE_TEST_SUITE_P(Both, AtSessionTest, ::testing::Values(Db{"MariaDB", true}, Db{"PostgreSQL", false}),
-                         [](const auto& info) { return std::string(info.param.name); });
+                         [](const auto& param_info) { return std::string(param_info.param.name); });
 
 TEST_P(AtSessionTest, Phase1CommitsLocallyWithARecordAndLocksAndPhase2CommitForgetsThem) {
   auto s = rm_->acquire();
@@ -111,7 +111,7 @@ TEST_P(AtSessionTest, RollbackAfterPhase1RestoresEveryRowExactly) {
   s->begin(x);
   s->execute("UPDATE " + table_ + " SET n = n * 2, name = NULL WHERE id <= 2", {});
   s->execute("UPDATE " + table_ + " SET n = n + 1 WHERE id = 1", {});  // the same row again
-  s->execute("INSERT INTO " + table_ + " VALUES (?, ?, ?), (?, ?, ?)", {20, "a", 1, 21, "b", 2});
+  s->execute("INSERT INTO " + table_ + " VALUES (?, ?, ?), (?, ?, ?)", std::vector<Param>{20, "a", 1, 21, "b", 2});
   s->execute("DELETE FROM " + table_ + " WHERE id = 21", {});          // inserted, then deleted
   s->execute("DELETE FROM " + table_ + " WHERE id IN (4, 5)", {});
   s->prepare();
@@ -131,7 +131,7 @@ TEST_P(AtSessionTest, UpsertThatOnlyUpdatedIsRestoredNotDeleted) {
       GetParam().mysql ? "INSERT INTO " + table_ + " VALUES (?, ?, ?), (?, ?, ?) ON DUPLICATE KEY UPDATE n = n + 7"
                        : "INSERT INTO " + table_ + " VALUES (?, ?, ?), (?, ?, ?) ON CONFLICT (id) DO UPDATE SET n = " +
                              table_ + ".n + 7";
-  s->execute(upsert, {3, "x", 0, 30, "y", 0});  // row 3 exists (updated), row 30 does not (inserted)
+  s->execute(upsert, std::vector<Param>{3, "x", 0, 30, "y", 0});  // row 3 exists (updated), row 30 does not (inserted)
   s->prepare();
   EXPECT_EQ(direct_->scalar("SELECT n FROM " + table_ + " WHERE id = 3"), 307);
   EXPECT_EQ(direct_->scalar("SELECT COUNT(*) FROM " + table_ + " WHERE id = 30"), 1);
@@ -312,7 +312,7 @@ class AtCoordinatorTest : public ::testing::TestWithParam<BranchMode> {
 };
 
 INSTANTIATE_TEST_SUITE_P(Modes, AtCoordinatorTest, ::testing::Values(BranchMode::at, BranchMode::xa),
-                         [](const auto& info) { return std::string(info.param == BranchMode::at ? "AtAndAt" : "AtAndXa"); });
+                         [](const auto& param_info) { return std::string(param_info.param == BranchMode::at ? "AtAndAt" : "AtAndXa"); });
 
 TEST_P(AtCoordinatorTest, CommitAndRollbackAreAllOrNothing) {
   auto core = std::make_shared<detail::CoordinatorCore>(config_);
