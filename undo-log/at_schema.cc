@@ -15,9 +15,13 @@
 // read again afterwards: a concurrent creator of another version is refused
 // like a stale table.
 //
-// A privilege error (MariaDB 1142 / 1044 / 1227, PostgreSQL 42501) on any of
-// these steps becomes Errc::misconfigured saying how a DBA creates the tables
-// and what to grant.
+// Privileges: on MariaDB a refusal (1142 / 1044 / 1227) of any of these
+// steps becomes Errc::misconfigured saying how a DBA creates the tables and
+// what to grant. On PostgreSQL the first query also asks whether the user may
+// create tables in the schema and use the tables there (has_schema_privilege,
+// has_table_privilege), because the driver does not keep the SQLSTATE of the
+// refusal (libpqxx 6.4 throws insufficient_privilege without it); 42501 is
+// still recognised should it come.
 #include "undo-log/at_schema.h"
 
 #include <optional>
@@ -59,6 +63,11 @@ struct Place {
   std::string schema;  // PostgreSQL only
   std::string user;
   int tables = 0;
+  // PostgreSQL, asked in advance (its driver does not keep the SQLSTATE of a
+  // refusal): whether the user may create tables in the schema, and on how
+  // many of the AT tables it may SELECT, INSERT, UPDATE and DELETE.
+  bool can_create = true;
+  int usable = 3;
 
   std::string describe(sql::Dialect d) const {
     return is_mysql(d) ? "database " + database
@@ -71,11 +80,14 @@ Place locate(Session& s, sql::Dialect d, const std::string& resource) {
       is_mysql(d)
           ? "SELECT DATABASE(), '', CURRENT_USER(), (SELECT COUNT(*) FROM information_schema.TABLES "
             "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN "
-            "('dtx_undo_log', 'dtx_global_lock', 'dtx_at_schema'))"
-          : "SELECT current_database(), current_schema(), current_user, (SELECT count(*) FROM "
-            "pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') AND c.relname IN "
-            "('dtx_undo_log', 'dtx_global_lock', 'dtx_at_schema'))",
+            "('dtx_undo_log', 'dtx_global_lock', 'dtx_at_schema')), 1, 3"
+          : "SELECT current_database(), current_schema(), current_user, count(c.oid), "
+            "has_schema_privilege(current_schema(), 'CREATE'), "
+            "count(c.oid) FILTER (WHERE has_table_privilege(c.oid, 'SELECT, INSERT, UPDATE, DELETE')) "
+            "FROM (SELECT 1) AS one LEFT JOIN (pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
+            "ON n.oid = c.relnamespace AND n.nspname = current_schema()) "
+            "ON c.relkind IN ('r', 'p') AND c.relname IN "
+            "('dtx_undo_log', 'dtx_global_lock', 'dtx_at_schema')",
       {});
   const Row& row = r[0];
   if (row.is_null(0))
@@ -88,7 +100,14 @@ Place locate(Session& s, sql::Dialect d, const std::string& resource) {
                         "schema of the user's search_path exists in database " + row.text(0),
                         "create the schema, or set the user's search_path to an existing one "
                         "(ALTER ROLE ... SET search_path = ...)");
-  return Place{row.text(0), row.text(1), row.text(2), static_cast<int>(row.as_int64(3))};
+  const std::string can_create = row.text(4);
+  return Place{row.text(0), row.text(1), row.text(2), static_cast<int>(row.as_int64(3)),
+               can_create == "1" || can_create == "t", static_cast<int>(row.as_int64(5))};
+}
+
+std::string grant_hint(const Place& p) {
+  return "grant " + p.user + " SELECT, INSERT, UPDATE, DELETE on dtx_undo_log, dtx_global_lock "
+         "and dtx_at_schema (docs/undo-record.md)";
 }
 
 std::string dba_hint(sql::Dialect d, const Place& p) {
@@ -98,8 +117,7 @@ std::string dba_hint(sql::Dialect d, const Place& p) {
                   : "PGOPTIONS=-csearch_path=" + p.schema + " psql -h HOST -p PORT -U ADMIN -d " +
                         p.database + " -v ON_ERROR_STOP=1 -f " + file;
   return "have a DBA create the tables by running " + file + " in " + p.describe(d) + " (" + run +
-         ") and grant " + p.user + " SELECT, INSERT, UPDATE, DELETE on dtx_undo_log, "
-         "dtx_global_lock and dtx_at_schema (docs/undo-record.md)";
+         ") and " + grant_hint(p);
 }
 
 // The version row, or nullopt if the table has none.
@@ -114,7 +132,7 @@ std::optional<int> read_version(Session& s, sql::Dialect d, const std::string& r
     throw misconfigured(resource,
                         "the user " + p.user + " may not read AT mode's table dtx_at_schema in " +
                             p.describe(d),
-                        dba_hint(d, p), &e);
+                        "have a DBA " + grant_hint(p), &e);
   }
 }
 
@@ -172,16 +190,22 @@ class CreatorLock {
   sql::Dialect d_;
 };
 
+Error may_not_create(sql::Dialect d, const std::string& resource, const Place& p,
+                     const Error* said = nullptr) {
+  return misconfigured(resource,
+                       "AT mode's tables are missing in " + p.describe(d) + " and the user " +
+                           p.user + " may not create them",
+                       dba_hint(d, p), said);
+}
+
 void create(Session& s, sql::Dialect d, const std::string& resource, const Place& p) {
+  if (!p.can_create) throw may_not_create(d, resource, p);
   try {
     CreatorLock lock(s, d, resource);
     for (const std::string& statement : at_schema_statements(d)) s.execute(statement, {});
   } catch (const Error& e) {
     if (!is_privilege_error(e)) throw;
-    throw misconfigured(resource,
-                        "AT mode's tables are missing in " + p.describe(d) + " and the user " +
-                            p.user + " may not create them",
-                        dba_hint(d, p), &e);
+    throw may_not_create(d, resource, p, &e);
   }
 }
 
@@ -229,6 +253,12 @@ void ensure_at_schema(Session& session, sql::Dialect dialect, const std::string&
                 "AT mode's tables are checked on a session without a branch");
   const Place place = locate(session, dialect, resource);
   if (place.tables == 3) {
+    if (place.usable < 3)
+      throw misconfigured(resource,
+                          "the user " + place.user + " may not use AT mode's tables in " +
+                              place.describe(dialect) +
+                              " (it needs SELECT, INSERT, UPDATE and DELETE on all three)",
+                          "have a DBA " + grant_hint(place));
     if (std::optional<int> v = read_version(session, dialect, resource, place)) {
       check_version(*v, dialect, resource, place);
       return;

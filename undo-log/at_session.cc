@@ -544,6 +544,24 @@ Result AtSession::execute(std::string_view sql, std::span<const Param> params) {
   if (st.param_count != params.size())
     throw error(Errc::usage, "statement has " + std::to_string(st.param_count) + " placeholders but " +
                                  std::to_string(params.size()) + " parameters were given");
+  // What needs the table's metadata is refused before anything runs too
+  // (no primary key, a type without an exact image, a key changed); the
+  // branch stays usable.
+  std::shared_ptr<const TableMeta> meta;
+  try {
+    meta = table(st.table);
+  } catch (const Error& e) {
+    if (e.code() != Errc::usage && e.code() != Errc::sql) failed_ = true;
+    throw e.with_context(gtrid(), shared_->config.name);
+  }
+  for (const auto& a : st.assignments) {
+    auto idx = meta->find(a.column);
+    if (idx && std::find(meta->primary_key.begin(), meta->primary_key.end(), *idx) != meta->primary_key.end())
+      throw error(Errc::usage,
+                  "a statement that changes a primary key column (" + a.column + " of " + meta->display_name() +
+                      ") is not supported in AT mode: the undo record and the global lock follow rows by key",
+                  "set mode = \"xa\" for resource '" + shared_->config.name + "' to run it");
+  }
   try {
     return run_change(st, sql, params);
   } catch (const Error& e) {

@@ -26,7 +26,7 @@ namespace dtx::undo {
 
 namespace {
 
-using json = nlohmann::json;
+using json = nlohmann::ordered_json;  // keys in the documented order
 
 constexpr char kHexDigits[] = "0123456789abcdef";
 

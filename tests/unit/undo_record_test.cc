@@ -56,6 +56,8 @@ TEST(UndoRecord, RoundTripsAnEmptyRecord) {
   r.gtrid = "g";
   r.branch = "b";
   EXPECT_EQ(round_trip(r), r);
+  // One line, no spaces, fields in the documented order.
+  EXPECT_EQ(encode(r), R"({"version":1,"gtrid":"g","branch":"b","tables":[],"rows":[]})");
 }
 
 TEST(UndoRecord, KeepsNulBytesFourByteCharactersAndEmptyStringsApartFromNull) {
