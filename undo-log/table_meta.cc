@@ -45,10 +45,6 @@
 namespace dtx::undo {
 namespace {
 
-constexpr const char* kXaHint =
-    "AT mode needs it to image rows exactly; configure the resource with mode = \"xa\" to "
-    "use this table";
-
 Error usage(const std::string& what) {
   Error::Details d;
   d.code = Errc::usage;
@@ -96,8 +92,10 @@ TableMeta named(sql::Dialect dialect, const Row& first) {
 
 void require_primary_key(const TableMeta& m) {
   if (m.primary_key.empty())
-    throw usage("table " + m.display_name() + " has no primary key (or is not a base table); " +
-                kXaHint);
+    throw usage("table " + m.display_name() +
+                " has no primary key (or is not a base table): AT mode needs one to find each "
+                "changed row again at rollback; configure the resource with mode = \"xa\" to "
+                "use this table");
 }
 
 // ----------------------------------------------------------------- MariaDB
