@@ -39,7 +39,6 @@
 #include "undo-log/table_meta.h"
 
 #include <algorithm>
-#include <cctype>
 
 #include "dtx/error.h"
 
@@ -312,7 +311,8 @@ TableMeta load_postgres(Session& session, const sql::TableRef& table) {
 
     // What the image's exactness rests on: the type itself, an array's
     // element, a range's subtype. Types from extensions (PostGIS, ...),
-    // composites and domains over domains have no text form we can vouch for.
+    // composites, domains over domains, arrays of domains and range types
+    // outside pg_catalog have no text form we can vouch for.
     const PgType& leaf = is_array ? element : base;
     const bool known = (leaf.typtype == 'b' && leaf.in_catalog) || leaf.typtype == 'e' ||
                        ((leaf.typtype == 'r' || leaf.typtype == 'm') && leaf.in_catalog);
