@@ -1,11 +1,12 @@
 // Table metadata for AT mode, read in one round trip per table, and the
 // per-type choice of image / value / equals expressions.
 //
-// Reading. MariaDB: one SELECT over information_schema.COLUMNS joined with
-// STATISTICS (index PRIMARY, SEQ_IN_INDEX gives key order); both sides carry
-// the schema and table as constants so the server opens only that table (and
-// matches its name as it matches table names, per lower_case_table_names). No
-// schema written = DATABASE(). PostgreSQL: one SELECT from
+// Reading. MariaDB: one statement, information_schema.COLUMNS UNION ALL the
+// PRIMARY rows of STATISTICS (SEQ_IN_INDEX gives key order); both halves carry
+// the schema and table as constants, so the server opens only that table (and
+// matches its name as it matches table names, per lower_case_table_names);
+// a join would make it scan STATISTICS of every database. No schema written
+// = DATABASE(). PostgreSQL: one SELECT from
 // to_regclass('"schema"."name"') (or the name alone, resolved through the
 // search_path) joined with pg_attribute, pg_type (domains resolved to their
 // base, the element type of arrays, the subtype of ranges), pg_attrdef and
@@ -38,16 +39,11 @@
 #include "undo-log/table_meta.h"
 
 #include <algorithm>
-#include <cctype>
 
 #include "dtx/error.h"
 
 namespace dtx::undo {
 namespace {
-
-constexpr const char* kXaHint =
-    "AT mode needs it to image rows exactly; configure the resource with mode = \"xa\" to "
-    "use this table";
 
 Error usage(const std::string& what) {
   Error::Details d;
@@ -84,20 +80,21 @@ Error unimageable(const TableMeta& m, const std::string& column, const std::stri
                "to use this table");
 }
 
-// A TableMeta named by the first row of a catalog query: schema, then name.
-TableMeta named(sql::Dialect dialect, const Row& first) {
+TableMeta named(sql::Dialect dialect, std::string schema, std::string name) {
   TableMeta m;
   m.dialect = dialect;
-  m.schema = first.text(0);
-  m.name = first.text(1);
+  m.schema = std::move(schema);
+  m.name = std::move(name);
   m.qualified = quote_identifier(m.schema, dialect) + "." + quote_identifier(m.name, dialect);
   return m;
 }
 
 void require_primary_key(const TableMeta& m) {
   if (m.primary_key.empty())
-    throw usage("table " + m.display_name() + " has no primary key (or is not a base table); " +
-                kXaHint);
+    throw usage("table " + m.display_name() +
+                " has no primary key (or is not a base table): AT mode needs one to find each "
+                "changed row again at rollback; configure the resource with mode = \"xa\" to "
+                "use this table");
 }
 
 // ----------------------------------------------------------------- MariaDB
@@ -169,36 +166,43 @@ bool choose_mysql(Column& c, const MysqlColumn& info, bool& needs_utc) {
 }
 
 TableMeta load_mysql(Session& session, const sql::TableRef& table) {
-  // The schema and name as constants on both information_schema tables, so
-  // the server looks up this one table (and matches its name as the server
-  // does for table names).
+  // The columns (kind 0, in table order), then the primary key's columns
+  // (kind 1, in key order). A UNION rather than a join: with the schema and
+  // name as constants on both sides the server opens just this table for
+  // each; joined, it scans STATISTICS of every database.
   const std::string schema = table.schema.empty() ? "DATABASE()" : "?";
   const std::string sql =
-      "SELECT c.TABLE_SCHEMA, c.TABLE_NAME, c.COLUMN_NAME, c.COLUMN_TYPE, c.DATA_TYPE, c.EXTRA, "
-      "c.IS_GENERATED, c.CHARACTER_SET_NAME, c.COLLATION_NAME, c.NUMERIC_PRECISION, "
-      "c.NUMERIC_SCALE, c.DATETIME_PRECISION, s.SEQ_IN_INDEX "
-      "FROM information_schema.COLUMNS c LEFT JOIN information_schema.STATISTICS s "
-      "ON s.TABLE_SCHEMA = " + schema + " AND s.TABLE_NAME = ? AND s.INDEX_NAME = 'PRIMARY' "
-      "AND s.COLUMN_NAME = c.COLUMN_NAME "
-      "WHERE c.TABLE_SCHEMA = " + schema + " AND c.TABLE_NAME = ? ORDER BY c.ORDINAL_POSITION";
+      "SELECT 0 AS kind, c.ORDINAL_POSITION AS pos, c.TABLE_SCHEMA, c.TABLE_NAME, c.COLUMN_NAME, "
+      "c.COLUMN_TYPE, c.DATA_TYPE, c.EXTRA, c.IS_GENERATED, c.CHARACTER_SET_NAME, "
+      "c.COLLATION_NAME, c.NUMERIC_PRECISION, c.NUMERIC_SCALE, c.DATETIME_PRECISION "
+      "FROM information_schema.COLUMNS c "
+      "WHERE c.TABLE_SCHEMA = " + schema + " AND c.TABLE_NAME = ? "
+      "UNION ALL SELECT 1, s.SEQ_IN_INDEX, s.TABLE_SCHEMA, s.TABLE_NAME, s.COLUMN_NAME, "
+      "NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL "
+      "FROM information_schema.STATISTICS s "
+      "WHERE s.TABLE_SCHEMA = " + schema + " AND s.TABLE_NAME = ? AND s.INDEX_NAME = 'PRIMARY' "
+      "ORDER BY kind, pos";
   std::vector<Param> params;
   for (int i = 0; i < 2; ++i) {
     if (!table.schema.empty()) params.emplace_back(table.schema);
     params.emplace_back(table.name);
   }
   Result r = session.execute(sql, params);
-  if (r.empty())
+  if (r.empty() || r[0].text(0) != "0")
     throw unknown_table("table " + written(table) + " does not exist" +
                         (table.schema.empty() ? " in the session's current database" : ""));
 
-  TableMeta m = named(sql::Dialect::mysql, r[0]);
-  std::vector<std::pair<long long, std::size_t>> key;  // (position in key, column)
+  TableMeta m = named(sql::Dialect::mysql, r[0].text(2), r[0].text(3));
   std::vector<std::pair<std::string, std::string>> refused;  // (column, type)
   bool needs_utc = false;
   for (const Row& row : r) {
     auto cell = [&](std::size_t i) { return row.cell(i).value_or(""); };
-    MysqlColumn info{cell(2), cell(3), lower_ascii(cell(4)), lower_ascii(cell(5)), cell(6),
-                     cell(7), cell(8), cell(9), cell(10), cell(11)};
+    if (cell(0) == "1") {  // a key column, in key order
+      if (auto i = m.find(cell(4))) m.primary_key.push_back(*i);
+      continue;
+    }
+    MysqlColumn info{cell(4), cell(5),  lower_ascii(cell(6)), lower_ascii(cell(7)), cell(8),
+                     cell(9), cell(10), cell(11), cell(12), cell(13)};
     Column c;
     c.name = info.name;
     c.type = info.column_type;
@@ -206,11 +210,8 @@ TableMeta load_mysql(Session& session, const sql::TableRef& table) {
                   info.extra.find("generated") != std::string::npos;
     c.auto_increment = info.extra.find("auto_increment") != std::string::npos;
     if (!choose_mysql(c, info, needs_utc)) refused.emplace_back(c.name, c.type);
-    if (!row.is_null(12)) key.emplace_back(row.as_int64(12), m.columns.size());
     m.columns.push_back(std::move(c));
   }
-  std::sort(key.begin(), key.end());
-  for (const auto& k : key) m.primary_key.push_back(k.second);
   require_primary_key(m);
   if (!refused.empty()) throw unimageable(m, refused[0].first, refused[0].second);
   if (needs_utc) m.statement_prefix = "SET STATEMENT time_zone='+00:00' FOR ";
@@ -289,7 +290,7 @@ TableMeta load_postgres(Session& session, const sql::TableRef& table) {
     throw unknown_table("table " + written(table) + " does not exist" +
                         (table.schema.empty() ? " on the session's search_path" : ""));
 
-  TableMeta m = named(sql::Dialect::postgres, r[0]);
+  TableMeta m = named(sql::Dialect::postgres, r[0].text(0), r[0].text(1));
   const std::string relkind = r[0].text(2);
   std::vector<std::pair<long long, std::size_t>> key;
   std::vector<std::pair<std::string, std::string>> refused;
@@ -310,7 +311,8 @@ TableMeta load_postgres(Session& session, const sql::TableRef& table) {
 
     // What the image's exactness rests on: the type itself, an array's
     // element, a range's subtype. Types from extensions (PostGIS, ...),
-    // composites and domains over domains have no text form we can vouch for.
+    // composites, domains over domains, arrays of domains and range types
+    // outside pg_catalog have no text form we can vouch for.
     const PgType& leaf = is_array ? element : base;
     const bool known = (leaf.typtype == 'b' && leaf.in_catalog) || leaf.typtype == 'e' ||
                        ((leaf.typtype == 'r' || leaf.typtype == 'm') && leaf.in_catalog);

@@ -7,14 +7,28 @@
 // value ever passes through a lossy conversion:
 //
 //   image   a select-list expression giving the column's value as text that
-//           identifies it exactly (e.g. MariaDB HEX(`c`) for strings and
-//           blobs, PostgreSQL "c"::text with shortest-exact float output);
+//           identifies it exactly (MariaDB HEX(`c`) for strings and blobs,
+//           CAST(CAST(`c` AS DOUBLE) AS CHAR) for floats; PostgreSQL "c"::text,
+//           guarded against output settings that would round it);
 //   value   an expression turning one `?` parameter carrying such an image
 //           back into a value of the column's type (CONVERT(UNHEX(?) USING
-//           utf8mb4), CAST(? AS DECIMAL(65,30)), ?::numeric(10,2), ...);
+//           utf8mb4) COLLATE ..., CAST(? AS DECIMAL(65,30)), ?::numeric(10,2));
+//           usable in INSERT / UPDATE SET and, to find a row by its primary
+//           key through the index, in `col = value` (MariaDB) / `"col" = value`;
 //   equals  a null-safe comparison of the column with one `?` image, made
 //           inside the database (MariaDB `<=>`, PostgreSQL IS NOT DISTINCT
-//           FROM), true exactly when the stored value is the imaged one.
+//           FROM), true exactly when the stored value is the imaged one: a
+//           change of case under a _ci collation, of a trailing space, of
+//           1.0 into 1.00 or of -0 into 0 makes it false. It is a check, not
+//           a lookup: it may not use an index.
+//
+// Image text depends on nothing but the value, with two documented
+// exceptions handled here: MariaDB TIMESTAMP columns are imaged and written
+// in UTC through TableMeta::statement_prefix, which every statement using
+// these expressions must carry; PostgreSQL images of floats, dates and
+// intervals need the default output settings (extra_float_digits >= 1,
+// DateStyle ISO, IntervalStyle postgres) and fail with a message naming the
+// setting otherwise. docs/at-mode-values.md lists the choice for every type.
 //
 // Columns the database computes (generated columns) are imaged for display
 // but never written back nor compared: they follow from the others.
@@ -78,15 +92,19 @@ std::string quote_identifier(std::string_view name, sql::Dialect dialect);
 // Reads the metadata of `table` (as the recognizer saw it written: quoting
 // decides case folding; no schema = the session's current database / first
 // schema of the search_path that has the table) through `session`, inside
-// whatever transaction the session is in. Throws dtx::Error:
+// whatever transaction the session is in, in one round trip. Throws
+// dtx::Error (without resource or gtrid: the caller adds them):
 //   Errc::sql    the table does not exist (naming it);
 //   Errc::usage  it has no primary key, or a column of a type AT mode cannot
 //                image exactly (naming the column and type, and saying that
 //                `mode = "xa"` handles the table).
 TableMeta load_table_meta(Session& session, sql::Dialect dialect, const sql::TableRef& table);
 
-// Per-resource cache of TableMeta, keyed by the table as written plus the
-// session's current schema. Thread-safe.
+// Per-resource cache of TableMeta, keyed by the table as written (PostgreSQL
+// unquoted names folded). A name without schema is resolved once, in the
+// session that first loads it: sessions of one resource share their default
+// database / search_path; one that changes it (USE, SET search_path) should
+// write schemas. Thread-safe; a load runs outside the lock.
 class TableMetaCache {
  public:
   explicit TableMetaCache(sql::Dialect dialect) : dialect_(dialect) {}

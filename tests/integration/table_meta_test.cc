@@ -176,6 +176,26 @@ class TableMetaTest : public ::testing::Test {
     return !r.empty() && truthy(r[0].cell(0));
   }
 
+  // Finds row `imgs` (images of every column) by its key written as
+  // `col = value`, returning the plan's text and the rows found.
+  std::pair<std::string, std::size_t> locate(const TableMeta& m,
+                                             const std::vector<std::optional<std::string>>& imgs,
+                                             const std::string& explain) {
+    std::vector<std::string> conds;
+    Params params;
+    for (std::size_t k : m.primary_key) {
+      conds.push_back(q(m.columns[k].name) + " = " + m.columns[k].value);
+      params.emplace_back(imgs[k]);
+    }
+    const std::string where = " FROM " + m.qualified + " WHERE " + join(conds, " AND ");
+    Result plan = run(s(), m.statement_prefix + explain + " SELECT *" + where, params);
+    std::string plan_text;
+    for (const Row& row : plan)
+      for (std::size_t i = 0; i < row.size(); ++i) plan_text += row.cell(i).value_or("NULL") + " ";
+    Result found = run(s(), m.statement_prefix + "SELECT *" + where + " FOR UPDATE", params);
+    return {plan_text, found.size()};
+  }
+
   void run_matrix(const Matrix& mx) {
     std::vector<std::string> defs{q("id") + " INT PRIMARY KEY"};
     for (const auto& c : mx.columns) defs.push_back(q(c.name) + " " + c.type);
@@ -300,6 +320,8 @@ TEST_F(MariadbTableMeta, EveryTypeOfTheMatrixRoundTripsExactlyAndEqualsSeesTheSm
       {"js", "JSON", {"'{\"b\": [1, 2.50], \"a\": \"é\"}'", "NULL", "'null'"}, bytes},
       {"en", "ENUM('x','y','Z')", {"'Z'", "NULL", "'x'"}, bytes},
       {"st", "SET('a','b','c')", {"'a,c'", "NULL", "''"}, bytes},
+      {"uu", "UUID", {"'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'", "NULL", "'00000000-0000-0000-0000-000000000000'"}, bytes},
+      {"i6", "INET6", {"'2001:db8::ff00:42:8329'", "NULL", "'::'"}, bytes},
   };
   mx.variants = {
       {1, "dt", "`dt` + INTERVAL 1 MICROSECOND", {}},
@@ -325,6 +347,8 @@ TEST_F(MariadbTableMeta, EveryTypeOfTheMatrixRoundTripsExactlyAndEqualsSeesTheSm
       {1, "js", "'{\"b\":[1,2.50],\"a\":\"é\"}'", {}},  // the same JSON document, other bytes
       {1, "en", "'x'", {}},
       {1, "st", "'a'", {}},
+      {1, "uu", "'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a12'", {}},
+      {1, "i6", "'2001:db8::ff00:42:8328'", {}},
       {2, "u8", "''", {}},                 // NULL against the empty string
       {3, "u8", "NULL", {}},
       {2, "bl", "''", {}},
@@ -346,6 +370,32 @@ TEST_F(MariadbTableMeta, CompositeKeyComesInKeyOrder) {
   EXPECT_EQ(m.primary_key, (std::vector<std::size_t>{2, 0}));
   EXPECT_EQ(m.find("B"), std::optional<std::size_t>(1));  // column names ignore case
   EXPECT_EQ(m.find("nope"), std::nullopt);
+}
+
+TEST_F(MariadbTableMeta, ValueExpressionsFindARowByItsKeyThroughTheIndex) {
+  run(s(), "DROP TABLE IF EXISTS hm_loc");
+  run(s(),
+      "CREATE TABLE hm_loc (k1 VARCHAR(20) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci, "
+      "k2 DATETIME(6), k3 DECIMAL(20,5), k4 TIMESTAMP(6) NOT NULL, k5 BIGINT UNSIGNED, v INT, "
+      "PRIMARY KEY (k1, k2, k3, k4, k5))");
+  run(s(),
+      "INSERT INTO hm_loc VALUES ('Ab😀', '2024-01-01 00:00:00.5', 1.5, "
+      "'2024-10-27 02:30:00.000001', 18446744073709551615, 7), "
+      "('Ab😀', '2024-01-01 00:00:00.5', 1.5, '2024-10-27 02:30:00.000002', "
+      "18446744073709551615, 8)");
+  const TableMeta m = load(table("hm_loc"));
+  std::vector<std::string> exprs;
+  for (const auto& c : m.columns) exprs.push_back(c.image);
+  Result r = run(s(), m.statement_prefix + "SELECT " + join(exprs, ", ") +
+                          " FROM hm_loc WHERE v = 7");
+  ASSERT_EQ(r.size(), 1u);
+  std::vector<std::optional<std::string>> imgs;
+  for (std::size_t i = 0; i < m.columns.size(); ++i) imgs.push_back(r[0].cell(i));
+  run(s(), other_zone_);
+  auto [plan, found] = locate(m, imgs, "EXPLAIN");
+  EXPECT_EQ(found, 1u);
+  EXPECT_TRUE(contains(plan, "PRIMARY")) << plan;
+  EXPECT_TRUE(contains(plan, "const")) << plan;
 }
 
 TEST_F(MariadbTableMeta, QualifiedAndQuotedNamesResolve) {
@@ -459,6 +509,8 @@ TEST_F(PostgresTableMeta, EveryTypeOfTheMatrixRoundTripsExactlyAndEqualsSeesTheS
   run(s(), "DROP TABLE IF EXISTS hm_types");
   run(s(), "DROP TYPE IF EXISTS hm_mood");
   run(s(), "CREATE TYPE hm_mood AS ENUM ('sad', 'ok', 'Happy')");
+  run(s(), "DROP DOMAIN IF EXISTS hm_amount");
+  run(s(), "CREATE DOMAIN hm_amount AS numeric(10,2) CHECK (VALUE <> 0)");
   const std::string text = "{a}::text IS NOT DISTINCT FROM {b}::text";
   const std::string same = "{a} IS NOT DISTINCT FROM {b}";
   Matrix mx;
@@ -501,6 +553,16 @@ TEST_F(PostgresTableMeta, EveryTypeOfTheMatrixRoundTripsExactlyAndEqualsSeesTheS
       {"bo", "boolean", {"true", "NULL", "false"}, same},
       {"en", "hm_mood", {"'Happy'", "NULL", "'sad'"}, same},
       {"pt", "point", {"'(0.1,-0)'", "NULL", "'(1e308,4.9e-324)'"}, text},
+      {"mn", "money", {"'12.34'", "NULL", "'-0.01'"}, "{a}::numeric IS NOT DISTINCT FROM {b}::numeric"},
+      {"amt", "hm_amount", {"'1.50'", "NULL", "'-99999999.99'"}, text},
+      {"ir", "int4range", {"'[1,5)'", "NULL", "'empty'"}, same},
+      {"tr", "tstzrange",
+       {"'[2024-10-27 00:30:00.000001+00,2024-10-27 01:30:00+00)'", "NULL", "'(,)'"},
+       same + " AND lower({a})::text IS NOT DISTINCT FROM lower({b})::text"},
+      {"ip", "inet", {"'192.168.0.1/24'", "NULL", "'::1'"}, text},
+      {"mac", "macaddr", {"'08:00:2b:01:02:03'", "NULL", "'00:00:00:00:00:00'"}, text},
+      {"ttz", "timetz", {"'10:00:00.000001+02'", "NULL", "'00:00:00-14'"}, text},
+      {"xm", "xml", {"'<a b=\"1\">x</a>'", "NULL", "''"}, text},
   };
   mx.variants = {
       {1, "ts", "\"ts\" + interval '1 microsecond'", {}},
@@ -531,11 +593,44 @@ TEST_F(PostgresTableMeta, EveryTypeOfTheMatrixRoundTripsExactlyAndEqualsSeesTheS
       {1, "bo", "false", {}},
       {1, "en", "'ok'", {}},
       {1, "pt", "'(0.1,0)'", {}},
+      {1, "mn", "'12.35'", {}},
+      {1, "amt", "'1.51'", {}},
+      {1, "ir", "'[1,6)'", {}},
+      {1, "tr", "'[2024-10-27 00:30:00.000002+00,2024-10-27 01:30:00+00)'", {}},
+      {1, "ip", "'192.168.0.1/25'", {}},
+      {1, "mac", "'08:00:2b:01:02:04'", {}},
+      {1, "ttz", "'10:00:00.000001+03'", {}},
+      {1, "xm", "'<a b=\"2\">x</a>'", {}},
       {2, "tx", "''", {}},                   // NULL against the empty string
       {3, "tx", "NULL", {}},
       {2, "ba", "''", {}},
   };
   run_matrix(mx);
+}
+
+TEST_F(PostgresTableMeta, ValueExpressionsFindARowByItsKeyThroughTheIndex) {
+  run(s(), "DROP TABLE IF EXISTS hm_loc");
+  run(s(),
+      "CREATE TABLE hm_loc (k1 text, k2 timestamptz, k3 numeric, k4 uuid, k5 float8, v int, "
+      "PRIMARY KEY (k1, k2, k3, k4, k5))");
+  run(s(),
+      "INSERT INTO hm_loc VALUES ('Ab😀', '2024-10-27 02:30:00.000001+01', 1.50, "
+      "'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 0.1, 7), "
+      "('Ab😀', '2024-10-27 02:30:00.000001+02', 1.50, "
+      "'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 0.1, 8)");
+  const TableMeta m = load(table("hm_loc"));
+  std::vector<std::string> exprs;
+  for (const auto& c : m.columns) exprs.push_back(c.image);
+  Result r = run(s(), "SELECT " + join(exprs, ", ") + " FROM hm_loc WHERE v = 7");
+  ASSERT_EQ(r.size(), 1u);
+  std::vector<std::optional<std::string>> imgs;
+  for (std::size_t i = 0; i < m.columns.size(); ++i) imgs.push_back(r[0].cell(i));
+  run(s(), other_zone_);
+  run(s(), "SET enable_seqscan = off");
+  auto [plan, found] = locate(m, imgs, "EXPLAIN");
+  run(s(), "RESET enable_seqscan");
+  EXPECT_EQ(found, 1u);
+  EXPECT_TRUE(contains(plan, "hm_loc_pkey")) << plan;
 }
 
 TEST_F(PostgresTableMeta, CompositeKeyComesInKeyOrder) {
@@ -634,7 +729,7 @@ TEST_F(PostgresTableMeta, GeneratedSerialAndIdentityColumnsAreFlagged) {
   EXPECT_FALSE(m.columns[4].identity_always);
 }
 
-TEST_F(PostgresTableMeta, FloatImagesRefuseASessionThatPrintsThemRounded) {
+TEST_F(PostgresTableMeta, ImagesRefuseASessionThatPrintsThemInexactly) {
   run(s(), "DROP TABLE IF EXISTS hm_fl");
   run(s(), "CREATE TABLE hm_fl (id int PRIMARY KEY, f float8)");
   run(s(), "INSERT INTO hm_fl VALUES (1, 0.1::float8 + 0.2::float8)");
@@ -644,6 +739,18 @@ TEST_F(PostgresTableMeta, FloatImagesRefuseASessionThatPrintsThemRounded) {
   EXPECT_TRUE(contains(e.what(), "extra_float_digits")) << e.what();
   run(s(), "RESET extra_float_digits");
   EXPECT_EQ(images(m, "1").at(1), std::optional<std::string>("0.30000000000000004"));
+
+  // The same for dates under a DateStyle whose text another session would
+  // read with day and month swapped.
+  run(s(), "DROP TABLE IF EXISTS hm_dt");
+  run(s(), "CREATE TABLE hm_dt (id int PRIMARY KEY, d date)");
+  run(s(), "INSERT INTO hm_dt VALUES (1, '2024-02-03')");
+  const TableMeta dm = load(table("hm_dt"));
+  run(s(), "SET DateStyle = 'SQL, DMY'");
+  Error de = error_from([&] { images(dm, "1"); });
+  EXPECT_TRUE(contains(de.what(), "DateStyle")) << de.what();
+  run(s(), "RESET DateStyle");
+  EXPECT_EQ(images(dm, "1").at(1), std::optional<std::string>("2024-02-03"));
 }
 
 TEST_F(PostgresTableMeta, CacheReturnsTheEntryUntilInvalidated) {
