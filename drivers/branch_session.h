@@ -90,6 +90,12 @@ class BranchSession : public Session, public Cancellable {
   void mark_prepared() noexcept;          // active -> prepared
   void finish() noexcept;                 // -> none, no xid, no deadline
 
+  // `sql` (dtx's own, with no '?' but placeholders) with every placeholder
+  // replaced by quote_literal() of its parameter.
+  std::string inline_params(std::string_view sql, std::span<const Param> params) const;
+  // A string as a literal of the dialect, exactly (no charset conversion).
+  virtual std::string quote_literal(const std::string& text) const = 0;
+
   // At most the first 120 characters of `sql`, for messages.
   static std::string excerpt(std::string_view sql);
 

@@ -236,6 +236,7 @@ class MysqlSession final : public BranchSession {
   void prepare() override;
   FinishResult commit() override;
   void commit_one_phase() override;
+  void commit_local_with(std::string_view statement, std::span<const Param> params) override;
   void rollback() override;
   std::vector<PreparedXid> recover() override;
   // KILL QUERY from a connection of its own (see the top of the file).
@@ -254,6 +255,16 @@ class MysqlSession final : public BranchSession {
   // XA END (errors ignored: already ended, or rollback-only) and XA ROLLBACK.
   void abandon() noexcept override;
   std::string literal() const { return xid_->mysql_literal(); }
+  // A hex literal of the bytes, in utf8mb4: nothing to escape, nothing converted.
+  std::string quote_literal(const std::string& text) const override {
+    static const char* const kHex = "0123456789ABCDEF";
+    std::string out = "_utf8mb4 X'";
+    for (unsigned char c : text) {
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+    return out + "'";
+  }
 
   const ResourceConfig config_;             // to connect for KILL QUERY
   std::unique_ptr<sql::Connection> conn_;  // declared before the statements: outlives them
@@ -436,6 +447,27 @@ void MysqlSession::commit_one_phase() {
   abandon_and_throw(error(classify(f->code), &*f,
                           std::string(local_ ? "COMMIT" : "XA COMMIT ONE PHASE") +
                               " failed; the branch was rolled back"));
+}
+
+void MysqlSession::commit_local_with(std::string_view statement, std::span<const Param> params) {
+  library();
+  require(BranchState::active, "commit in one phase");
+  if (!local_) {
+    Session::commit_local_with(statement, params);
+    return;
+  }
+  refuse_if_failed("committed");
+  // One multi-statement query: the server stops at the first error, so a
+  // failed statement is never followed by the COMMIT.
+  std::optional<ServerError> f = attempt(inline_params(statement, params) + "; COMMIT");
+  if (!f) {
+    finish();
+    return;
+  }
+  if (f->lost)
+    throw error(Errc::unavailable, &*f, "connection lost during the commit; its outcome is unknown");
+  abandon_and_throw(error(classify(f->code), &*f, "the last statement or the COMMIT failed; the branch was "
+                                                   "rolled back: " + excerpt(statement)));
 }
 
 void MysqlSession::rollback() {

@@ -204,6 +204,7 @@ class PostgresSession final : public BranchSession {
   void prepare() override;
   FinishResult commit() override;
   void commit_one_phase() override;
+  void commit_local_with(std::string_view statement, std::span<const Param> params) override;
   void rollback() override;
   std::vector<PreparedXid> recover() override;
   void cancel_running_statement() noexcept override;
@@ -223,6 +224,7 @@ class PostgresSession final : public BranchSession {
   // ROLLBACK of the active block, whatever state it is in.
   void abandon() noexcept override;
   std::string quoted_gid(const Xid& xid) const;
+  std::string quote_literal(const std::string& text) const override { return conn_->quote(text); }
 
   std::unique_ptr<pqxx::connection> conn_;  // declared first: outlives the handler and tx_
   NoticeLog notices_;
@@ -391,6 +393,30 @@ void PostgresSession::commit_one_phase() {
                 "connection lost during the one-phase commit; its outcome is unknown");
   // A failed COMMIT (deferred constraint, serialization failure) rolls back.
   abandon_and_throw(end_block_error(f, "COMMIT", cancelled));
+}
+
+void PostgresSession::commit_local_with(std::string_view statement, std::span<const Param> params) {
+  require(BranchState::active, "commit in one phase");
+  refuse_if_failed("committed");
+  refuse_if_past_deadline("COMMIT");
+  const std::string sql = inline_params(statement, params) + "; COMMIT";
+  ServerError f;
+  bool cancelled = false;
+  DeadlineWatch watch = watch_deadline();
+  try {
+    // One simple query: PostgreSQL stops at the first error, and the block
+    // is then failed, so COMMIT cannot commit anything after a failure.
+    exec(sql, &f);
+    watch.end();
+    finish();
+    return;
+  } catch (...) {
+    cancelled = watch.end();
+    if (f.message.empty()) f = current_failure();
+  }
+  if (f.lost)
+    throw error(Errc::unavailable, &f, "connection lost during the commit; its outcome is unknown");
+  abandon_and_throw(end_block_error(f, "the last statement or COMMIT", cancelled));
 }
 
 void PostgresSession::rollback() {

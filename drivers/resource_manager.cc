@@ -151,6 +151,30 @@ void BranchSession::finish() noexcept {
   failed_ = false;
 }
 
+std::string BranchSession::inline_params(std::string_view sql, std::span<const Param> params) const {
+  std::string out;
+  std::size_t next = 0;
+  for (char c : sql) {
+    if (c != '?') {
+      out += c;
+      continue;
+    }
+    if (next >= params.size())
+      throw error(Errc::usage, nullptr, "more placeholders than parameters in " + excerpt(sql));
+    const Param& p = params[next++];
+    auto text = p.to_text();
+    if (!text)
+      out += "NULL";
+    else if (std::holds_alternative<std::string>(p.storage()))
+      out += quote_literal(*text);
+    else
+      out += *text;
+  }
+  if (next != params.size())
+    throw error(Errc::usage, nullptr, "fewer placeholders than parameters in " + excerpt(sql));
+  return out;
+}
+
 std::string BranchSession::excerpt(std::string_view sql) {
   constexpr std::size_t kMax = 120;
   return sql.size() <= kMax ? std::string(sql) : std::string(sql.substr(0, kMax)) + "...";

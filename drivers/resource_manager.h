@@ -105,6 +105,14 @@ class Session {
   // session is broken and the branch stays prepared for recovery).
   virtual FinishResult commit() = 0;
   virtual void commit_one_phase() = 0;  // active -> none, no prepare
+  // A local transaction's (begin_local) last statement and its COMMIT, in one
+  // round trip where the driver can (`statement` is dtx's own SQL with `?`
+  // placeholders, which the driver inlines as literals). Fails like
+  // commit_one_phase(); a failed statement rolls the transaction back.
+  virtual void commit_local_with(std::string_view statement, std::span<const Param> params) {
+    execute(statement, params);
+    commit_one_phase();
+  }
   // Best effort from any state; throws only if a prepared branch could not be
   // rolled back (it then stays prepared for recovery).
   virtual void rollback() = 0;

@@ -15,6 +15,11 @@
 //               dtx's drivers), a prepared UPDATE, the same round trips as
 //               dtx's drivers, branches one after another, no log (RawBranch)
 //   dtx         the public C++ API (parallel phases, decision log, fdatasync)
+//   at          the same API with every resource switched to AT mode
+//               (mode = "at": local commit in phase 1 with undo record and
+//               global locks, forgotten off the caller's path in phase 2)
+// --rows N picks the row among the first N (default all 10,000): a small N
+// is a hot-row workload where lock contention decides.
 // --duration is per variant, split into rounds of at most 0.5 s that
 // alternate between the variants; besides the ratio of the totals, the median
 // of the per-round ratios (each dtx round against the raw_xa round next to
@@ -85,7 +90,8 @@ struct BenchOptions {
   double duration_s = 10;
   bool json = false;
   bool null_rm = false;
-  std::vector<std::string> variants{"non_atomic", "raw_xa", "dtx"};
+  std::vector<std::string> variants{"non_atomic", "raw_xa", "dtx", "at"};
+  int rows = kRows;  // rows picked from: 1..rows
 };
 
 struct Stats {
@@ -329,7 +335,7 @@ class DecisionLogWorker : public Worker {
 };
 
 // Runs `clients` threads of `factory`'s workers for `seconds`, adding to `stats`.
-void run_round(const WorkerFactory& factory, int clients, double seconds, Stats& stats) {
+void run_round(const WorkerFactory& factory, int clients, double seconds, int rows, Stats& stats) {
   std::vector<std::unique_ptr<Worker>> workers;
   for (int c = 0; c < clients; ++c) workers.push_back(factory(c));
   std::vector<Stats> per(clients);
@@ -344,7 +350,7 @@ void run_round(const WorkerFactory& factory, int clients, double seconds, Stats&
       while (Clock::now() < stop) {
         auto t0 = Clock::now();
         try {
-          workers[c]->once(1 + static_cast<int>(rng() % kRows));
+          workers[c]->once(1 + static_cast<int>(rng() % static_cast<unsigned>(rows)));
           ++s.count;
           s.latency_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
         } catch (const std::exception& e) {
@@ -479,6 +485,16 @@ int run_bench(const BenchOptions& o) {
     if (o.null_rm || wanted("dtx"))
       variants.push_back({"dtx", [&](int) { return std::make_unique<DtxWorker>(coord, names); },
                           [&] { return core->log().sync_count(); }});
+    // The same resources in AT mode, through a coordinator of their own.
+    const bool run_at = !o.null_rm && wanted("at");
+    Config at_config = config;
+    for (auto& [name, rc] : at_config.resources) rc.mode = BranchMode::at;
+    std::shared_ptr<detail::CoordinatorCore> at_core =
+        run_at ? std::make_shared<detail::CoordinatorCore>(at_config) : core;
+    Coordinator at_coord = detail::CoordinatorAccess::wrap(at_core);
+    if (run_at)
+      variants.push_back({"at", [&](int) { return std::make_unique<DtxWorker>(at_coord, names); },
+                          [&] { return at_core->log().sync_count(); }});
     if (o.null_rm) {
       // A log of its own (another incarnation) in the coordinator's log_dir.
       const std::string incarnation = new_incarnation();
@@ -496,9 +512,10 @@ int run_bench(const BenchOptions& o) {
     for (double done = 0; done < o.duration_s - 1e-9; done += round_s)
       for (auto& v : variants) {
         const std::uint64_t syncs_before = v.syncs ? v.syncs() : 0;
-        run_round(v.factory, o.clients, std::min(round_s, o.duration_s - done), results[v.name]);
+        run_round(v.factory, o.clients, std::min(round_s, o.duration_s - done), o.rows, results[v.name]);
         if (v.syncs) results[v.name].log_syncs += v.syncs() - syncs_before;
       }
+    at_core->drain_forgets();
   } catch (const NotOurTable& e) {
     std::cerr << "dtx bench: " << e.what() << "\n";
     return kExitUsage;
@@ -538,7 +555,7 @@ int run_bench(const BenchOptions& o) {
       j[name + "_p50_ms"] = s.percentile(0.50);
       j[name + "_p99_ms"] = s.percentile(0.99);
       j[name + "_errors"] = s.errors;
-      if (name == "dtx" || name == "log_ceiling") {
+      if (name == "dtx" || name == "at" || name == "log_ceiling") {
         j[name + "_log_syncs"] = s.log_syncs;
         j[name + "_per_log_sync"] = s.per_log_sync();
       }
@@ -549,6 +566,11 @@ int run_bench(const BenchOptions& o) {
       j["rounds"] = results["dtx"].round_tps.size();
     }
     if (has("non_atomic") && has("dtx")) j["dtx_vs_non_atomic"] = ratio("dtx", "non_atomic");
+    if (has("at") && has("raw_xa")) {
+      j["at_vs_raw_xa"] = ratio("at", "raw_xa");
+      j["at_vs_raw_xa_round_median"] = round_ratio("at", "raw_xa");
+    }
+    j["rows"] = o.rows;
     std::cout << j.dump(2) << "\n";
   } else {
     std::cout << "dtx bench: " << o.clients << " clients, " << o.duration_s << " s per variant"
@@ -556,7 +578,7 @@ int run_bench(const BenchOptions& o) {
     for (const auto& n : names) std::cout << ' ' << n;
     std::cout << "\n" << std::left << std::setw(14) << "variant" << std::right << std::setw(10) << "tps"
               << std::setw(10) << "p50 ms" << std::setw(10) << "p99 ms" << std::setw(8) << "errors" << "\n";
-    for (const char* name : {"non_atomic", "raw_xa", "dtx", "log_ceiling"}) {
+    for (const char* name : {"non_atomic", "raw_xa", "dtx", "at", "log_ceiling"}) {
       if (!has(name)) continue;
       Stats& s = results[name];
       std::cout << std::left << std::setw(14) << name << std::right << std::fixed << std::setprecision(1)
@@ -577,6 +599,9 @@ int run_bench(const BenchOptions& o) {
                    "log_dir, the disk's group-commit ceiling\n";
     if (has("dtx") && has("non_atomic"))
       std::cout << std::setprecision(3) << "dtx / non_atomic = " << ratio("dtx", "non_atomic") << "\n";
+    if (has("at") && has("raw_xa"))
+      std::cout << std::setprecision(3) << "at / raw_xa = " << ratio("at", "raw_xa") << "   (median of per-round ratios: "
+                << round_ratio("at", "raw_xa") << ")\n";
   }
   for (auto& [name, s] : results)
     if (s.errors) std::cerr << "dtx bench: " << name << ": " << s.errors << " errors, first: " << s.first_error << "\n";
@@ -596,9 +621,12 @@ std::function<int()> add_bench_command(CLI::App& app) {
                 "only the coordinator path, against resource managers that do nothing, beside the "
                 "decision log's own group-commit ceiling");
   cmd->add_option("--variants", o->variants,
-                  "comma-separated subset of non_atomic,raw_xa,dtx to run (default all; for profiling one)")
+                  "comma-separated subset of non_atomic,raw_xa,dtx,at to run (default all; for profiling one)")
       ->delimiter(',')
-      ->check(CLI::IsMember({"non_atomic", "raw_xa", "dtx"}));
+      ->check(CLI::IsMember({"non_atomic", "raw_xa", "dtx", "at"}));
+  cmd->add_option("--rows", o->rows, "pick the row of each transaction among the first N (default 10000; "
+                                     "e.g. 10 for a hot-row workload)")
+      ->check(CLI::Range(1, kRows));
   return [o] { return run_bench(*o); };
 }
 

@@ -187,6 +187,24 @@ std::string images_list(const TableMeta& m) {
   return join(parts, ", ");
 }
 
+std::string join_list(const std::vector<std::string>& parts) { return join(parts, ", "); }
+std::string join_and(const std::vector<std::string>& parts) { return join(parts, " AND "); }
+
+// The images with every column reference qualified by `qualifier` (for a
+// statement where another relation has the same column names). The image
+// expressions reference their column as quote_identifier(name).
+std::string qualified_images(const TableMeta& m, const std::string& qualifier) {
+  std::vector<std::string> parts;
+  for (const auto& c : m.columns) {
+    const std::string q = quote_identifier(c.name, m.dialect);
+    std::string img = c.image;
+    for (std::size_t at = img.find(q); at != std::string::npos; at = img.find(q, at + qualifier.size() + 1 + q.size()))
+      img.replace(at, q.size(), qualifier + "." + q);
+    parts.push_back(img);
+  }
+  return join(parts, ", ");
+}
+
 std::string key_images_list(const TableMeta& m) {
   std::vector<std::string> parts;
   for (std::size_t k : m.primary_key) parts.push_back(m.columns[k].image);
@@ -286,11 +304,19 @@ constexpr const char* kLock = "dtx_global_lock";
 // transaction; returns the number of records deleted.
 std::uint64_t delete_record_and_locks(Session& s, std::span<const Xid> xids) {
   std::uint64_t deleted = 0;
-  for (const Xid& x : xids) {
-    std::vector<Param> p{Param(x.gtrid), Param(x.bqual)};
-    deleted += s.execute(std::string("DELETE FROM ") + kUndo + " WHERE gtrid = ? AND branch = ?", p)
-                   .affected_rows();
-    s.execute(std::string("DELETE FROM ") + kLock + " WHERE gtrid = ? AND branch = ?", p);
+  // Two statements for the whole batch, in chunks that keep them short.
+  constexpr std::size_t kChunk = 200;
+  for (std::size_t from = 0; from < xids.size(); from += kChunk) {
+    const std::size_t n = std::min(kChunk, xids.size() - from);
+    std::vector<Param> p;
+    std::string pairs;
+    for (std::size_t i = 0; i < n; ++i) {
+      pairs += i ? " OR (gtrid = ? AND branch = ?)" : "(gtrid = ? AND branch = ?)";
+      p.push_back(Param(xids[from + i].gtrid));
+      p.push_back(Param(xids[from + i].bqual));
+    }
+    deleted += s.execute(std::string("DELETE FROM ") + kUndo + " WHERE " + pairs, p).affected_rows();
+    s.execute(std::string("DELETE FROM ") + kLock + " WHERE " + pairs, p);
   }
   return deleted;
 }
@@ -761,6 +787,53 @@ Result AtSession::change_once(const sql::Statement& st, const TableMeta& m, std:
       if (auto it = by_key.find(k); it != by_key.end()) out.push_back(it->second);
     return out;
   };
+  if (pg && (st.kind == sql::Kind::update || st.kind == sql::Kind::delete_)) {
+    // One statement: the rows chosen and locked by a sub-select with the
+    // statement's WHERE (their before images), changed by key, and RETURNING
+    // the before images from the sub-select and the after images from the
+    // table. The sub-select's FOR UPDATE makes the rows it read the rows changed.
+    const std::string target = st.table.alias.empty() ? quote_identifier(m.name, m.dialect)
+                                                       : quote_identifier(st.table.alias, m.dialect);
+    std::vector<std::string> before_cols, join;
+    for (std::size_t i = 0; i < ncols; ++i) before_cols.push_back(m.columns[i].image + " AS dtx_b" + std::to_string(i));
+    for (std::size_t k : m.primary_key) {
+      // The key itself (typed) for the join; its image is among the dtx_b*.
+      before_cols.push_back(quote_identifier(m.columns[k].name, m.dialect) + " AS dtx_k" + std::to_string(k));
+      join.push_back(target + "." + quote_identifier(m.columns[k].name, m.dialect) + " = dtx_b.dtx_k" +
+                     std::to_string(k));
+    }
+    std::string sub = "(SELECT " + join_list(before_cols) + " FROM " + from +
+                      (st.where.empty() ? "" : " WHERE " + st.where.text) + " FOR UPDATE) AS dtx_b";
+    std::vector<std::string> b_refs, a_refs;
+    for (std::size_t i = 0; i < ncols; ++i) b_refs.push_back("dtx_b.dtx_b" + std::to_string(i));
+    for (const auto& c : m.columns) {
+      // The after image from the target row (its alias or name qualifies it).
+      a_refs.push_back(c.image);
+    }
+    std::vector<Param> p;
+    std::string q;
+    if (st.kind == sql::Kind::delete_) {
+      q = "DELETE FROM " + from + " USING " + sub + " WHERE " + join_and(join) + " RETURNING " + join_list(b_refs);
+      p = params_of(params, {&st.where});
+    } else {
+      std::vector<std::string> sets;
+      for (const auto& a : st.assignments) {
+        sets.push_back(quote_identifier(a.column, m.dialect) + " = " + a.value.text);
+        for (std::size_t i : a.value.params) p.push_back(params[i]);
+      }
+      for (std::size_t i : st.where.params) p.push_back(params[i]);
+      q = "UPDATE " + from + " SET " + join_list(sets) + " FROM " + sub + " WHERE " + join_and(join) +
+          " RETURNING " + join_list(b_refs) + ", " + qualified_images(m, target);
+    }
+    Result r = inner_->execute(q, p);
+    for (const auto& row : r) {
+      Image before = image_of(row, 0, ncols);
+      std::optional<Image> after;
+      if (st.kind == sql::Kind::update) after = image_of(row, ncols, ncols);
+      changed.push_back({key_values(m, before), std::move(before), std::move(after)});
+    }
+    return Result({}, {}, r.size());
+  }
   if (st.kind == sql::Kind::update || st.kind == sql::Kind::delete_) {
     std::string q = "SELECT " + (two_step ? key_images_list(m) : images_list(m)) + " FROM " + from;
     if (!st.where.empty()) q += " WHERE " + st.where.text;
@@ -953,10 +1026,13 @@ void AtSession::prepare() {
   std::erase_if(record_.rows, [](const RowUndo& r) { return !r.before && !r.after; });
   try {
     if (!record_.rows.empty() || !held_.empty()) {
+      // The record and the COMMIT in one round trip.
       std::vector<Param> p{Param(gtrid()), Param(xid_->bqual), Param(encode(record_))};
-      inner_->execute(std::string("INSERT INTO ") + kUndo + " (gtrid, branch, kind, record) VALUES (?, ?, 0, ?)", p);
+      inner_->commit_local_with(std::string("INSERT INTO ") + kUndo + " (gtrid, branch, kind, record) VALUES (?, ?, 0, ?)",
+                                p);
+    } else {
+      inner_->commit_one_phase();
     }
-    inner_->commit_one_phase();
   } catch (const Error& e) {
     if (e.code() == Errc::unavailable) {
       broken_ = true;
