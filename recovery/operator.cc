@@ -82,6 +82,38 @@ SettleResult settle_transaction(const Config& config, const ResourceLookup& reso
                 std::string("refusing to ") + verb + " " + gtrid + ": its owning process (incarnation " +
                     parts->incarnation + " of coordinator " + parts->coordinator_id +
                     ") is alive, or a recovery pass or operator is working on it");
+  if (request.accept_current) {
+    for (auto& b : result.branches) {
+      if (b.prepared.mode != BranchMode::at) {
+        b.detail = "not an AT branch: finish it with `dtx commit` or `dtx rollback`";
+        continue;
+      }
+      try {
+        SessionLease session = resources(b.resource).acquire();
+        FinishResult answer = session->commit_prepared(b.prepared.xid);
+        FinishVerdict v = judge_finish(*session, b.prepared.xid,
+                                       {gtrid, b.resource, true, DecisionBasis::commit, "operator"}, answer);
+        b.action = v.action;
+        b.detail = v.detail;
+      } catch (const Error& e) {
+        b.action = BranchAction::failed;
+        b.detail = e.what();
+      }
+      if (b.action != BranchAction::committed) continue;
+      b.detail = "current rows accepted; undo record deleted, global locks released";
+      HeuristicOutcome h{gtrid, b.resource, result.decision == LoggedDecision::commit ? "commit" : "none",
+                         "accepted_current_rows", "operator",
+                         "the operator kept the rows as they were (dtx accept-current) instead of undoing the "
+                         "branch from its undo record"};
+      try {
+        record_heuristic(config.coordinator.log_dir, h);
+      } catch (const Error& e) {
+        result.errors.push_back(e.what());
+      }
+      result.heuristics.push_back(std::move(h));
+    }
+    return result;
+  }
   const bool other_coordinator =
       parts && !ours && std::any_of(result.branches.begin(), result.branches.end(),
                                     [](const InDoubtBranch& b) { return b.prepared.is_dtx; });

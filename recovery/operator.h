@@ -17,6 +17,10 @@ struct SettleRequest {
   // coordinator id's transaction; either is recorded as heuristic. Never
   // allows acting while the owning process is alive.
   bool force = false;
+  // AT mode's answer to a dirty write (docs/at-mode.md): keep the rows as
+  // they are now, delete the AT branches' undo records and release their
+  // global locks. Only AT branches; recorded as heuristic. `commit` is ignored.
+  bool accept_current = false;
 };
 
 struct SettleResult {

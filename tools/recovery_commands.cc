@@ -163,15 +163,16 @@ int run_recover(const Options& o, bool list_only) {
   return report.left_in_doubt() ? kExitInDoubt : kExitOk;
 }
 
-int run_settle(const Options& o, bool commit) {
-  const char* name = commit ? "commit" : "rollback";
+int run_settle(const Options& o, bool commit, bool accept_current = false) {
+  const char* name = accept_current ? "accept-current" : commit ? "commit" : "rollback";
   auto config = load(o, name);
   if (!config) return kExitUsage;
   Resources resources(*config);
   try {
     auto log = DecisionLog::open(config->coordinator.log_dir, config->coordinator.id, new_incarnation());
     SettleResult r = settle_transaction(*config, resources.lookup(), *log,
-                                        {.gtrid = o.gtrid, .commit = commit, .force = o.force});
+                                        {.gtrid = o.gtrid, .commit = commit, .force = o.force,
+                                         .accept_current = accept_current});
     if (o.json) {
       json j;
       j["gtrid"] = o.gtrid;
@@ -191,7 +192,9 @@ int run_settle(const Options& o, bool commit) {
                   << h.decision << "): " << h.detail << " (recorded in " << (config->coordinator.log_dir / "heuristics.log").string()
                   << ")\n";
       for (const auto& e : r.errors) std::cout << "error: " << e << "\n";
-      std::cout << (r.finished() ? (commit ? "committed " : "rolled back ") : "not finished ") << o.gtrid << "\n";
+      std::cout << (r.finished() ? (accept_current ? "accepted the current rows of " : commit ? "committed " : "rolled back ")
+                                 : "not finished ")
+                << o.gtrid << "\n";
     }
     return r.finished() ? kExitOk : kExitInDoubt;
   } catch (const Error& e) {
@@ -224,9 +227,14 @@ std::function<int()> add_recovery_commands(CLI::App& app) {
     cmd->add_flag("--force", o->force,
                   "act while the owner is alive, or against the logged decision (recorded as heuristic)");
   }
+  CLI::App* accept = add("accept-current",
+                         "AT mode, after a dirty write: keep the current rows, delete the undo records and release "
+                         "the global locks of one global transaction (recorded as heuristic)");
+  accept->add_option("gtrid", o->gtrid, "global transaction id (see dtx in-doubt)")->required();
   return [o, which] {
     if (*which == "recover") return run_recover(*o, false);
     if (*which == "in-doubt") return run_recover(*o, true);
+    if (*which == "accept-current") return run_settle(*o, false, true);
     return run_settle(*o, *which == "commit");
   };
 }

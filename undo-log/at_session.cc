@@ -300,6 +300,16 @@ constexpr const char* kLock = "dtx_global_lock";
 
 // ---- phase 2 on any session: forget, or undo from the record ----
 
+// Opens the local transaction of a phase 2 step (forget, undo) on `s`. On
+// MariaDB it runs at READ COMMITTED: its deletes then lock only the rows
+// they delete, not the gaps next to them, where the inserts of concurrent
+// branches' records and locks go (at REPEATABLE READ those gap locks made
+// them deadlock under load).
+void begin_phase2(Session& s, const Xid& xid, sql::Dialect dialect) {
+  if (dialect == sql::Dialect::mysql) s.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED", {});
+  s.begin_local(xid);
+}
+
 // Deletes the records and locks of `xids` in the session's current
 // transaction; returns the number of records deleted.
 std::uint64_t delete_record_and_locks(Session& s, std::span<const Xid> xids) {
@@ -1117,7 +1127,7 @@ FinishResult AtSession::commit_prepared(const Xid& xid) {
     throw error(Errc::usage, "finish a branch by xid needs a session without a branch");
   try {
     ensure_schema();
-    inner_->begin_local(xid);
+    begin_phase2(*inner_, xid, shared_->dialect);
     std::uint64_t n = delete_record_and_locks(*inner_, std::span<const Xid>(&xid, 1));
     inner_->commit_one_phase();
     if (n > 0) return {};
@@ -1172,7 +1182,7 @@ void AtSession::forget(std::span<const Xid> xids) {
   if (inner_->state() != BranchState::none)
     throw error(Errc::usage, "forgetting branches needs a session without a branch");
   ensure_schema();
-  inner_->begin_local(xids.front());
+  begin_phase2(*inner_, xids.front(), shared_->dialect);
   try {
     delete_record_and_locks(*inner_, xids);
     inner_->commit_one_phase();
@@ -1199,7 +1209,7 @@ FinishResult undo_branch(Session& s, const ResourceConfig& config, TableMetaCach
             e.with_context(xid.gtrid, config.name)};
   };
   try {
-    s.begin_local(xid);
+    begin_phase2(s, xid, dialect_of(config));
     std::vector<Param> key{Param(xid.gtrid), Param(xid.bqual)};
     Result rec = s.execute(std::string("SELECT kind, record FROM ") + kUndo +
                                " WHERE gtrid = ? AND branch = ? FOR UPDATE", key);
