@@ -13,10 +13,17 @@
 #   f. dtx exec: bank1 overdraws (CHECK)     "rolled back <id>", exit 1, unchanged
 #   g. dtx exec --timeout-ms 1000 while another session holds Li Si's row lock:
 #      ends at its timeout (not at the lock's release), "rolled back <id>", exit 1, unchanged
+#   h-k. bank1 in AT mode (docs/at-mode.md), bank2 still XA, in one global transaction:
+#   h. the transfer                          "committed <id>"   9700 / 300
+#   i. bank2 fails                           rolled back        unchanged
+#   j. killed after phase 1: bank1 committed locally with an undo record; dtx in-doubt shows both
+#      branches; dtx recover undoes bank1 from its record and rolls bank2 back      unchanged
+#   k. killed after phase 1, then another program changes Zhang San's row: dtx recover finds the
+#      dirty write, changes nothing (exit 3); dtx rollback --force writes the before image back
 #
 # Balances are printed and checked after every step; the expected non-zero exits are captured,
 # not fatal. Exits 0 only if every step behaved as expected and the final balances are
-# Zhang San 9800, Li Si 200. The databases are left running: stop them with scripts/db.sh stop.
+# Zhang San 9700, Li Si 300. The databases are left running: stop them with scripts/db.sh stop.
 #
 # Environment: DTX_BUILD_DIR (default build), DTX_SKIP_BUILD=1 (do not build; for trying the
 # database part), and the DTX_TEST_* ports of scripts/db.sh.
@@ -99,6 +106,11 @@ password_env = "DTX_DEMO_PASSWORD"
 database = "bank2"
 EOF
 say "config written to $CONFIG (password from \$DTX_DEMO_PASSWORD)"
+# The same banks with bank1 in AT mode (docs/at-mode.md), bank2 still XA: one global transaction
+# mixing an AT branch and an XA branch.
+CONFIG_AT=$DEMO_DIR/dtx-at.toml
+sed 's/^database = "bank1"$/database = "bank1"\nmode = "at"/' "$CONFIG" >"$CONFIG_AT"
+say "AT-mode config written to $CONFIG_AT"
 
 # ---------------------------------------------------------------- steps
 
@@ -187,10 +199,38 @@ printf '   the transfer ended after %d ms (the row lock was held for 20 s)\n' "$
 pg -d bank2 -c "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE datname = 'bank2' AND query LIKE '%pg_sleep(20)%' AND pid <> pg_backend_pid()" >/dev/null || true
 wait "$holder" 2>/dev/null || true
 
+# h-k. AT mode on bank1 (MariaDB), XA on bank2 (PostgreSQL), in one global transaction.
+step "h. AT + XA: dtx exec, bank1 in AT mode (local commit with an undo record), bank2 in XA" 0 '^committed ' 9700 300 -- \
+  "$DTX" exec --config "$CONFIG_AT" "bank1=$debit" "bank2=$credit"
+step "i. AT + XA: bank2's statement fails; bank1's AT branch is rolled back" 1 '^rolled back ' 9700 300 -- \
+  "$DTX" exec --config "$CONFIG_AT" "bank1=$debit" \
+  "bank2=UPDATE account_info SET no_such_column = 1 WHERE account_name = 'Li Si'"
+step "j. AT + XA: the process is killed after phase 1 (bank1 committed locally, bank2 prepared)" 137 '' 9600 300 -- \
+  /usr/bin/env DTX_FAILPOINT=after-prepare "$DTX" exec --config "$CONFIG_AT" "bank1=$debit" "bank2=$credit"
+printf '   bank1 undo record: %s\n' "$(my -e "SELECT LEFT(record, 160) FROM bank1.dtx_undo_log WHERE kind = 0")"
+printf '   bank1 global locks: %s\n' "$(my -e "SELECT CONCAT(table_name, ' ', row_key, ' held by ', gtrid) FROM bank1.dtx_global_lock")"
+step "j. dtx in-doubt: the AT branch (from its undo record) and the XA branch" 0 ' at ' 9600 300 -- \
+  "$DTX" in-doubt --config "$CONFIG_AT"
+step "j. dtx recover: no decision, owner dead -> bank1 undone from its record, bank2 rolled back" 0 '' 9700 300 -- \
+  "$DTX" recover --config "$CONFIG_AT"
+# k. A dirty write: after phase 1, someone outside dtx changes Zhang San's row; the rollback finds
+# the row matching neither image, changes nothing and leaves it to the operator.
+step "k. AT + XA: killed after phase 1 again" 137 '' 9600 300 -- \
+  /usr/bin/env DTX_FAILPOINT=after-prepare "$DTX" exec --config "$CONFIG_AT" "bank1=$debit" "bank2=$credit"
+my -e "UPDATE bank1.account_info SET account_balance = account_balance - 1 WHERE account_name = 'Zhang San'"
+printf '   (another program took 1 from Zhang San outside dtx)\n'
+step "k. dtx recover: dirty write -> nothing overwritten, left to the operator (exit 3)" 3 'left_dirty_write' 9599 300 -- \
+  "$DTX" recover --config "$CONFIG_AT"
+gtrid=$(my -e "SELECT gtrid FROM bank1.dtx_undo_log WHERE kind = 0 LIMIT 1")
+step "k. dtx rollback --force: the operator writes the before image back" 0 '^rolled back ' 9700 300 -- \
+  "$DTX" rollback --config "$CONFIG_AT" --force "$gtrid"
+left_at=$(my -e "SELECT (SELECT count(*) FROM bank1.dtx_undo_log WHERE kind = 0) + (SELECT count(*) FROM bank1.dtx_global_lock)")
+[[ $left_at == 0 ]] || fail "$left_at AT undo record(s) or lock(s) left in bank1"
+
 # ---------------------------------------------------------------- verdict
 
 printf '\n== final state\n'
-check_balances 9800 200
+check_balances 9700 300
 leftover_pg=$(pg -d dtx_test -c "SELECT count(*) FROM pg_prepared_xacts WHERE database = 'bank2'")
 if [[ $leftover_pg != 0 ]]; then
   fail "$leftover_pg prepared transaction(s) of bank2 left in pg_prepared_xacts"
@@ -202,4 +242,4 @@ if ((failures)); then
   say "FAILED: $failures check(s) did not hold"
   exit 1
 fi
-say "OK: every step behaved as expected; Zhang San has 9800, Li Si 200"
+say "OK: every step behaved as expected; Zhang San has 9700, Li Si 300"

@@ -278,12 +278,31 @@ Image key_values(const TableMeta& m, const Image& image) {
   return key;
 }
 
-std::string render_image(const TableImage& t, const std::optional<Image>& img) {
+// A row for an operator: column=value, with hex images (MariaDB strings and
+// blobs) shown as their text when it is printable.
+std::string render_image(const TableMeta& m, const TableImage& t, const std::optional<Image>& img) {
   if (!img) return "(no row)";
+  auto readable = [](const std::string& hex) -> std::optional<std::string> {
+    if (hex.size() % 2) return std::nullopt;
+    std::string out;
+    for (std::size_t i = 0; i < hex.size(); i += 2) {
+      const unsigned c = static_cast<unsigned>(std::stoul(hex.substr(i, 2), nullptr, 16));
+      if (c < 0x20 || c == 0x7f) return std::nullopt;
+      out += static_cast<char>(c);
+    }
+    return out;
+  };
   std::string out = "(";
   for (std::size_t i = 0; i < t.columns.size() && i < img->size(); ++i) {
     if (i) out += ", ";
-    out += t.columns[i] + "=" + ((*img)[i] ? "'" + *(*img)[i] + "'" : "NULL");
+    const auto& v = (*img)[i];
+    std::string shown = v ? "'" + *v + "'" : "NULL";
+    auto idx = m.find(t.columns[i]);
+    if (v && idx && m.columns[*idx].image.starts_with("HEX(")) {
+      if (auto text = readable(*v)) shown = "'" + *text + "'";
+      else shown = "x'" + *v + "'";
+    }
+    out += t.columns[i] + "=" + shown;
   }
   return out + ")";
 }
@@ -1165,11 +1184,18 @@ FinishResult AtSession::rollback_prepared_overwriting(const Xid& xid) {
 std::vector<PreparedXid> AtSession::recover() {
   std::vector<PreparedXid> out = inner_->recover();
   ensure_schema();
-  Result r = inner_->execute(std::string("SELECT gtrid, branch FROM ") + kUndo + " WHERE kind = 0 ORDER BY created",
+  // `created` as microseconds since the epoch (MariaDB's is UTC, PostgreSQL's a timestamptz).
+  const char* created = shared_->dialect == sql::Dialect::mysql
+                            ? "CAST(TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', created) AS CHAR)"
+                            : "(extract(epoch FROM created) * 1000000)::bigint::text";
+  Result r = inner_->execute(std::string("SELECT gtrid, branch, ") + created + " FROM " + kUndo +
+                                 " WHERE kind = 0 ORDER BY created",
                              {});
   for (const auto& row : r) {
     PreparedXid p;
     p.xid = Xid::make(row.cell(0).value_or(""), row.cell(1).value_or(""));
+    if (row.cell(2))
+      p.prepared_at = std::chrono::system_clock::time_point(std::chrono::microseconds(std::stoll(*row.cell(2))));
     p.is_dtx = true;
     p.raw = "AT " + p.xid.gtrid + " " + p.xid.bqual;
     p.mode = BranchMode::at;
@@ -1244,8 +1270,9 @@ FinishResult undo_branch(Session& s, const ResourceConfig& config, TableMetaCach
       const bool at_after = r.after ? (c.exists && c.is_after) : !c.exists;
       const bool at_before = r.before ? (c.exists && c.is_before) : !c.exists;
       if (!at_after && !at_before && !force) {
-        dirty += "\n  table " + t.schema + "." + t.name + ": before " + render_image(t, r.before) + ", after " +
-                 render_image(t, r.after) + ", now " + render_image(t, current_image(s, *metas[r.table], t, r));
+        const TableMeta& m = *metas[r.table];
+        dirty += "\n  table " + t.schema + "." + t.name + ": before " + render_image(m, t, r.before) + ", after " +
+                 render_image(m, t, r.after) + ", now " + render_image(m, t, current_image(s, m, t, r));
       }
       checks.push_back(c);
     }
