@@ -418,7 +418,7 @@ void restore_row(Session& s, const TableMeta& m, const TableImage& t, const RowU
     return;
   }
   std::vector<std::string> names, values, sets;
-  std::vector<Param> vparams;
+  std::vector<Param> vparams, sparams;
   bool overriding = false;
   for (std::size_t i = 0; i < t.columns.size(); ++i) {
     auto idx = m.find(t.columns[i]);
@@ -428,11 +428,18 @@ void restore_row(Session& s, const TableMeta& m, const TableImage& t, const RowU
     overriding = overriding || c.identity_always;
     names.push_back(quote_identifier(c.name, m.dialect));
     values.push_back(c.value);
-    sets.push_back(names.back() + " = " + c.value);
+    // The key stays as the WHERE finds it (a key change is refused), and a
+    // GENERATED ALWAYS identity key cannot be SET at all.
+    const bool key = std::find(m.primary_key.begin(), m.primary_key.end(), *idx) != m.primary_key.end();
     vparams.push_back(param_of((*r.before)[i]));
+    if (!key) {
+      sets.push_back(names.back() + " = " + c.value);
+      sparams.push_back(vparams.back());
+    }
   }
   if (exists_now) {
-    params = vparams;
+    if (sets.empty()) return;  // only key columns: nothing differs
+    params = sparams;
     std::string cond = key_condition(m, {key_of(t, any)}, params);
     s.execute(m.statement_prefix + "UPDATE " + m.qualified + " SET " + join(sets, ", ") + " WHERE " + cond, params);
   } else {

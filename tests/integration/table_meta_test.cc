@@ -27,6 +27,7 @@
 #include "dtx/error.h"
 #include "sql/recognizer.h"
 #include "support/test_env.h"
+#include "support/text.h"
 #include "undo-log/table_meta.h"
 
 namespace dtx {
@@ -34,6 +35,10 @@ namespace dtx {
 void PrintTo(Errc code, std::ostream* os) { *os << to_string(code); }
 
 namespace {
+
+using test::contains;
+using test::join;
+using test::replace_all;
 
 using undo::TableMeta;
 using Params = std::vector<Param>;
@@ -53,10 +58,6 @@ Error error_from(F&& f) {
   return Error({}, "no error was thrown");
 }
 
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
-
 bool truthy(const std::optional<std::string>& cell) {
   return cell && (*cell == "1" || *cell == "t");
 }
@@ -69,18 +70,6 @@ sql::TableRef table(std::string name, std::string schema = {}, bool name_quoted 
   t.name_quoted = name_quoted;
   t.schema_quoted = schema_quoted;
   return t;
-}
-
-std::string join(const std::vector<std::string>& parts, const std::string& sep) {
-  std::string out;
-  for (std::size_t i = 0; i < parts.size(); ++i) out += (i ? sep : "") + parts[i];
-  return out;
-}
-
-std::string replace_all(std::string s, const std::string& from, const std::string& to) {
-  for (auto pos = s.find(from); pos != std::string::npos; pos = s.find(from, pos + to.size()))
-    s.replace(pos, from.size(), to);
-  return s;
 }
 
 // The double (or float) next above the one `image` denotes, as text that
