@@ -231,6 +231,7 @@ class MysqlSession final : public BranchSession {
   void check_server();
 
   Result execute(std::string_view sql, std::span<const Param> params) override;
+  std::vector<Result> execute_batch(std::span<const BatchStatement> statements) override;
   void begin(const Xid& xid) override;
   void begin_local(const Xid& xid) override;
   void prepare() override;
@@ -326,6 +327,40 @@ Result MysqlSession::execute(std::string_view sql, std::span<const Param> params
     statement_failed(f);
     // After a deadlock the server has rolled the whole transaction back; end
     // the branch to match.
+    if (state() == BranchState::active && f.code == kDeadlock) abandon();
+    throw err;
+  }
+}
+
+std::vector<Result> MysqlSession::execute_batch(std::span<const BatchStatement> statements) {
+  library();
+  std::string sql;
+  for (const auto& s : statements) {
+    if (!sql.empty()) sql += "; ";
+    sql += inline_params(s.sql, s.params);
+  }
+  require_statement(sql, SqlDialect::mysql);
+  DeadlineWatch watch = watch_deadline();
+  std::vector<Result> out;
+  try {
+    bool rows = stmt_->execute(sql);
+    for (std::size_t i = 0; i < statements.size(); ++i) {
+      if (i > 0) rows = stmt_->getMoreResults();
+      if (rows) {
+        std::unique_ptr<sql::ResultSet> rs(stmt_->getResultSet());
+        out.push_back(read_rows(*rs));
+      } else {
+        out.push_back(Result({}, {}, stmt_->getUpdateCount()));
+      }
+    }
+    drain_more_results(sql);
+    return out;
+  } catch (const sql::SQLException& e) {
+    const bool cancelled = watch.end();
+    ServerError f = said(e);
+    const Errc code = cancelled && f.code == kQueryInterrupted ? Errc::timeout : classify(f.code);
+    Error err = statement_error(code, f, sql);
+    statement_failed(f);
     if (state() == BranchState::active && f.code == kDeadlock) abandon();
     throw err;
   }

@@ -68,6 +68,12 @@ struct [[nodiscard]] FinishResult {
   std::optional<Error> error;  // what the database said, unless done
 };
 
+// A statement of dtx's own (never a user's) for Session::execute_batch.
+struct BatchStatement {
+  std::string sql;           // with `?` placeholders only where parameters go
+  std::vector<Param> params;
+};
+
 class Session {
  public:
   virtual ~Session() = default;
@@ -76,6 +82,17 @@ class Session {
   // branch when one is active, autocommit otherwise. An empty statement
   // (only whitespace, comments, ';') is Errc::usage and changes nothing.
   virtual Result execute(std::string_view sql, std::span<const Param> params) = 0;
+
+  // Runs dtx's own statements in order, in one round trip where the driver
+  // can (MariaDB: one multi-statement query, the parameters inlined as
+  // literals; the server stops at the first error), else one by one. One
+  // Result per statement. Statements returning rows go last: MariaDB's client
+  // library reports no row counts after a result set. Fails like execute().
+  virtual std::vector<Result> execute_batch(std::span<const BatchStatement> statements) {
+    std::vector<Result> out;
+    for (const auto& s : statements) out.push_back(execute(s.sql, s.params));
+    return out;
+  }
 
   // Bounds the active branch by `deadline` (its global transaction's): a
   // statement of the branch still running then — execute(), and the steps of

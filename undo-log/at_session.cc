@@ -534,6 +534,9 @@ class AtSession final : public Session {
   std::vector<std::pair<std::string, std::string>> holders(const TableMeta& m,
                                                            const std::vector<std::string>& keys);
   void restart_local();
+  // The INSERT of this branch's lock rows for `keys` of `m`, ignoring keys
+  // already locked (by anyone): its row count says how many it took.
+  BatchStatement lock_insert(const TableMeta& m, const std::vector<std::string>& keys) const;
   // The UNIQUE keys other than the primary key (an upsert meets existing rows
   // through any of them), read once per table.
   std::vector<std::vector<std::size_t>> unique_keys(const TableMeta& m);
@@ -547,6 +550,7 @@ class AtSession final : public Session {
   std::optional<Clock::time_point> deadline_;
   bool broken_ = false;
   bool holds_rows_ = false;    // changed or FOR UPDATE-locked something: cannot restart
+  bool after_pending_ = false; // MariaDB UPDATE: after images to read with the lock insert
   bool failed_ = false;        // a change failed half-way: only rollback remains
   UndoRecord record_;
   std::vector<Tracked> tables_;
@@ -687,11 +691,62 @@ Result AtSession::run_change(const sql::Statement& st, std::string_view sql, std
     }
     std::sort(keys.begin(), keys.end());
     keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+    if (after_pending_) {
+      // MariaDB UPDATE, nothing held before it: the lock insert and the
+      // after images in one round trip. A missing lock restarts as in
+      // take_locks(); the after images are then not needed.
+      after_pending_ = false;
+      std::vector<BatchStatement> batch;
+      if (!keys.empty()) batch.push_back(lock_insert(m, keys));
+      std::vector<Image> row_keys;
+      for (const auto& c : changed) row_keys.push_back(c.key);
+      BatchStatement after;
+      const std::string cond = key_condition(m, row_keys, after.params);
+      after.sql = m.statement_prefix + "SELECT " + images_list(m) + " FROM " + m.qualified + " WHERE " + cond +
+                  " FOR UPDATE";
+      batch.push_back(std::move(after));
+      std::vector<Result> results = inner_->execute_batch(batch);
+      if (!keys.empty() && results.front().affected_rows() != keys.size()) {
+        const Clock::time_point bound = std::min(Clock::now() + shared_->config.lock_wait_timeout,
+                                                 deadline_.value_or(Clock::time_point::max()));
+        restart_local();
+        wait_for_locks(m, keys, bound);
+        continue;
+      }
+      for (const auto& k : keys) held_.insert({table_name, k});
+      for (const auto& row : results.back()) {
+        Image a = image_of(row, 0, m.columns.size());
+        Image key = key_values(m, a);
+        for (auto& c : changed)
+          if (c.key == key) c.after = a;
+      }
+      for (const auto& c : changed)
+        if (!c.after)
+          throw error(Errc::sql, "a row of " + m.display_name() + " updated by this branch could not be read back",
+                      "a primary key changed by the statement or a trigger is not supported in AT mode");
+      record_rows(meta, changed);
+      holds_rows_ = holds_rows_ || !changed.empty();
+      return result;
+    }
     if (!take_locks(m, keys, !locking_read)) continue;  // restarted: run the statement again
     if (!locking_read) record_rows(meta, changed);
     holds_rows_ = holds_rows_ || !changed.empty();
     return result;
   }
+}
+
+BatchStatement AtSession::lock_insert(const TableMeta& m, const std::vector<std::string>& keys) const {
+  BatchStatement s;
+  std::vector<std::string> rows;
+  const std::string table_name = m.display_name();
+  for (const auto& k : keys) {
+    rows.push_back("(?, ?, ?, ?)");
+    s.params.insert(s.params.end(), {Param(table_name), Param(k), Param(xid_->gtrid), Param(xid_->bqual)});
+  }
+  const bool my = shared_->dialect == sql::Dialect::mysql;
+  s.sql = std::string(my ? "INSERT IGNORE INTO " : "INSERT INTO ") + kLock +
+          " (table_name, row_key, gtrid, branch) VALUES " + join(rows, ", ") + (my ? "" : " ON CONFLICT DO NOTHING");
+  return s;
 }
 
 bool AtSession::take_locks(const TableMeta& m, const std::vector<std::string>& keys, bool insert) {
@@ -703,17 +758,8 @@ bool AtSession::take_locks(const TableMeta& m, const std::vector<std::string>& k
     // Nothing to keep: on a conflict, give everything back and wait without it.
     bool free = true;
     if (insert) {
-      std::vector<Param> p;
-      std::vector<std::string> rows;
-      for (const auto& k : keys) {
-        rows.push_back("(?, ?, ?, ?)");
-        p.insert(p.end(), {Param(table_name), Param(k), Param(gtrid()), Param(xid_->bqual)});
-      }
-      const std::string sql = std::string(shared_->dialect == sql::Dialect::mysql ? "INSERT IGNORE INTO "
-                                                                                  : "INSERT INTO ") +
-                              kLock + " (table_name, row_key, gtrid, branch) VALUES " + join(rows, ", ") +
-                              (shared_->dialect == sql::Dialect::postgres ? " ON CONFLICT DO NOTHING" : "");
-      free = inner_->execute(sql, p).affected_rows() == keys.size();
+      BatchStatement ins = lock_insert(m, keys);
+      free = inner_->execute(ins.sql, ins.params).affected_rows() == keys.size();
     } else {
       free = holders(m, keys).empty();
     }
@@ -729,17 +775,8 @@ bool AtSession::take_locks(const TableMeta& m, const std::vector<std::string>& k
   // Holding changes: wait first (a fresh read that locks nothing), then insert.
   wait_for_locks(m, keys, bound);
   if (!insert) return true;
-  std::vector<Param> p;
-  std::vector<std::string> rows;
-  for (const auto& k : keys) {
-    rows.push_back("(?, ?, ?, ?)");
-    p.insert(p.end(), {Param(table_name), Param(k), Param(gtrid()), Param(xid_->bqual)});
-  }
-  const std::string sql = std::string(shared_->dialect == sql::Dialect::mysql ? "INSERT IGNORE INTO "
-                                                                              : "INSERT INTO ") +
-                          kLock + " (table_name, row_key, gtrid, branch) VALUES " + join(rows, ", ") +
-                          (shared_->dialect == sql::Dialect::postgres ? " ON CONFLICT DO NOTHING" : "");
-  if (inner_->execute(sql, p).affected_rows() != keys.size()) {
+  BatchStatement ins = lock_insert(m, keys);
+  if (inner_->execute(ins.sql, ins.params).affected_rows() != keys.size()) {
     auto h = holders(m, keys);
     throw error(Errc::lock_conflict,
                 "row " + (h.empty() ? keys.front() : h.front().first) + " of table " + table_name +
@@ -910,6 +947,11 @@ Result AtSession::change_once(const sql::Statement& st, const TableMeta& m, std:
       affected = r.size();
     } else {
       affected = inner_->execute(update, p).affected_rows();
+      if (!holds_rows_) {
+        // The after images go with the lock insert, in one round trip (run_change).
+        after_pending_ = true;
+        return Result({}, {}, affected);
+      }
       after_rows = full_images(keys);
     }
     for (auto& a : after_rows) {
