@@ -99,6 +99,7 @@
 #include <variant>
 
 #include "base/logging.h"
+#include "drivers/sql_words.h"
 #include "sql/recognizer.h"
 #include "undo-log/at_schema.h"
 #include "undo-log/table_meta.h"
@@ -125,11 +126,48 @@ std::string join(const std::vector<std::string>& parts, std::string_view sep) {
   return out;
 }
 
-// The statement without trailing whitespace and ';'.
-std::string_view trimmed(std::string_view sql) {
-  while (!sql.empty() && (std::isspace(static_cast<unsigned char>(sql.back())) || sql.back() == ';'))
-    sql.remove_suffix(1);
-  return sql;
+// The statement without what may follow its last token: whitespace,
+// comments and ';' (so that RETURNING can be appended). Quoted strings and
+// identifiers, and PostgreSQL's dollar quotes, are skipped whole.
+std::string_view trimmed(std::string_view sql, sql::Dialect dialect) {
+  const SqlDialect d = dialect == sql::Dialect::mysql ? SqlDialect::mysql : SqlDialect::postgres;
+  std::size_t i = 0, end = 0;
+  while (i < sql.size()) {
+    const std::size_t after = sql_comment_end(sql, i, d);
+    if (after != i) {
+      i = after;
+      continue;
+    }
+    const char c = sql[i];
+    if (c == '\'' || c == '"' || (c == '`' && dialect == sql::Dialect::mysql)) {
+      std::size_t j = i + 1;
+      while (j < sql.size()) {
+        if (sql[j] == '\\' && dialect == sql::Dialect::mysql && c != '`') {
+          j += 2;
+        } else if (sql[j] == c) {
+          if (j + 1 < sql.size() && sql[j + 1] == c) j += 2;  // a doubled quote
+          else break;
+        } else {
+          ++j;
+        }
+      }
+      i = end = std::min(j + 1, sql.size());
+      continue;
+    }
+    if (c == '$' && dialect == sql::Dialect::postgres) {
+      std::size_t j = i + 1;
+      while (j < sql.size() && (std::isalnum(static_cast<unsigned char>(sql[j])) || sql[j] == '_')) ++j;
+      if (j < sql.size() && sql[j] == '$') {
+        const std::string_view tag = sql.substr(i, j - i + 1);
+        const std::size_t close = sql.find(tag, j + 1);
+        i = end = close == std::string_view::npos ? sql.size() : close + tag.size();
+        continue;
+      }
+    }
+    if (!is_sql_space(c) && c != ';') end = i + 1;
+    ++i;
+  }
+  return sql.substr(0, end);
 }
 
 // ---- what every AT session of a resource shares ----
@@ -178,6 +216,16 @@ struct AtShared {
     if (probes.size() < 4) probes.push_back(std::move(s));
   }
 };
+
+// Whether a VALUES item is the keyword DEFAULT.
+bool is_default(std::string_view text) {
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front()))) text.remove_prefix(1);
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.remove_suffix(1);
+  if (text.size() != 7) return false;
+  std::string up(text);
+  for (auto& ch : up) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  return up == "DEFAULT";
+}
 
 // ---- SQL pieces built from table metadata ----
 
@@ -1012,6 +1060,7 @@ Result AtSession::change_once(const sql::Statement& st, const TableMeta& m, std:
         col_index.push_back(*idx);
       }
     }
+    const bool my = m.dialect == sql::Dialect::mysql;
     std::vector<std::vector<std::size_t>> unique_sets;
     if (st.upsert == sql::Upsert::on_conflict_do_update && !st.conflict_target.empty()) {
       std::vector<std::size_t> target;
@@ -1033,9 +1082,19 @@ Result AtSession::change_once(const sql::Statement& st, const TableMeta& m, std:
         bool complete = true;
         for (std::size_t k : key) {
           auto pos = std::find(col_index.begin(), col_index.end(), k) - col_index.begin();
-          if (static_cast<std::size_t>(pos) >= values.size()) {
-            complete = false;  // a key column not given: this key cannot conflict by value
-            break;
+          if (static_cast<std::size_t>(pos) >= values.size() || is_default(values[pos].text)) {
+            // A key column not given (or DEFAULT): an AUTO_INCREMENT / serial /
+            // identity value is new, so this key cannot meet a row. Another
+            // default can: MariaDB reads it with DEFAULT(col) (NULL meets
+            // nothing); on PostgreSQL the key is left out and the check after
+            // the statement refuses a row updated without a before image.
+            if (m.columns[k].auto_increment || !my) {
+              complete = false;
+              break;
+            }
+            const std::string col = quote_identifier(m.columns[k].name, m.dialect);
+            ands.push_back(col + " = DEFAULT(" + col + ")");
+            continue;
           }
           ands.push_back(quote_identifier(m.columns[k].name, m.dialect) + " = " + values[pos].text);
           for (std::size_t i : values[pos].params) p.push_back(params[i]);
@@ -1058,7 +1117,7 @@ Result AtSession::change_once(const sql::Statement& st, const TableMeta& m, std:
       }
     }
   }
-  std::string stmt = std::string(trimmed(sql));
+  std::string stmt = std::string(trimmed(sql, m.dialect));
   const std::size_t nimg = two_step ? m.primary_key.size() : ncols;
   stmt += st.returning ? ",\n" : "\nRETURNING ";
   stmt += two_step ? key_images_list(m) : images_list(m);
@@ -1097,6 +1156,13 @@ Result AtSession::change_once(const sql::Statement& st, const TableMeta& m, std:
   if (st.returning) {
     std::vector<std::string> names(r.columns().begin(), r.columns().begin() + static_cast<long>(user_cols));
     return Result(std::move(names), std::move(user_rows), r.size());
+  }
+  if (st.upsert == sql::Upsert::on_duplicate_key_update) {
+    // MariaDB's count for ON DUPLICATE KEY UPDATE: 1 per row inserted, 2 per
+    // row updated, 0 per row met and left as it was.
+    std::uint64_t affected = 0;
+    for (const auto& c : changed) affected += !c.before ? 1 : (c.before != c.after ? 2 : 0);
+    return Result({}, {}, affected);
   }
   return Result({}, {}, r.size());
 }

@@ -325,6 +325,14 @@ TableMeta load_postgres(Session& session, const sql::TableRef& table) {
       c.image = q + "::numeric::text";
       c.value = "?::numeric::money";
       c.equals = q + " IS NOT DISTINCT FROM ?::numeric::money";
+    } else if (base.name == "timestamptz" && !is_array) {
+      // In UTC whatever the session's TimeZone: the same instant has one
+      // image, so a key with a timestamptz in it gives one global lock key
+      // to sessions in every time zone.
+      c.image = pg_guarded_text("(CASE WHEN isfinite(" + q + ") THEN (" + q + " AT TIME ZONE 'UTC')::text || '+00' ELSE " +
+                                q + "::text END)");
+      c.value = "?::" + c.type;
+      c.equals = q + " IS NOT DISTINCT FROM ?::" + c.type;
     } else {
       c.image = guarded ? pg_guarded_text(q) : q + "::text";
       c.value = "?::" + c.type;
