@@ -230,6 +230,8 @@ class PostgresSession final : public BranchSession {
   NoticeLog notices_;
   pqxx::nontransaction tx_;
   int max_prepared_transactions_ = 0;
+  // begin_local() sent nothing yet: BEGIN goes with the first statement.
+  bool begin_pending_ = false;
 };
 
 void PostgresSession::read_settings() {
@@ -277,6 +279,33 @@ Result PostgresSession::execute(std::string_view sql, std::span<const Param> par
                   "write the rows with INSERT ... VALUES (several rows per statement) or INSERT "
                   "... SELECT, or run the COPY outside the global transaction");
   }
+  if (in_branch && begin_pending_) {
+    // A local transaction's first statement: BEGIN and the statement in one
+    // simple query, the parameters as literals (untyped, as the extended
+    // protocol sends them too, so the statement means the same).
+    NumberedSql inlined = number_placeholders(sql, [&](std::size_t k) {
+      if (k >= params.size()) return std::string("NULL");
+      auto text = params[k].to_text();
+      return text ? quote_literal(*text) : std::string("NULL");
+    });
+    if (inlined.placeholders != params.size())
+      throw error(Errc::usage, nullptr,
+                  "statement has " + std::to_string(inlined.placeholders) + " placeholders but " +
+                      std::to_string(params.size()) + " parameters were given: " + excerpt(sql));
+    begin_pending_ = false;
+    ServerError f;
+    DeadlineWatch watch = watch_deadline();
+    try {
+      return to_result(exec("BEGIN; " + inlined.sql, &f));
+    } catch (...) {
+      const bool cancelled = watch.end();
+      if (f.message.empty()) f = current_failure();
+      const Errc code = cancelled && f.sqlstate == kQueryCanceled ? Errc::timeout : classify(f);
+      Error err = statement_error(code, f, sql);
+      statement_failed(f);
+      throw err;
+    }
+  }
   NumberedSql numbered;
   std::vector<std::optional<std::string>> texts;
   std::vector<const char*> values;  // nullptr is how libpqxx 6.4 spells NULL here
@@ -323,8 +352,12 @@ void PostgresSession::begin(const Xid& xid) {
 }
 
 void PostgresSession::begin_local(const Xid& xid) {
-  begin(xid);
-  local_ = true;  // the same block; only prepare() differs
+  // No round trip: BEGIN goes with the first statement (execute), or with
+  // the last and its COMMIT (commit_local_with); a transaction that ran
+  // nothing has nothing to commit or roll back.
+  require(BranchState::none, "begin a local transaction");
+  started(xid, /*local=*/true);
+  begin_pending_ = true;
 }
 
 Error PostgresSession::end_block_error(const ServerError& f, const std::string& statement,
@@ -374,6 +407,11 @@ FinishResult PostgresSession::commit() { return commit_own_branch(); }
 
 void PostgresSession::commit_one_phase() {
   require(BranchState::active, "commit in one phase");
+  if (begin_pending_) {  // nothing ran: nothing to commit
+    begin_pending_ = false;
+    finish();
+    return;
+  }
   refuse_if_failed("committed");
   refuse_if_past_deadline("COMMIT");
   ServerError f;
@@ -399,7 +437,8 @@ void PostgresSession::commit_local_with(std::string_view statement, std::span<co
   require(BranchState::active, "commit in one phase");
   refuse_if_failed("committed");
   refuse_if_past_deadline("COMMIT");
-  const std::string sql = inline_params(statement, params) + "; COMMIT";
+  const std::string sql = (begin_pending_ ? "BEGIN; " : "") + inline_params(statement, params) + "; COMMIT";
+  begin_pending_ = false;
   ServerError f;
   bool cancelled = false;
   DeadlineWatch watch = watch_deadline();
@@ -511,6 +550,11 @@ std::optional<ServerError> PostgresSession::attempt(const std::string& sql) noex
 }
 
 void PostgresSession::abandon() noexcept {
+  if (begin_pending_) {  // BEGIN was never sent
+    begin_pending_ = false;
+    finish();
+    return;
+  }
   // Outside a block (PostgreSQL already rolled back) this is only a warning.
   if (!broken_ && attempt("ROLLBACK")) broken_ = true;  // unknown state: close it
   finish();
@@ -551,7 +595,7 @@ std::unique_ptr<Session> connect_postgres(const ResourceConfig& config) {
   return session;
 }
 
-NumberedSql number_placeholders(std::string_view sql) {
+NumberedSql number_placeholders(std::string_view sql, const std::function<std::string(std::size_t)>& literal) {
   NumberedSql out;
   out.sql.reserve(sql.size() + 8);
   auto is_ident = [](char c) {
@@ -570,7 +614,8 @@ NumberedSql number_placeholders(std::string_view sql) {
     const char c = sql[i];
     const bool after_ident = i > 0 && is_ident(sql[i - 1]);
     if (c == '?') {
-      out.sql += "$" + std::to_string(++out.placeholders);
+      out.sql += literal ? literal(out.placeholders) : "$" + std::to_string(out.placeholders + 1);
+      ++out.placeholders;
       ++i;
     } else if (c == '\'') {
       // E'...' allows backslash escapes; '' is a quote in both kinds.

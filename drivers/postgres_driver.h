@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -23,7 +24,10 @@ struct NumberedSql {
   std::string sql;
   std::size_t placeholders = 0;
 };
-NumberedSql number_placeholders(std::string_view sql);
+// With `literal`, each placeholder is replaced by literal(k) (k counting from
+// 0) instead of $k+1.
+NumberedSql number_placeholders(std::string_view sql,
+                                const std::function<std::string(std::size_t)>& literal = nullptr);
 
 // If `sql` is a statement that ends, or pretends to open, a transaction block
 // (BEGIN, START TRANSACTION, COMMIT, END, ROLLBACK, ABORT, PREPARE

@@ -390,7 +390,10 @@ void begin_phase2(Session& s, const Xid& xid, sql::Dialect dialect) {
 
 // Deletes the records and locks of `xids` in the session's current
 // transaction; returns the number of records deleted.
-std::uint64_t delete_record_and_locks(Session& s, std::span<const Xid> xids, sql::Dialect dialect) {
+// `commit`: the last statement goes with the COMMIT of the local
+// transaction (Session::commit_local_with), in one round trip.
+std::uint64_t delete_record_and_locks(Session& s, std::span<const Xid> xids, sql::Dialect dialect,
+                                      bool commit = false) {
   std::uint64_t deleted = 0;
   if (dialect == sql::Dialect::postgres) {
     // Two array parameters, whatever the batch's size: one small plan (a
@@ -408,9 +411,12 @@ std::uint64_t delete_record_and_locks(Session& s, std::span<const Xid> xids, sql
                              " u USING unnest(?::text[], ?::text[]) AS x(g, b) WHERE u.gtrid = x.g AND u.branch = x.b",
                          p)
                    .affected_rows();
-    s.execute(std::string("DELETE FROM ") + kLock +
-                  " l USING unnest(?::text[], ?::text[]) AS x(g, b) WHERE l.gtrid = x.g AND l.branch = x.b",
-              p);
+    const std::string locks = std::string("DELETE FROM ") + kLock +
+                              " l USING unnest(?::text[], ?::text[]) AS x(g, b) WHERE l.gtrid = x.g AND l.branch = x.b";
+    if (commit)
+      s.commit_local_with(locks, p);
+    else
+      s.execute(locks, p);
     return deleted;
   }
   // Two statements for the whole batch, in chunks that keep them short.
@@ -425,7 +431,11 @@ std::uint64_t delete_record_and_locks(Session& s, std::span<const Xid> xids, sql
       p.push_back(Param(xids[from + i].bqual));
     }
     deleted += s.execute(std::string("DELETE FROM ") + kUndo + " WHERE " + pairs, p).affected_rows();
-    s.execute(std::string("DELETE FROM ") + kLock + " WHERE " + pairs, p);
+    const std::string locks = std::string("DELETE FROM ") + kLock + " WHERE " + pairs;
+    if (commit && from + n >= xids.size())
+      s.commit_local_with(locks, p);
+    else
+      s.execute(locks, p);
   }
   return deleted;
 }
@@ -1294,8 +1304,8 @@ FinishResult AtSession::commit_prepared(const Xid& xid) {
   try {
     ensure_schema();
     begin_phase2(*inner_, xid, shared_->dialect);
-    std::uint64_t n = delete_record_and_locks(*inner_, std::span<const Xid>(&xid, 1), shared_->dialect);
-    inner_->commit_one_phase();
+    std::uint64_t n =
+        delete_record_and_locks(*inner_, std::span<const Xid>(&xid, 1), shared_->dialect, /*commit=*/true);
     if (n > 0) return {};
   } catch (const Error& e) {
     if (inner_->state() != BranchState::none) {
@@ -1357,8 +1367,7 @@ void AtSession::forget(std::span<const Xid> xids) {
   ensure_schema();
   begin_phase2(*inner_, xids.front(), shared_->dialect);
   try {
-    delete_record_and_locks(*inner_, xids, shared_->dialect);
-    inner_->commit_one_phase();
+    delete_record_and_locks(*inner_, xids, shared_->dialect, /*commit=*/true);
   } catch (...) {
     if (inner_->state() != BranchState::none) inner_->rollback();
     throw;
