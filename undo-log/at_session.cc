@@ -91,6 +91,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <map>
 #include <mutex>
 #include <set>
@@ -186,6 +187,18 @@ struct AtShared {
   std::unordered_map<std::string, std::shared_ptr<const sql::Recognized>> recognized;
   std::vector<std::unique_ptr<Session>> probes;  // idle autocommit sessions for lock probes
   std::map<std::string, std::vector<std::vector<std::size_t>>> unique_keys;  // by table display name
+  // Bumped, and `released` notified, whenever a session of this resource in
+  // this process has deleted global locks (phase 2): lock waiters look again.
+  std::uint64_t releases = 0;
+  std::condition_variable released;
+
+  void locks_released() {
+    {
+      std::lock_guard lock(mu);
+      ++releases;
+    }
+    released.notify_all();
+  }
 
   std::shared_ptr<const sql::Recognized> recognize(std::string_view sql) {
     {
@@ -912,8 +925,14 @@ void AtSession::wait_for_locks(const TableMeta& m, const std::vector<std::string
                   "see `dtx in-doubt` if it stays (raise lock_wait_timeout_ms of resource '" +
                       shared_->config.name + "' if waits this long are expected)");
     }
-    // The holder is another process's transaction: poll (see the top).
-    std::this_thread::sleep_for(std::min<Clock::duration>(pause, until - Clock::now()));
+    // Wait for this process to release locks of this resource (the holder is
+    // often here), else poll: the holder may be another process's (see the top).
+    {
+      std::unique_lock lock(shared_->mu);
+      const std::uint64_t seen = shared_->releases;
+      shared_->released.wait_for(lock, std::min<Clock::duration>(pause, until - Clock::now()),
+                                 [&] { return shared_->releases != seen; });
+    }
     pause = std::min(pause * 2, std::chrono::milliseconds(50));
   }
 }
@@ -1262,9 +1281,10 @@ void AtSession::commit_one_phase() {
   // locks go with the commit and no record is needed.
   try {
     if (!held_.empty())
-      inner_->execute(std::string("DELETE FROM ") + kLock + " WHERE gtrid = ? AND branch = ?",
-                      std::vector<Param>{Param(gtrid()), Param(xid_->bqual)});
-    inner_->commit_one_phase();
+      inner_->commit_local_with(std::string("DELETE FROM ") + kLock + " WHERE gtrid = ? AND branch = ?",
+                                std::vector<Param>{Param(gtrid()), Param(xid_->bqual)});
+    else
+      inner_->commit_one_phase();
   } catch (...) {
     if (inner_->state() == BranchState::none || inner_->broken()) {
       state_ = BranchState::none;
@@ -1306,6 +1326,7 @@ FinishResult AtSession::commit_prepared(const Xid& xid) {
     begin_phase2(*inner_, xid, shared_->dialect);
     std::uint64_t n =
         delete_record_and_locks(*inner_, std::span<const Xid>(&xid, 1), shared_->dialect, /*commit=*/true);
+    shared_->locks_released();
     if (n > 0) return {};
   } catch (const Error& e) {
     if (inner_->state() != BranchState::none) {
@@ -1326,6 +1347,7 @@ FinishResult AtSession::rollback_prepared(const Xid& xid) {
     throw error(Errc::usage, "finish a branch by xid needs a session without a branch");
   ensure_schema();
   FinishResult r = undo_branch(*inner_, shared_->config, shared_->meta, xid, false);
+  if (r.outcome == FinishOutcome::done) shared_->locks_released();
   if (r.outcome != FinishOutcome::not_found) return r;
   FinishResult xa = inner_->rollback_prepared(xid);
   return xa.outcome == FinishOutcome::not_found ? r : xa;
@@ -1335,7 +1357,9 @@ FinishResult AtSession::rollback_prepared_overwriting(const Xid& xid) {
   if (inner_->state() != BranchState::none)
     throw error(Errc::usage, "finish a branch by xid needs a session without a branch");
   ensure_schema();
-  return undo_branch(*inner_, shared_->config, shared_->meta, xid, true);
+  FinishResult r = undo_branch(*inner_, shared_->config, shared_->meta, xid, true);
+  if (r.outcome == FinishOutcome::done) shared_->locks_released();
+  return r;
 }
 
 std::vector<PreparedXid> AtSession::recover() {
@@ -1368,6 +1392,7 @@ void AtSession::forget(std::span<const Xid> xids) {
   begin_phase2(*inner_, xids.front(), shared_->dialect);
   try {
     delete_record_and_locks(*inner_, xids, shared_->dialect, /*commit=*/true);
+    shared_->locks_released();
   } catch (...) {
     if (inner_->state() != BranchState::none) inner_->rollback();
     throw;
