@@ -690,6 +690,67 @@ TEST_P(AtDirtyWriteTest, InDoubtShowsTheDirtyRowsToo) {
 INSTANTIATE_TEST_SUITE_P(Side, AtDirtyWriteTest, ::testing::Values("my", "pg"),
                          [](const auto& param_info) { return std::string(param_info.param); });
 
+// An AT rollback locks the rows it restores. A session outside dtx holding
+// one of them (an application's transaction, idle after a SELECT ... FOR
+// UPDATE) makes it wait; the wait must end (the resource's
+// lock_wait_timeout_ms is 5 s here) with the branch left for the next pass,
+// not hold the recovery pass — and every branch behind it — for as long as
+// that session lives (PostgreSQL's lock_timeout is 0: forever; MariaDB's
+// innodb_lock_wait_timeout 50 s).
+class AtRowLockedTest : public AtRecoveryTest, public ::testing::WithParamInterface<std::string> {};
+
+TEST_P(AtRowLockedTest, RecoveryDoesNotWaitForeverForARowLockedOutsideDtx) {
+  const std::string locked_name = GetParam();
+  Direct& locked = locked_name == "my" ? my_ : pg_;
+  write_config(BranchMode::at, BranchMode::at);
+  ChildRun exec = run_to_failpoint(transfer_args(1, "held"), "after-prepare");
+  ASSERT_TRUE(exec.status.killed_by(SIGKILL)) << "exit " << exec.status.code << "\n" << exec.err;
+  const std::set<std::string> on_my = in_doubt_gtrids(my_);
+  ASSERT_EQ(on_my.size(), 1u);
+  const std::string gtrid = *on_my.begin();
+
+  auto holder_rm = make_resource_manager(locked.config());
+  SessionLease holder = holder_rm->acquire();
+  holder->begin_local(Xid::make("hcholder" + tag_, "x"));
+  holder->execute("SELECT balance FROM " + acct_ + " WHERE id = 1 FOR UPDATE", {});
+
+  auto pass = start_dtx({"recover", "--config", config(), "--json"});
+  const pid_t pid = pass->pid();
+  const bool ended = test::eventually([pid] {  // exited, not yet reaped
+    siginfo_t info{};
+    return ::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == pid;
+  }, 20s);
+  EXPECT_TRUE(ended) << "dtx recover still waits after 20 s for a row of " << acct_ << " on " << locked_name
+                     << " that a session outside dtx holds";
+  if (ended) {
+    // Left for the next pass; nothing of the locked side changed.
+    EXPECT_EQ(balance(locked), locked_name == "my" ? kInitialBalance - 10 : kInitialBalance + 10);
+    EXPECT_EQ(undo_rows(locked).size(), 1u);
+  }
+  holder->rollback();  // the application's transaction ends
+  Pass first = to_pass({pass->wait(), pass->out(), pass->err()});
+  if (ended) {
+    EXPECT_EQ(first.code, 3) << first.out << first.err;
+    const json b = branch_of(first.report, locked_name, gtrid);
+    EXPECT_FALSE(b.is_null()) << first.out;
+    if (!b.is_null()) {
+      EXPECT_NE(b["action"], "rolled_back") << b.dump();
+    }
+  }
+
+  std::map<std::string, std::string> actions;
+  Pass after = recover_after_crash(&actions);
+  EXPECT_EQ(after.code, 0) << after.out << after.err;
+  EXPECT_EQ(balance(my_), kInitialBalance);
+  EXPECT_EQ(balance(pg_), kInitialBalance);
+  EXPECT_TRUE(markers(my_).empty());
+  EXPECT_TRUE(markers(pg_).empty());
+  EXPECT_TRUE(nothing_left());
+}
+
+INSTANTIATE_TEST_SUITE_P(Side, AtRowLockedTest, ::testing::Values("my", "pg"),
+                         [](const auto& param_info) { return std::string(param_info.param); });
+
 // ---------------------------------------------------------------------------
 // 4. An operator settles a crashed AT or mixed transaction that has no
 // decision: `dtx commit` commits every branch (AT: forgets its record and
