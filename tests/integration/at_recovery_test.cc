@@ -445,6 +445,49 @@ INSTANTIATE_TEST_SUITE_P(
       return modes_name(std::get<0>(param_info.param)) + "_" + failpoint_name(std::get<1>(param_info.param));
     });
 
+// A branch that changed many rows several times (updated, updated again,
+// deleted, inserted, inserted then updated) and crashed after phase 1 is
+// undone exactly: both tables read back as before, row for row.
+TEST_F(AtRecoveryTest, ACrashedBranchOfManyChangesIsUndoneRowForRow) {
+  write_config(BranchMode::at, BranchMode::at);
+  auto dump = [&](Direct& d) {
+    std::vector<std::string> rows;
+    for (const Row& r : d.run("SELECT id, balance FROM " + acct_ + " ORDER BY id")) rows.push_back(r.text(0) + "=" + r.text(1));
+    for (const Row& r : d.run("SELECT tid FROM " + xfer_ + " ORDER BY tid")) rows.push_back(r.text(0));
+    return rows;
+  };
+  my_.run("INSERT INTO " + xfer_ + " VALUES ('old1'), ('old2')");
+  pg_.run("INSERT INTO " + xfer_ + " VALUES ('old1'), ('old2')");
+  const auto my_before = dump(my_), pg_before = dump(pg_);
+  std::vector<std::string> args{"exec", "--config", config()};
+  for (const char* r : {"my", "pg"}) {
+    const std::string p = std::string(r) + "=";
+    for (const std::string& sql :
+         {"UPDATE " + acct_ + " SET balance = balance * 2 WHERE id <= 30",
+          "UPDATE " + acct_ + " SET balance = balance + id WHERE id BETWEEN 20 AND 40",
+          "DELETE FROM " + acct_ + " WHERE id > 35",
+          "INSERT INTO " + acct_ + " VALUES (100, 1), (101, 2), (102, 3)",
+          "UPDATE " + acct_ + " SET balance = 0 WHERE id IN (100, 1)",
+          "DELETE FROM " + acct_ + " WHERE id = 102",
+          "DELETE FROM " + xfer_ + " WHERE tid = 'old1'",
+          "INSERT INTO " + xfer_ + " VALUES ('new1'), ('old1')"})
+      args.push_back(p + sql);
+  }
+  ChildRun exec = run_to_failpoint(args, "after-prepare");
+  ASSERT_TRUE(exec.status.killed_by(SIGKILL)) << "exit " << exec.status.code << "\n" << exec.err;
+  ASSERT_NE(dump(my_), my_before);  // phase 1 committed the changes locally
+  ASSERT_NE(dump(pg_), pg_before);
+
+  std::map<std::string, std::string> actions;
+  Pass pass = recover_after_crash(&actions);
+  EXPECT_EQ(pass.code, 0) << pass.out << pass.err;
+  for (const auto& [branch, action] : actions) EXPECT_EQ(action, "rolled_back") << branch;
+  EXPECT_EQ(actions.size(), 2u) << pass.out;
+  EXPECT_EQ(dump(my_), my_before);
+  EXPECT_EQ(dump(pg_), pg_before);
+  EXPECT_TRUE(nothing_left());
+}
+
 // ---------------------------------------------------------------------------
 // 2. While the owner lives, recovery leaves its AT branches; their rows are
 // readable (phase 1 committed them) but not writable by another global
@@ -565,8 +608,9 @@ INSTANTIATE_TEST_SUITE_P(
 class AtDirtyWriteTest : public AtRecoveryTest, public ::testing::WithParamInterface<std::string> {
  protected:
   // A crashed after-prepare transfer of 10 from MariaDB's account 1 to
-  // PostgreSQL's, then account 1 set to 4242 outside dtx on `dirty`.
-  std::string crash_and_dirty(Direct& dirty) {
+  // PostgreSQL's, then account 1 changed outside dtx on `dirty` by
+  // `statement` (default: set to 4242).
+  std::string crash_and_dirty(Direct& dirty, const std::string& statement = "") {
     write_config(BranchMode::at, BranchMode::at);
     ChildRun exec = run_to_failpoint(transfer_args(1, "dirty"), "after-prepare");
     if (!exec.status.killed_by(SIGKILL)) {
@@ -578,7 +622,9 @@ class AtDirtyWriteTest : public AtRecoveryTest, public ::testing::WithParamInter
       ADD_FAILURE() << "not one crashed transfer: " << ::testing::PrintToString(on_my);
       return "";
     }
-    EXPECT_EQ(dirty.run("UPDATE " + acct_ + " SET balance = 4242 WHERE id = 1").affected_rows(), 1u);
+    EXPECT_EQ(dirty.run(statement.empty() ? "UPDATE " + acct_ + " SET balance = 4242 WHERE id = 1" : statement)
+                  .affected_rows(),
+              1u);
     return *on_my.begin();
   }
 };
@@ -684,6 +730,31 @@ TEST_P(AtDirtyWriteTest, InDoubtShowsTheDirtyRowsToo) {
   EXPECT_EQ(balance(dirty), 4242);
   ChildRun forced = run_dtx({"rollback", "--config", config(), "--force", "--json", gtrid});
   EXPECT_EQ(forced.status.code, 0) << forced.out << forced.err;
+  EXPECT_TRUE(nothing_left());
+}
+
+// A row the branch updated, deleted outside dtx since: also a dirty write
+// ("now (no row)"); --force inserts the before image back.
+TEST_P(AtDirtyWriteTest, ARowDeletedOutsideIsLeftAndForceInsertsItBack) {
+  const std::string dirty_name = GetParam();
+  Direct& dirty = dirty_name == "my" ? my_ : pg_;
+  const std::string gtrid = crash_and_dirty(dirty, "DELETE FROM " + acct_ + " WHERE id = 1");
+  ASSERT_FALSE(gtrid.empty());
+  Pass pass = recover_pass();
+  EXPECT_EQ(pass.code, 3) << pass.out << pass.err;
+  const json b = branch_of(pass.report, dirty_name, gtrid);
+  ASSERT_FALSE(b.is_null()) << pass.out;
+  EXPECT_EQ(b["action"], "left_dirty_write") << b.dump();
+  EXPECT_NE(b["detail"].get<std::string>().find("no row"), std::string::npos) << b.dump();
+  EXPECT_EQ(dirty.scalar("SELECT COUNT(*) FROM " + acct_ + " WHERE id = 1"), 0);  // nothing inserted back
+  EXPECT_EQ(locks(dirty, gtrid), 2);
+
+  ChildRun forced = run_dtx({"rollback", "--config", config(), "--force", "--json", gtrid});
+  EXPECT_EQ(forced.status.code, 0) << forced.out << forced.err;
+  EXPECT_EQ(balance(my_), kInitialBalance);
+  EXPECT_EQ(balance(pg_), kInitialBalance);
+  EXPECT_TRUE(markers(my_).empty());
+  EXPECT_TRUE(markers(pg_).empty());
   EXPECT_TRUE(nothing_left());
 }
 
