@@ -34,6 +34,7 @@
 #include <mutex>
 #include <random>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -488,6 +489,52 @@ TEST_F(AtRecoveryTest, ACrashedBranchOfManyChangesIsUndoneRowForRow) {
   EXPECT_TRUE(nothing_left());
 }
 
+// An undo record that cannot be read (damaged by hand, or written by a
+// newer dtx) is never guessed at: recovery leaves the branch
+// (left_record_damaged, exit 3) with its rows and locks as they are, and
+// rolls back the rest of the transaction. The operator then restores the
+// rows by hand (the transaction has no decision: it is rolled back) and
+// releases the branch with `dtx commit`, which deletes the record and the
+// locks without reading the record (`dtx accept-current` does the same
+// where it exists).
+TEST_F(AtRecoveryTest, ADamagedUndoRecordIsLeftForTheOperator) {
+  write_config(BranchMode::at, BranchMode::at);
+  ChildRun exec = run_to_failpoint(transfer_args(1, "dmg"), "after-prepare");
+  ASSERT_TRUE(exec.status.killed_by(SIGKILL)) << "exit " << exec.status.code << "\n" << exec.err;
+  const std::set<std::string> on_my = in_doubt_gtrids(my_);
+  ASSERT_EQ(on_my.size(), 1u);
+  const std::string gtrid = *on_my.begin();
+  EXPECT_EQ(my_.run("UPDATE dtx_undo_log SET record = '{\"version\": 1, \"rows\": [' WHERE gtrid = ? AND branch = 'my'",
+                    {gtrid})
+                .affected_rows(),
+            1u);
+
+  Pass pass = recover_pass();
+  EXPECT_EQ(pass.code, 3) << pass.out << pass.err;
+  EXPECT_EQ(our_actions(pass.report), (std::map<std::string, std::string>{{key("my", gtrid), "left_record_damaged"},
+                                                                          {key("pg", gtrid), "rolled_back"}}))
+      << pass.out;
+  const json b = branch_of(pass.report, "my", gtrid);
+  ASSERT_FALSE(b.is_null()) << pass.out;
+  EXPECT_NE(b["detail"].get<std::string>().find(gtrid), std::string::npos) << b.dump();
+  EXPECT_EQ(balance(my_), kInitialBalance - 10);  // untouched
+  EXPECT_EQ(markers(my_), std::set<std::string>{"dmg"});
+  EXPECT_EQ(locks(my_, gtrid), 2);
+  EXPECT_EQ(balance(pg_), kInitialBalance);
+  EXPECT_EQ(leftovers(pg_), "");
+
+  my_.run("UPDATE " + acct_ + " SET balance = balance + 10 WHERE id = 1");
+  my_.run("DELETE FROM " + xfer_ + " WHERE tid = 'dmg'");
+  ChildRun commit = run_dtx({"commit", "--config", config(), "--json", gtrid});
+  EXPECT_EQ(commit.status.code, 0) << commit.out << commit.err;
+  EXPECT_EQ(balance(my_), kInitialBalance);
+  EXPECT_TRUE(markers(my_).empty());
+  EXPECT_TRUE(nothing_left());
+  Pass last = recover_pass();
+  EXPECT_EQ(last.code, 0) << last.out << last.err;
+  EXPECT_TRUE(our_actions(last.report).empty()) << last.out;
+}
+
 // ---------------------------------------------------------------------------
 // 2. While the owner lives, recovery leaves its AT branches; their rows are
 // readable (phase 1 committed them) but not writable by another global
@@ -838,6 +885,22 @@ TEST_P(AtOperatorTest, CommitOrRollbackByHandFinishesEveryBranch) {
   ASSERT_EQ(on_my.size(), 1u);
   ASSERT_EQ(in_doubt_gtrids(pg_), on_my);
   const std::string gtrid = *on_my.begin();
+
+  // The text listing has a MODE column.
+  ChildRun text = run_dtx({"in-doubt", "--config", config()});
+  EXPECT_EQ(text.status.code, 0) << text.out << text.err;
+  int lines = 0;
+  for (std::size_t at = 0; at < text.out.size();) {
+    const std::size_t end = std::min(text.out.find('\n', at), text.out.size());
+    std::istringstream line(text.out.substr(at, end - at));
+    at = end + 1;
+    std::string res, mode, id;
+    line >> res >> mode >> id;
+    if (id != gtrid) continue;
+    ++lines;
+    EXPECT_EQ(mode, mode_name(resource(res).mode)) << text.out;
+  }
+  EXPECT_EQ(lines, 2) << text.out;
 
   ChildRun r = run_dtx({verb, "--config", config(), "--json", gtrid});
   EXPECT_EQ(r.status.code, 0) << r.out << r.err;
