@@ -12,15 +12,33 @@
 // nothing, no undo record, rollback marker or global lock of the test's
 // coordinator id left, nothing prepared.
 //
+// What is covered, by section:
+//   1. kill -9 at every failpoint (after-prepare, after-decision,
+//      after-first-commit) with both resources AT, MariaDB AT + PostgreSQL
+//      XA, and the reverse; `dtx in-doubt` lists each branch with its mode;
+//      a branch of many changes undone row for row; a damaged undo record.
+//   2. a live owner (a child hung at its failpoint): its AT branches are
+//      left, their rows readable, other global writers wait for the global
+//      locks and fail naming the holder; once it is killed, finished.
+//   3. dirty writes (a row changed or deleted outside dtx after phase 1):
+//      left with the rows shown, nothing overwritten, locks kept, heuristic
+//      recorded; `dtx rollback --force` writes the before image. A row held
+//      by a session outside dtx must not hold a recovery pass forever.
+//   4. `dtx commit` / `dtx rollback` by hand.
+//   5. an AT and an XA resource on one MariaDB server.
+//   6. thirty crashed transactions settled by two concurrent passes, or by
+//      passes killed at random moments.
+//   7. passes beside live AT and mixed transfers.
+//
 // Each test has its own coordinator id ("hc" + random digits), tables
 // (hc_acct_<tag>, hc_xfer_<tag>), config file and log_dir. Its config gives
-// each resource a mode; one resource per database server, so that a server's
-// XA branches are listed through one resource only. The concurrency test adds
-// a third resource in AT mode on the PostgreSQL server without prepared
-// transactions (port 15433), which AT mode does not need.
+// each resource a mode; one resource per database server (except in 5), so
+// that a server's XA branches are listed through one resource only. Sections
+// 6 and 7 add a third resource in AT mode on the PostgreSQL server without
+// prepared transactions (port 15433), which AT mode does not need.
 //
 // Waits are bounded polls (test::eventually) of the databases or of child
-// exit, never sleeps.
+// exit; the only sleep is the deliberate random kill time in 6.
 #include <gtest/gtest.h>
 
 #include <sys/wait.h>
