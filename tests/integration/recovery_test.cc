@@ -36,6 +36,7 @@
 #include "dtx/dtx.h"
 #include "recovery/recovery.h"
 #include "support/process.h"
+#include "support/recovery_runs.h"
 #include "support/test_env.h"
 
 namespace dtx {
@@ -80,17 +81,9 @@ class Direct {
   std::unique_ptr<ResourceManager> rm_;
 };
 
-struct ChildRun {
-  test::ExitStatus status;
-  std::string out, err;
-};
-
-// One `dtx recover --json` run.
-struct Pass {
-  int code = -1;
-  json report;
-  std::string out, err;
-};
+using test::ChildRun;
+using test::Pass;
+using test::to_pass;
 
 class RecoveryTest : public ::testing::Test {
  protected:
@@ -200,16 +193,7 @@ class RecoveryTest : public ::testing::Test {
     return out;
   }
   // Decision-log files (segments and locks) left in log_dir.
-  std::vector<std::string> log_files() {
-    std::vector<std::string> out;
-    std::error_code ec;
-    for (const auto& e : fs::directory_iterator(log_dir_, ec)) {
-      std::string name = e.path().filename().string();
-      if (name == "heuristics.log") continue;  // kept for good
-      if (name.ends_with(".log") || name.ends_with(".lock")) out.push_back(name);
-    }
-    return out;
-  }
+  std::vector<std::string> log_files() { return test::decision_log_files(log_dir_); }
 
   // MariaDB detaches a prepared branch from its session when the connection
   // ends, a moment after the client closed it. Waits until none of `ids` is
@@ -248,10 +232,7 @@ class RecoveryTest : public ::testing::Test {
   // ---- child processes ----
 
   ChildRun run_dtx(const std::vector<std::string>& args, const std::map<std::string, std::string>& env = {}) {
-    std::fflush(nullptr);  // else the child's freopen() writes our buffered output a second time
-    test::Child child(test::dtx_binary(), args, env, dir_, next_tag());
-    test::ExitStatus st = child.wait();
-    return {st, child.out(), child.err()};
+    return test::run_dtx_child(dir_, next_tag(), args, env);
   }
   std::unique_ptr<test::Child> start_dtx(const std::vector<std::string>& args,
                                          const std::map<std::string, std::string>& env = {}) {
@@ -274,56 +255,16 @@ class RecoveryTest : public ::testing::Test {
     return args;
   }
 
-  static Pass to_pass(const ChildRun& r) {
-    Pass p{r.status.code, {}, r.out, r.err};
-    try {
-      p.report = json::parse(r.out);
-    } catch (const std::exception& e) {
-      ADD_FAILURE() << "not JSON (" << e.what() << "): " << r.out << "\nstderr: " << r.err;
-    }
-    return p;
-  }
   Pass recover_pass(const std::string& command = "recover") {
     return to_pass(run_dtx({command, "--config", config(), "--json"}));
   }
 
   // This coordinator's branches in a report: "resource gtrid" -> action.
-  std::map<std::string, std::string> our_actions(const json& report) const {
-    std::map<std::string, std::string> out;
-    if (!report.contains("branches")) return out;
-    for (const auto& b : report["branches"])
-      if (b["dtx_format"].get<bool>() && b["gtrid"].get<std::string>().starts_with(id_ + "."))
-        out[b["resource"].get<std::string>() + " " + b["gtrid"].get<std::string>()] = b["action"];
-    return out;
-  }
+  std::map<std::string, std::string> our_actions(const json& report) const { return test::actions_of(report, id_); }
 
-  // A recovery pass right after a crash. MariaDB ends a killed client's
-  // session a moment after the kill; until it has, XA COMMIT/ROLLBACK from
-  // another session answers 1397 although XA RECOVER lists the branch, and
-  // recovery reports it left_session_busy (exit 3) for the next pass. So
-  // passes are repeated, boundedly, while the only branches of ours left are
-  // session-busy ones; `actions` gets each branch's first definite action.
+  // Recovery passes right after a crash (test::recover_until_not_busy).
   Pass recover_after_crash(std::map<std::string, std::string>* actions, std::size_t* dropped = nullptr) {
-    Pass last;
-    int busy_passes = 0;
-    test::eventually([&] {
-      last = recover_pass();
-      bool busy = false;
-      for (const auto& [key, action] : our_actions(last.report)) {
-        if (action == "left_session_busy")
-          busy = true;
-        else
-          actions->emplace(key, action);
-      }
-      if (dropped && last.report.contains("decisions_dropped"))
-        *dropped += last.report["decisions_dropped"].get<std::size_t>();
-      busy_passes += busy;
-      return !busy;
-    }, 20s);
-    if (busy_passes)
-      std::cout << "note: " << busy_passes
-                << " recovery pass(es) found a branch still owned by the dead process's MariaDB session\n";
-    return last;
+    return test::recover_until_not_busy([this] { return recover_pass(); }, id_, actions, dropped);
   }
 
   // A `dtx exec` transfer (with `marker`) killed right after its COMMIT

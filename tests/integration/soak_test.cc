@@ -3,26 +3,39 @@
 // PostgreSQL (MariaDB first), each with a marker row on both databases. Of
 // the processes, 60% run plainly, 8% each stop at a failpoint (after-prepare,
 // after-decision, after-first-commit) and 16% get SIGKILL at a random moment
-// of their life, while `dtx recover` passes run every ~200 ms. At the end,
-// after the last recovery pass, the two databases must agree:
+// of their life, while `dtx recover` passes run every ~200 ms.
+//
+// A third of the transfers are XA on both databases, a third AT on both, a
+// third mixed (AT on one database, XA on the other, each way half the time).
+// Each kind has its config file with the resources in its modes, its own
+// coordinator id (the test's id + x / a / m / n) and log_dir, and its own
+// `dtx recover` passes. AT mode's global locks guard rows only against other
+// AT branches (docs/at-mode.md): a row an XA branch changed between an AT
+// branch's phase 1 and its rollback would be a dirty write. So on each
+// database XA branches use accounts 1-10 and AT branches accounts 11-20.
+//
+// At the end, after the last recovery passes, the two databases must agree:
 //   - no money created or lost (the sum over both databases is unchanged);
 //   - every transfer's marker row is on both databases or on neither;
 //   - the markers' amounts account for every account's balance;
 //   - every outcome the process reported holds (exit 0 and a kill after the
 //     decision: committed; exit 1 and a kill before it: not);
-//   - nothing of this coordinator is left prepared.
+//   - nothing of the test's coordinator ids is left prepared, and no undo
+//     record, rollback marker or global lock of theirs is left.
 // A longer run by hand: DTX_SOAK_SECONDS=600 build/tests/soak_test
 // The whole test takes about DTX_SOAK_SECONDS + 30 s at most: a transfer waits
 // at most 5 s for a lock (innodb_lock_wait_timeout / lock_timeout set inside
-// its own transaction, nothing global) and a child still running 20 s after
-// its start is killed (and reported).
+// its own transaction, nothing global; AT branches: lock_wait_timeout_ms) and
+// a child still running 20 s after its start is killed (and reported).
 #include <gtest/gtest.h>
 
 #include <sys/wait.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <fstream>
+#include <iomanip>
 #include <iostream>
 #include <mutex>
 #include <random>
@@ -36,6 +49,7 @@
 #include "dtx/dtx.h"
 #include "support/process.h"
 #include "support/test_env.h"
+#include "undo-log/at_session.h"
 
 namespace dtx {
 namespace {
@@ -47,7 +61,7 @@ using test::Child;
 using test::ExitStatus;
 
 constexpr int kWorkers = 4;
-constexpr int kAccounts = 10;  // per database
+constexpr int kAccounts = 10;  // per database and mode: XA branches 1-10, AT branches 11-20
 constexpr std::int64_t kInitialBalance = 300;
 constexpr std::int64_t kMaxAmount = 100;
 constexpr auto kRecoveryPacing = std::chrono::milliseconds(200);
@@ -59,8 +73,17 @@ enum class Mode { plain, after_prepare, after_decision, after_first_commit, rand
 constexpr const char* kModeNames[] = {"none", "after-prepare", "after-decision", "after-first-commit",
                                       "random-kill"};
 
+// The modes of a transfer's branches: MariaDB's and PostgreSQL's.
+enum class Kind { xa, at, my_at_pg_xa, my_xa_pg_at };
+constexpr int kKinds = 4;
+constexpr const char* kKindNames[] = {"XA", "AT", "AT+XA (MariaDB AT)", "XA+AT (PostgreSQL AT)"};
+constexpr const char* kKindSuffix[] = {"x", "a", "m", "n"};  // of the coordinator id
+bool my_at(Kind k) { return k == Kind::at || k == Kind::my_at_pg_xa; }
+bool pg_at(Kind k) { return k == Kind::at || k == Kind::my_xa_pg_at; }
+
 struct Attempt {
   std::string tid;
+  Kind kind = Kind::xa;
   Mode mode = Mode::plain;
   int kill_after_ms = 0;  // random_kill only
   ExitStatus status;
@@ -123,6 +146,7 @@ struct RecoveryTally {
       if (action == "committed") ++committed_branches, committed_gtrids.insert(gtrid);
       if (action == "rolled_back") ++rolled_back_branches, rolled_back_gtrids.insert(gtrid);
       if (action == "already_finished") ++already_finished;
+      if (action == "left_dirty_write") errors.push_back("dirty write: " + b.dump());
     }
     for (const auto& e : j.value("errors", json::array())) errors.push_back(e.get<std::string>());
   }
@@ -134,17 +158,28 @@ class SoakTest : public ::testing::Test {
     std::random_device rd;
     id_ = "soak" + std::to_string(rd() % 1000000);
     dir_ = test::fresh_dir("soak");
-    config_ = dir_ / "dtx.toml";
     accounts_ = "acct_" + id_;
     transfers_ = "transfers_" + id_;
-    std::ofstream out(config_);
-    out << "[coordinator]\nid = \"" << id_ << "\"\nlog_dir = \"" << (dir_ / "log").string() << "\"\n";
-    for (const auto* rc : {&my_cfg_, &pg_cfg_})
-      out << "\n[resources." << rc->name << "]\ntype = \""
-          << (rc->type == ResourceType::mysql ? "mysql" : "postgres") << "\"\nhost = \"" << rc->host
-          << "\"\nport = " << rc->port << "\nuser = \"" << rc->user << "\"\npassword = \"" << rc->password
-          << "\"\ndatabase = \"" << rc->database << "\"\npool_size = 2\n";
-    out.close();
+    for (int k = 0; k < kKinds; ++k) {
+      ids_[k] = id_ + kKindSuffix[k];
+      configs_[k] = dir_ / (ids_[k] + ".toml");
+      log_dirs_[k] = dir_ / ("log-" + ids_[k]);
+      std::ofstream out(configs_[k]);
+      out << "[coordinator]\nid = \"" << ids_[k] << "\"\nlog_dir = \"" << log_dirs_[k].string() << "\"\n";
+      for (const auto* rc : {&my_cfg_, &pg_cfg_}) {
+        const bool at = rc == &my_cfg_ ? my_at(Kind(k)) : pg_at(Kind(k));
+        out << "\n[resources." << rc->name << "]\ntype = \""
+            << (rc->type == ResourceType::mysql ? "mysql" : "postgres") << "\"\nhost = \"" << rc->host
+            << "\"\nport = " << rc->port << "\nuser = \"" << rc->user << "\"\npassword = \"" << rc->password
+            << "\"\ndatabase = \"" << rc->database << "\"\npool_size = 2\n"
+            << (at ? "mode = \"at\"\nlock_wait_timeout_ms = 5000\n" : "");
+      }
+    }
+    for (auto* rc : {&my_cfg_, &pg_cfg_}) {  // AT mode's tables exist from here on
+      ResourceConfig at = *rc;
+      at.mode = BranchMode::at;
+      (void)undo::make_at_resource_manager(at)->acquire()->recover();
+    }
     for (auto* rm : {my_.get(), pg_.get()}) {
       const char* engine = rm == my_.get() ? " ENGINE=InnoDB" : "";
       sql(*rm, "DROP TABLE IF EXISTS " + accounts_);
@@ -154,7 +189,7 @@ class SoakTest : public ::testing::Test {
       sql(*rm, "CREATE TABLE " + transfers_ +
                    " (tid VARCHAR(64) PRIMARY KEY, my_account INT NOT NULL, pg_account INT NOT NULL, "
                    "amount BIGINT NOT NULL)" + engine);
-      for (int i = 1; i <= kAccounts; ++i)
+      for (int i = 1; i <= 2 * kAccounts; ++i)
         sql(*rm, "INSERT INTO " + accounts_ + " VALUES (" + std::to_string(i) + ", " +
                      std::to_string(kInitialBalance) + ")");
     }
@@ -162,6 +197,11 @@ class SoakTest : public ::testing::Test {
 
   void TearDown() override {
     for (auto* rm : {my_.get(), pg_.get()}) {
+      // Undo records and locks a failed run left (reported by the test).
+      for (const auto& id : ids_) {
+        sql(*rm, "DELETE FROM dtx_undo_log WHERE gtrid LIKE '" + id + ".%'");
+        sql(*rm, "DELETE FROM dtx_global_lock WHERE gtrid LIKE '" + id + ".%'");
+      }
       sql(*rm, "DROP TABLE IF EXISTS " + accounts_);
       sql(*rm, "DROP TABLE IF EXISTS " + transfers_);
     }
@@ -170,11 +210,27 @@ class SoakTest : public ::testing::Test {
   }
 
   static Result sql(ResourceManager& rm, const std::string& statement) { return rm.acquire()->execute(statement, {}); }
+  bool is_ours(const std::string& gtrid) const {
+    for (const auto& id : ids_)
+      if (gtrid.starts_with(id + ".")) return true;
+    return false;
+  }
   std::vector<std::string> ours_prepared(ResourceManager& rm) {
     std::vector<std::string> ours;
     for (const auto& p : rm.acquire()->recover())
-      if (p.is_dtx && p.xid.gtrid.starts_with(id_ + ".")) ours.push_back(p.raw);
+      if (p.is_dtx && is_ours(p.xid.gtrid)) ours.push_back(p.raw);
     return ours;
+  }
+  // AT leftovers of our coordinator ids: undo records, rollback markers and
+  // global locks, as "table gtrid branch [kind]".
+  std::vector<std::string> at_leftovers(ResourceManager& rm) {
+    std::vector<std::string> out;
+    for (const Row& r : sql(rm, "SELECT gtrid, branch, kind FROM dtx_undo_log WHERE gtrid LIKE '" + id_ + "_.%'"))
+      if (is_ours(r.text(0)))
+        out.push_back("dtx_undo_log " + r.text(0) + " " + r.text(1) + (r.text(2) == "0" ? " record" : " marker"));
+    for (const Row& r : sql(rm, "SELECT gtrid, branch, row_key FROM dtx_global_lock WHERE gtrid LIKE '" + id_ + "_.%'"))
+      if (is_ours(r.text(0))) out.push_back("dtx_global_lock " + r.text(0) + " " + r.text(1) + " " + r.text(2));
+    return out;
   }
   std::int64_t sum(ResourceManager& rm) {
     return sql(rm, "SELECT COALESCE(SUM(balance), 0) FROM " + accounts_)[0].as_int64(0);
@@ -190,10 +246,12 @@ class SoakTest : public ::testing::Test {
     return tids;
   }
 
-  // One transfer: `amount` (either sign) onto MariaDB's account `from_my`,
-  // taken from PostgreSQL's `from_pg`, with a marker row on both. MariaDB
-  // first. A lock wait behind a killed child's prepared branch ends after 5 s.
-  std::vector<std::string> transfer_args(const std::string& tid, int my_account, int pg_account,
+  // One transfer of `kind`: `amount` (either sign) onto MariaDB's account
+  // `my_account`, taken from PostgreSQL's `pg_account`, with a marker row on
+  // both. MariaDB first. A lock wait behind a killed child's prepared XA
+  // branch ends after 5 s (SET in an XA branch; AT mode refuses SET, its
+  // resources have lock_wait_timeout_ms = 5000 for global locks).
+  std::vector<std::string> transfer_args(Kind kind, const std::string& tid, int my_account, int pg_account,
                                          std::int64_t amount) const {
     std::string marker = "INSERT INTO " + transfers_ + " VALUES ('" + tid + "', " + std::to_string(my_account) +
                          ", " + std::to_string(pg_account) + ", " + std::to_string(amount) + ")";
@@ -201,17 +259,14 @@ class SoakTest : public ::testing::Test {
       return "UPDATE " + accounts_ + " SET balance = balance + (" + std::to_string(delta) + ") WHERE id = " +
              std::to_string(account);
     };
-    return {"exec",
-            "--config",
-            config_.string(),
-            "--timeout-ms",
-            "10000",
-            "my=SET SESSION innodb_lock_wait_timeout = 5",
-            "my=" + move(my_account, amount),
-            "my=" + marker,
-            "pg=SET LOCAL lock_timeout = '5s'",
-            "pg=" + move(pg_account, -amount),
-            "pg=" + marker};
+    std::vector<std::string> args{"exec", "--config", configs_[int(kind)].string(), "--timeout-ms", "10000"};
+    if (!my_at(kind)) args.push_back("my=SET SESSION innodb_lock_wait_timeout = 5");
+    args.push_back("my=" + move(my_account, amount));
+    args.push_back("my=" + marker);
+    if (!pg_at(kind)) args.push_back("pg=SET LOCAL lock_timeout = '5s'");
+    args.push_back("pg=" + move(pg_account, -amount));
+    args.push_back("pg=" + marker);
+    return args;
   }
 
   void worker(int index, Clock::time_point deadline, Slot& slot, std::vector<Attempt>& attempts) {
@@ -224,6 +279,11 @@ class SoakTest : public ::testing::Test {
     for (int n = 0; Clock::now() < deadline; ++n) {
       Attempt a;
       a.tid = id_ + "-" + std::to_string(index) + "-" + std::to_string(n);
+      const int third = percent(rng) % 3;
+      a.kind = third == 0 ? Kind::xa : third == 1 ? Kind::at : percent(rng) < 50 ? Kind::my_at_pg_xa : Kind::my_xa_pg_at;
+      // XA branches use accounts 1-10 of their database, AT branches 11-20.
+      const int my_account = account(rng) + (my_at(a.kind) ? kAccounts : 0);
+      const int pg_account = account(rng) + (pg_at(a.kind) ? kAccounts : 0);
       int p = percent(rng);
       a.mode = p < 60 ? Mode::plain
                : p < 68 ? Mode::after_prepare
@@ -233,7 +293,7 @@ class SoakTest : public ::testing::Test {
       std::map<std::string, std::string> env;
       if (a.mode != Mode::plain && a.mode != Mode::random_kill) env["DTX_FAILPOINT"] = kModeNames[int(a.mode)];
       std::int64_t delta = amount(rng) * (percent(rng) < 50 ? 1 : -1);
-      Child child(test::dtx_binary(), transfer_args(a.tid, account(rng), account(rng), delta), env, dir_,
+      Child child(test::dtx_binary(), transfer_args(a.kind, a.tid, my_account, pg_account, delta), env, dir_,
                   "worker" + std::to_string(index));
       {
         std::lock_guard lock(slot.mu);
@@ -276,15 +336,22 @@ class SoakTest : public ::testing::Test {
     }
   }
 
-  ExitStatus recovery_pass(RecoveryTally& tally) {
-    Child c(test::dtx_binary(), {"recover", "--json", "--config", config_.string()}, {}, dir_, "recover");
-    ExitStatus st = c.wait();
-    tally.add(st, c.out(), c.err());
-    return st;
+  // One `dtx recover` pass per kind's config; the worst exit status.
+  ExitStatus recovery_pass(std::array<RecoveryTally, kKinds>& tallies) {
+    ExitStatus worst{0, 0};
+    for (int k = 0; k < kKinds; ++k) {
+      Child c(test::dtx_binary(), {"recover", "--json", "--config", configs_[k].string()}, {}, dir_, "recover");
+      ExitStatus st = c.wait();
+      tallies[k].add(st, c.out(), c.err());
+      if (st.code != 0 && worst.code == 0) worst = st;
+    }
+    return worst;
   }
 
   std::string id_, accounts_, transfers_;
-  fs::path dir_, config_;
+  std::array<std::string, kKinds> ids_;  // coordinator ids, by kind
+  std::array<fs::path, kKinds> configs_, log_dirs_;
+  fs::path dir_;
   ResourceConfig my_cfg_ = test::mysql_resource("my"), pg_cfg_ = test::postgres_resource("pg");
   std::unique_ptr<ResourceManager> my_ = make_resource_manager(my_cfg_), pg_ = make_resource_manager(pg_cfg_);
 };
@@ -297,7 +364,7 @@ TEST_F(SoakTest, RandomTransfersFailpointsAndKillsKeepBothDatabasesConsistent) {
   std::vector<Slot> slots(kWorkers);
   std::vector<std::vector<Attempt>> per_worker(kWorkers);
   std::atomic<bool> workers_done{false}, stop_recovery{false};
-  RecoveryTally during;
+  std::array<RecoveryTally, kKinds> during;
   std::thread recovery([&] {
     while (!stop_recovery) {
       recovery_pass(during);
@@ -316,7 +383,7 @@ TEST_F(SoakTest, RandomTransfersFailpointsAndKillsKeepBothDatabasesConsistent) {
   const auto launched_for = Clock::now() - started;
 
   // Every process is gone: recovery must now settle everything.
-  RecoveryTally final_passes;
+  std::array<RecoveryTally, kKinds> final_passes;
   ExitStatus last;
   for (int pass = 0; pass < kFinalPasses; ++pass) {
     last = recovery_pass(final_passes);
@@ -325,29 +392,39 @@ TEST_F(SoakTest, RandomTransfersFailpointsAndKillsKeepBothDatabasesConsistent) {
   }
   EXPECT_EQ(last.code, 0) << "recovery did not settle within " << kFinalPasses << " passes";
 
-  // Outcomes.
+  // Outcomes, in total and by kind.
+  struct Counts {
+    std::size_t attempted = 0, committed = 0, failed = 0, in_doubt = 0, overdue = 0, other = 0;
+    std::size_t random_committed = 0, markers = 0;
+    std::map<Mode, std::size_t> killed;
+  };
+  Counts all;
+  std::array<Counts, kKinds> by_kind;
   std::vector<Attempt> attempts;
   for (auto& v : per_worker) attempts.insert(attempts.end(), v.begin(), v.end());
-  std::size_t committed = 0, failed = 0, in_doubt = 0, overdue = 0, other = 0;
-  std::map<Mode, std::size_t> killed;
   std::map<std::string, std::size_t> failed_why;
   std::string other_failure;
   for (const auto& a : attempts) {
-    if (a.overdue) ++overdue;
-    else if (a.status.code == 0) ++committed;
-    else if (a.status.code == 1) {
-      ++failed;
+    for (Counts* c : {&all, &by_kind[int(a.kind)]}) {
+      ++c->attempted;
+      if (a.overdue) ++c->overdue;
+      else if (a.status.code == 0) ++c->committed;
+      else if (a.status.code == 1) ++c->failed;
+      else if (a.status.code == 3) ++c->in_doubt;
+      else if (a.status.killed_by(SIGKILL)) ++c->killed[a.mode];
+      else ++c->other;
+    }
+    if (a.overdue) continue;
+    if (a.status.code == 1) {
       auto has = [&](const char* what) { return a.err.find(what) != std::string::npos; };
       if (has("CONSTRAINT") || has("constraint")) ++failed_why["balance below 0"];
       else if (has("1205") || has("55P03") || has("lock")) ++failed_why["lock wait"];
+      else if (has("1213") || has("40001") || has("40P01") || has("eadlock")) ++failed_why["deadlock"];
       else if (has("timeout") || has("timed out")) ++failed_why["timeout"];
       else if (++failed_why["other"] == 1) other_failure = a.err;
-    }
-    else if (a.status.code == 3) ++in_doubt;
-    else if (a.status.killed_by(SIGKILL)) ++killed[a.mode];
-    else {
-      ++other;
-      ADD_FAILURE() << a.tid << ": unexpected exit " << a.status.code << " signal " << a.status.signal << "\n" << a.err;
+    } else if (a.status.code != 0 && a.status.code != 3 && !a.status.killed_by(SIGKILL)) {
+      ADD_FAILURE() << a.tid << " (" << kKindNames[int(a.kind)] << "): unexpected exit " << a.status.code
+                    << " signal " << a.status.signal << "\n" << a.err;
     }
   }
 
@@ -358,27 +435,31 @@ TEST_F(SoakTest, RandomTransfersFailpointsAndKillsKeepBothDatabasesConsistent) {
     if (!pg_markers.count(tid)) ADD_FAILURE() << tid << " committed on MariaDB only";
   for (const auto& tid : pg_markers)
     if (!my_markers.count(tid)) ADD_FAILURE() << tid << " committed on PostgreSQL only";
-  std::size_t random_committed = 0;
   int max_kill_ms = 0;
   for (const auto& a : attempts) {
     Expect e = expectation(a);
     bool there = my_markers.count(a.tid) > 0;
+    by_kind[int(a.kind)].markers += there;
+    all.markers += there;
     if (a.mode == Mode::random_kill && a.status.killed_by(SIGKILL)) {
-      random_committed += there;
+      all.random_committed += there;
+      by_kind[int(a.kind)].random_committed += there;
       max_kill_ms = std::max(max_kill_ms, a.kill_after_ms);
     }
     if (e == Expect::committed && !there)
-      ADD_FAILURE() << a.tid << " (" << kModeNames[int(a.mode)] << ", exit " << a.status.code << ", signal "
-                    << a.status.signal << ") should be committed but is not\n" << a.err;
+      ADD_FAILURE() << a.tid << " (" << kKindNames[int(a.kind)] << ", " << kModeNames[int(a.mode)] << ", exit "
+                    << a.status.code << ", signal " << a.status.signal << ") should be committed but is not\n"
+                    << a.err;
     if (e == Expect::absent && there)
-      ADD_FAILURE() << a.tid << " (" << kModeNames[int(a.mode)] << ", exit " << a.status.code << ", signal "
-                    << a.status.signal << ") should not be committed but is\n" << a.err;
+      ADD_FAILURE() << a.tid << " (" << kKindNames[int(a.kind)] << ", " << kModeNames[int(a.mode)] << ", exit "
+                    << a.status.code << ", signal " << a.status.signal << ") should not be committed but is\n"
+                    << a.err;
   }
 
   const std::int64_t total = sum(*my_) + sum(*pg_);
-  EXPECT_EQ(total, 2 * kAccounts * kInitialBalance) << "money created or lost";
+  EXPECT_EQ(total, 2 * 2 * kAccounts * kInitialBalance) << "money created or lost";
   std::map<int, std::int64_t> my_expected, pg_expected;
-  for (int i = 1; i <= kAccounts; ++i) my_expected[i] = pg_expected[i] = kInitialBalance;
+  for (int i = 1; i <= 2 * kAccounts; ++i) my_expected[i] = pg_expected[i] = kInitialBalance;
   for (const Row& r : sql(*my_, "SELECT my_account, pg_account, amount FROM " + transfers_)) {
     my_expected[int(r.as_int64(0))] += r.as_int64(2);
     pg_expected[int(r.as_int64(1))] -= r.as_int64(2);
@@ -389,12 +470,31 @@ TEST_F(SoakTest, RandomTransfersFailpointsAndKillsKeepBothDatabasesConsistent) {
   auto my_left = ours_prepared(*my_), pg_left = ours_prepared(*pg_);
   EXPECT_TRUE(my_left.empty()) << my_left.size() << " left prepared on MariaDB, first " << my_left.front();
   EXPECT_TRUE(pg_left.empty()) << pg_left.size() << " left prepared on PostgreSQL, first " << pg_left.front();
-  EXPECT_TRUE(during.errors.empty()) << during.errors.size() << " recovery errors, first: " << during.errors.front();
-  EXPECT_TRUE(final_passes.errors.empty()) << "final recovery: " << final_passes.errors.front();
+  auto my_at_left = at_leftovers(*my_), pg_at_left = at_leftovers(*pg_);
+  EXPECT_TRUE(my_at_left.empty()) << my_at_left.size() << " AT rows left on MariaDB: "
+                                  << ::testing::PrintToString(my_at_left);
+  EXPECT_TRUE(pg_at_left.empty()) << pg_at_left.size() << " AT rows left on PostgreSQL: "
+                                  << ::testing::PrintToString(pg_at_left);
+  RecoveryTally during_all, final_all;  // errors, passes and what was settled, over the kinds
+  for (int k = 0; k < kKinds; ++k)
+    for (auto [from, into] : {std::pair{&during[k], &during_all}, std::pair{&final_passes[k], &final_all}}) {
+      into->passes += from->passes;
+      for (const auto& [code, n] : from->exits) into->exits[code] += n;
+      into->committed_branches += from->committed_branches;
+      into->rolled_back_branches += from->rolled_back_branches;
+      into->already_finished += from->already_finished;
+      into->committed_gtrids.insert(from->committed_gtrids.begin(), from->committed_gtrids.end());
+      into->rolled_back_gtrids.insert(from->rolled_back_gtrids.begin(), from->rolled_back_gtrids.end());
+      into->errors.insert(into->errors.end(), from->errors.begin(), from->errors.end());
+    }
+  EXPECT_TRUE(during_all.errors.empty()) << during_all.errors.size() << " recovery errors, first: "
+                                         << during_all.errors.front();
+  EXPECT_TRUE(final_all.errors.empty()) << "final recovery: " << final_all.errors.front();
   std::size_t log_left = 0;
   std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(dir_ / "log", ec))
-    if (entry.path().filename() != "heuristics.log") ++log_left;
+  for (const auto& log_dir : log_dirs_)
+    for (const auto& entry : fs::directory_iterator(log_dir, ec))
+      if (entry.path().filename() != "heuristics.log") ++log_left;
   EXPECT_EQ(log_left, 0u) << "decision-log files left after everything settled";
 
   if (!other_failure.empty()) std::cout << "first other failure:\n" << other_failure;
@@ -402,31 +502,43 @@ TEST_F(SoakTest, RandomTransfersFailpointsAndKillsKeepBothDatabasesConsistent) {
   std::cout << "soak " << id_ << ": " << seconds << " s requested, launched for " << secs(launched_for)
             << " s, total " << secs(Clock::now() - started) << " s, " << kWorkers << " workers\n"
             << "  transfers attempted:     " << attempts.size() << "\n"
-            << "  committed (exit 0):      " << committed << "\n"
-            << "  failed cleanly (exit 1): " << failed;
+            << "  committed (exit 0):      " << all.committed << "\n"
+            << "  failed cleanly (exit 1): " << all.failed;
   const char* sep = " (";
   for (const auto& [why, n] : failed_why) std::cout << std::exchange(sep, ", ") << why << ": " << n;
   std::cout << (failed_why.empty() ? "" : ")") << "\n"
-            << "  in doubt (exit 3):       " << in_doubt << "\n"
-            << "  killed by failpoint:     after-prepare " << killed[Mode::after_prepare] << ", after-decision "
-            << killed[Mode::after_decision] << ", after-first-commit " << killed[Mode::after_first_commit] << "\n"
-            << "  killed at random:        " << killed[Mode::random_kill] << " (0-" << max_kill_ms
-            << " ms after start), " << random_committed << " of them committed all the same\n"
-            << "  overdue (watchdog):      " << overdue << ", other exits " << other << "\n"
-            << "  recovery passes:         " << during.passes << " during the run, " << final_passes.passes
-            << " at the end (exit codes during:";
-  for (const auto& [code, n] : during.exits) std::cout << " " << code << "x" << n;
+            << "  in doubt (exit 3):       " << all.in_doubt << "\n"
+            << "  killed by failpoint:     after-prepare " << all.killed[Mode::after_prepare] << ", after-decision "
+            << all.killed[Mode::after_decision] << ", after-first-commit " << all.killed[Mode::after_first_commit]
+            << "\n"
+            << "  killed at random:        " << all.killed[Mode::random_kill] << " (0-" << max_kill_ms
+            << " ms after start), " << all.random_committed << " of them committed all the same\n"
+            << "  overdue (watchdog):      " << all.overdue << ", other exits " << all.other << "\n"
+            << "  recovery passes:         " << during_all.passes << " during the run, " << final_all.passes
+            << " at the end, over " << kKinds << " configs (exit codes during:";
+  for (const auto& [code, n] : during_all.exits) std::cout << " " << code << "x" << n;
   std::cout << ")\n"
-            << "  settled by recovery:     " << during.committed_gtrids.size() + final_passes.committed_gtrids.size()
-            << " transactions committed (" << during.committed_branches + final_passes.committed_branches
-            << " branches), " << during.rolled_back_gtrids.size() + final_passes.rolled_back_gtrids.size()
-            << " rolled back (" << during.rolled_back_branches + final_passes.rolled_back_branches
-            << " branches), " << during.already_finished + final_passes.already_finished
-            << " already finished\n"
+            << "  settled by recovery:     "
+            << during_all.committed_gtrids.size() + final_all.committed_gtrids.size() << " transactions committed ("
+            << during_all.committed_branches + final_all.committed_branches << " branches), "
+            << during_all.rolled_back_gtrids.size() + final_all.rolled_back_gtrids.size() << " rolled back ("
+            << during_all.rolled_back_branches + final_all.rolled_back_branches << " branches), "
+            << during_all.already_finished + final_all.already_finished << " already finished\n"
             << "  markers on both:         " << my_markers.size() << " MariaDB, " << pg_markers.size()
             << " PostgreSQL\n"
             << "  final totals:            MariaDB " << sum(*my_) << ", PostgreSQL " << sum(*pg_) << ", sum "
-            << total << " (expected " << 2 * kAccounts * kInitialBalance << ")\n";
+            << total << " (expected " << 2 * 2 * kAccounts * kInitialBalance << ")\n"
+            << "  by kind (attempted / exit 0 / exit 1 / exit 3 / killed at after-prepare, after-decision, "
+               "after-first-commit, random / committed at the end / settled by recovery: committed, rolled back):\n";
+  for (int k = 0; k < kKinds; ++k) {
+    Counts& c = by_kind[k];
+    std::cout << "    " << std::left << std::setw(22) << kKindNames[k] << std::right << c.attempted << " / "
+              << c.committed << " / " << c.failed << " / " << c.in_doubt << " / " << c.killed[Mode::after_prepare]
+              << ", " << c.killed[Mode::after_decision] << ", " << c.killed[Mode::after_first_commit] << ", "
+              << c.killed[Mode::random_kill] << " / " << c.markers << " / "
+              << during[k].committed_gtrids.size() + final_passes[k].committed_gtrids.size() << ", "
+              << during[k].rolled_back_gtrids.size() + final_passes[k].rolled_back_gtrids.size() << "\n";
+  }
 }
 
 }  // namespace
