@@ -558,6 +558,46 @@ TEST_P(AtValuesTest, InsertSeveralRowsWithGeneratedKeysRoundTrips) {
   // The keys came from AUTO_INCREMENT / the identity: the undo deleted exactly them.
 }
 
+// Keys at the top of their type: MariaDB BIGINT UNSIGNED AUTO_INCREMENT
+// reaching 2^64-2 (InnoDB hands out no more) and 2^64-1 given, PostgreSQL
+// serial reaching 2^31-1.
+TEST_P(AtValuesTest, GeneratedKeysAtTheTopOfTheirTypeRoundTrip) {
+  const std::string t = "ht_a" + id_;
+  Spec spec;
+  spec.pk = {"id"};
+  if (my()) {
+    spec.cols = {{"id", "BIGINT UNSIGNED AUTO_INCREMENT PRIMARY KEY", "{a} <=> {b}"},
+                 {"v", "VARCHAR(10)", "CAST({a} AS BINARY) <=> CAST({b} AS BINARY)"}};
+    spec.rows = {"(18446744073709551612, 'a')"};
+  } else {
+    spec.cols = {{"id", "serial PRIMARY KEY", "{a} IS NOT DISTINCT FROM {b}"},
+                 {"v", "text", "{a} IS NOT DISTINCT FROM {b}"}};
+    spec.rows = {"(2147483645, 'a')"};
+  }
+  create(t, spec);
+  if (!my()) run("SELECT setval(pg_get_serial_sequence('" + t + "', 'id'), 2147483645)");
+  const std::string before = snapshot(t, "_s0");
+  const std::string top = my() ? "18446744073709551615" : "2147483647";
+  SessionLease s = at_session();
+  const Xid x = xid("top");
+  s->begin(x);
+  EXPECT_EQ(s->execute("INSERT INTO " + t + " (v) VALUES ('b'), ('c')", {}).affected_rows(), 2u);
+  if (my()) {
+    EXPECT_EQ(s->execute("INSERT INTO " + t + " VALUES (?, 'd')", Params{std::uint64_t(18446744073709551615ull)})
+                  .affected_rows(),
+              1u);
+  }
+  EXPECT_EQ(s->execute("UPDATE " + t + " SET v = 'top' WHERE id = " + top, {}).affected_rows(), 1u);
+  EXPECT_EQ(s->execute("DELETE FROM " + t + " WHERE v = 'a'", {}).affected_rows(), 1u);
+  s->prepare();
+  EXPECT_EQ(text("SELECT v FROM " + t + " WHERE id = " + top), "top");
+  EXPECT_EQ(locks(x), my() ? 4 : 3);
+  s->rollback();
+  EXPECT_EQ(differences(t, before), std::vector<std::string>{});
+  EXPECT_EQ(records(x), 0);
+  EXPECT_EQ(locks(x), 0);
+}
+
 // ---------------------------------------------------------------- UPDATE
 
 // Every row and every type passes through the before image, the after-image
@@ -753,6 +793,26 @@ TEST_P(AtValuesTest, PostgresReturningGivesTheStatementsOwnColumns) {
   s->rollback();
 }
 
+// PostgreSQL's UPDATE and DELETE take a RETURNING list too (the recognizer
+// accepts them); its rows are the statement's result, in AT mode as outside.
+TEST_P(AtValuesTest, PostgresUpdateAndDeleteReturningGiveTheirRows) {
+  if (my()) GTEST_SKIP() << "the MariaDB recognizer refuses UPDATE / DELETE ... RETURNING";
+  const std::string t = types_table();
+  SessionLease s = at_session();
+  s->begin(xid("ret2"));
+  Result u = s->execute("UPDATE " + t + " SET n = n + 1 WHERE id = ? RETURNING n, gs", Params{1});
+  EXPECT_EQ(u.columns().size(), 2u);
+  EXPECT_EQ(u.size(), 1u);
+  if (u.size() == 1 && u[0].size() == 2) {
+    EXPECT_EQ(u[0].text(0), "11");
+    EXPECT_EQ(u[0].text(1), "11-k1");
+  }
+  Result d = s->execute("DELETE FROM " + t + " WHERE id IN (2, 3) RETURNING id", {});
+  EXPECT_EQ(d.affected_rows(), 2u);
+  EXPECT_EQ(d.size(), 2u);
+  s->rollback();
+}
+
 // Comments are part of a statement's text; AT mode appends to and reuses
 // pieces of it (FOR UPDATE, ORDER BY, LIMIT, RETURNING), which a trailing
 // `-- comment` must not swallow.
@@ -864,6 +924,32 @@ TEST_P(AtValuesTest, OddlyQuotedNamesRoundTrip) {
                  {my() ? "INSERT INTO " + t + " VALUES ('x', 3) ON DUPLICATE KEY UPDATE " + v + " = 'y'"
                        : "INSERT INTO " + t + " VALUES ('x', 3) ON CONFLICT (" + k + ") DO UPDATE SET " + v + " = 'y'",
                   {}}});
+}
+
+// A PostgreSQL session whose output settings would print a value
+// inexactly (fewer float digits, another date style) gets an error naming
+// the setting instead of an inexact image, and nothing changes.
+TEST_P(AtValuesTest, PostgresSessionSettingsThatWouldRoundAreRefused) {
+  if (my()) GTEST_SKIP() << "MariaDB images do not follow session settings (TIMESTAMP is read in UTC)";
+  const std::string t = types_table();
+  const std::string before = snapshot(t, "_s0");
+  for (const std::string& setting : std::vector<std::string>{"SET extra_float_digits = 0", "SET DateStyle = 'SQL, DMY'"}) {
+    SCOPED_TRACE(setting);
+    SessionLease s = at_session();
+    s->execute(setting, {});
+    s->begin(xid("set"));
+    try {
+      s->execute("UPDATE " + t + " SET n = n + 1 WHERE id = 1", {});
+      s->prepare();
+      ADD_FAILURE() << "imaged under " << setting;
+      s->rollback();
+    } catch (const Error& e) {
+      EXPECT_TRUE(contains(e.what(), setting.substr(4, setting.find(' ', 4) - 4))) << e.what();
+      s->rollback();
+    }
+    s->execute("RESET ALL", {});
+  }
+  EXPECT_EQ(differences(t, before), std::vector<std::string>{});
 }
 
 // ---------------------------------------------------------------- rollback elsewhere
