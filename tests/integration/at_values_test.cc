@@ -882,27 +882,40 @@ TEST_P(AtValuesTest, CompositeKeyInAnotherOrderThanTheColumnsRoundTrips) {
 }
 
 // Global locks follow rows, not the text a session prints them as: a key
-// column whose text depends on the session's time zone (PostgreSQL
-// timestamptz; MariaDB refuses TIMESTAMP keys, its DATETIME has no zone)
-// must lock the same row for sessions in different zones.
-TEST_P(AtValuesTest, AGlobalLockHoldsForSessionsInOtherTimeZones) {
+// column whose text depends on a session setting must lock the same row for
+// sessions with other settings. PostgreSQL: timestamptz (TimeZone) and
+// bytea (bytea_output) keys; MariaDB refuses TIMESTAMP keys, and its DATETIME
+// and VARBINARY keys print the same everywhere.
+TEST_P(AtValuesTest, AGlobalLockHoldsForSessionsWithOtherSettings) {
   const std::string t = composite_table();
-  auto [holder, h] = phase1("holder", {"UPDATE " + t + " SET payload = 1 WHERE b = 2"});
+  const std::string bin = "ht_b" + id_;
+  Spec spec;
+  spec.pk = {"k"};
+  spec.cols = {{"k", my() ? "VARBINARY(8) PRIMARY KEY" : "bytea PRIMARY KEY", "{a} = {b}"},
+               {"v", my() ? "INT" : "int", "{a} = {b}"}};
+  spec.rows = {my() ? "(X'00FF', 1)" : "('\\x00ff', 1)"};
+  create(bin, spec);
+  auto [holder, h] = phase1("holder", {"UPDATE " + t + " SET payload = 1 WHERE b = 2", "UPDATE " + bin + " SET v = 2"});
   SessionLease other = rm_->acquire();
   other->execute(my() ? "SET time_zone = '+00:00'" : "SET TimeZone = 'UTC'", {});
-  other->begin(xid("other"));
-  try {
-    other->execute("UPDATE " + t + " SET payload = 2 WHERE b = 2", {});
-    ADD_FAILURE() << "a row locked by another global transaction was changed from another time zone";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), Errc::lock_conflict) << e.what();
-    EXPECT_TRUE(contains(e.what(), h.gtrid)) << e.what();
+  if (!my()) other->execute("SET bytea_output = 'escape'", {});
+  for (const std::string& sql : {"UPDATE " + t + " SET payload = 2 WHERE b = 2", "UPDATE " + bin + " SET v = 3"}) {
+    SCOPED_TRACE(sql);
+    other->begin(xid("other"));
+    try {
+      other->execute(sql, {});
+      ADD_FAILURE() << "a row locked by another global transaction was changed by a session with other settings";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), Errc::lock_conflict) << e.what();
+      EXPECT_TRUE(contains(e.what(), h.gtrid)) << e.what();
+    }
+    other->rollback();
   }
-  other->rollback();
   EXPECT_NO_THROW(holder->rollback());
   EXPECT_EQ(text(my() ? "SELECT CAST(payload AS CHAR) FROM " + t + " WHERE b = 2"
                       : "SELECT payload::text FROM " + t + " WHERE b = 2"),
             my() ? "1e-300" : "-0");
+  EXPECT_EQ(scalar("SELECT v FROM " + bin), 1);
 }
 
 // Quoted names with quotes, spaces, case and non-ASCII in them, for the
