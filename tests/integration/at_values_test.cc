@@ -658,6 +658,31 @@ TEST_P(AtValuesTest, UpdateWithOrderByAndLimitChangesTheRowsItPicks) {
   EXPECT_EQ(s->commit().outcome, FinishOutcome::done);
 }
 
+// The statement's own text runs under the session's time zone, as it would
+// outside AT mode (MariaDB images TIMESTAMP in UTC, but only its own
+// expressions): WHERE, SET and VALUES read local times.
+TEST_P(AtValuesTest, StatementsReadTimesInTheSessionsTimeZone) {
+  const std::string t = types_table();
+  const std::string col = my() ? "ts" : "tz";
+  SessionLease s = at_session();  // +05:30 / Europe/Paris
+  s->begin(xid("tz"));
+  // Row 3 holds 2024-10-27 01:30:00.000001 UTC (MariaDB) / 2024-03-31 01:30:00 UTC (PostgreSQL).
+  const std::string local3 = my() ? "'2024-10-27 07:00:00.000001'" : "'2024-03-31 03:30:00'";
+  EXPECT_EQ(s->execute("UPDATE " + t + " SET n = 31, " + col + " = '2024-10-27 00:30:00.000001' WHERE " + col +
+                           " = " + local3,
+                       {})
+                .affected_rows(),
+            1u);
+  EXPECT_EQ(s->execute("INSERT INTO " + t + " (uk, n, " + col + ") VALUES ('tz', 1, ?)", Params{"2024-07-01 12:00:00"})
+                .affected_rows(),
+            1u);
+  s->prepare();
+  const std::string utc = my() ? "SELECT CAST(ts AS CHAR) FROM " + t + " WHERE " : "SELECT tz::text FROM " + t + " WHERE ";
+  EXPECT_EQ(text(utc + "n = 31"), my() ? "2024-10-26 19:00:00.000001" : "2024-10-26 22:30:00.000001+00");
+  EXPECT_EQ(text(utc + "uk = 'tz'"), my() ? "2024-07-01 06:30:00.000000" : "2024-07-01 10:00:00+00");
+  EXPECT_EQ(s->commit().outcome, FinishOutcome::done);
+}
+
 // ---------------------------------------------------------------- DELETE
 
 TEST_P(AtValuesTest, DeleteOfEveryRowRoundTrips) {
