@@ -109,6 +109,9 @@ class AtValuesTest : public ::testing::TestWithParam<Db> {
 
   void TearDown() override {
     for (const auto& t : created_) run("DROP TABLE IF EXISTS " + t);
+    // What a failed test left behind (a rollback that failed keeps them).
+    run("DELETE FROM dtx_global_lock WHERE gtrid LIKE ?", {"ht" + id_ + ".%"});
+    run("DELETE FROM dtx_undo_log WHERE gtrid LIKE ?", {"ht" + id_ + ".%"});
   }
 
   bool my() const { return GetParam().mysql; }
