@@ -109,6 +109,9 @@ class AtValuesTest : public ::testing::TestWithParam<Db> {
 
   void TearDown() override {
     for (const auto& t : created_) run("DROP TABLE IF EXISTS " + t);
+    // What a failed test left behind (a rollback that failed keeps them).
+    run("DELETE FROM dtx_global_lock WHERE gtrid LIKE ?", {"ht" + id_ + ".%"});
+    run("DELETE FROM dtx_undo_log WHERE gtrid LIKE ?", {"ht" + id_ + ".%"});
   }
 
   bool my() const { return GetParam().mysql; }
@@ -558,6 +561,46 @@ TEST_P(AtValuesTest, InsertSeveralRowsWithGeneratedKeysRoundTrips) {
   // The keys came from AUTO_INCREMENT / the identity: the undo deleted exactly them.
 }
 
+// Keys at the top of their type: MariaDB BIGINT UNSIGNED AUTO_INCREMENT
+// reaching 2^64-2 (InnoDB hands out no more) and 2^64-1 given, PostgreSQL
+// serial reaching 2^31-1.
+TEST_P(AtValuesTest, GeneratedKeysAtTheTopOfTheirTypeRoundTrip) {
+  const std::string t = "ht_a" + id_;
+  Spec spec;
+  spec.pk = {"id"};
+  if (my()) {
+    spec.cols = {{"id", "BIGINT UNSIGNED AUTO_INCREMENT PRIMARY KEY", "{a} <=> {b}"},
+                 {"v", "VARCHAR(10)", "CAST({a} AS BINARY) <=> CAST({b} AS BINARY)"}};
+    spec.rows = {"(18446744073709551612, 'a')"};
+  } else {
+    spec.cols = {{"id", "serial PRIMARY KEY", "{a} IS NOT DISTINCT FROM {b}"},
+                 {"v", "text", "{a} IS NOT DISTINCT FROM {b}"}};
+    spec.rows = {"(2147483645, 'a')"};
+  }
+  create(t, spec);
+  if (!my()) run("SELECT setval(pg_get_serial_sequence('" + t + "', 'id'), 2147483645)");
+  const std::string before = snapshot(t, "_s0");
+  const std::string top = my() ? "18446744073709551615" : "2147483647";
+  SessionLease s = at_session();
+  const Xid x = xid("top");
+  s->begin(x);
+  EXPECT_EQ(s->execute("INSERT INTO " + t + " (v) VALUES ('b'), ('c')", {}).affected_rows(), 2u);
+  if (my()) {
+    EXPECT_EQ(s->execute("INSERT INTO " + t + " VALUES (?, 'd')", Params{std::uint64_t(18446744073709551615ull)})
+                  .affected_rows(),
+              1u);
+  }
+  EXPECT_EQ(s->execute("UPDATE " + t + " SET v = 'top' WHERE id = " + top, {}).affected_rows(), 1u);
+  EXPECT_EQ(s->execute("DELETE FROM " + t + " WHERE v = 'a'", {}).affected_rows(), 1u);
+  s->prepare();
+  EXPECT_EQ(text("SELECT v FROM " + t + " WHERE id = " + top), "top");
+  EXPECT_EQ(locks(x), my() ? 4 : 3);
+  s->rollback();
+  EXPECT_EQ(differences(t, before), std::vector<std::string>{});
+  EXPECT_EQ(records(x), 0);
+  EXPECT_EQ(locks(x), 0);
+}
+
 // ---------------------------------------------------------------- UPDATE
 
 // Every row and every type passes through the before image, the after-image
@@ -615,6 +658,31 @@ TEST_P(AtValuesTest, UpdateWithOrderByAndLimitChangesTheRowsItPicks) {
   EXPECT_EQ(s->execute("UPDATE " + t + " SET n = n + 1 ORDER BY n DESC LIMIT 2", {}).affected_rows(), 2u);
   s->prepare();
   EXPECT_EQ(text("SELECT GROUP_CONCAT(n ORDER BY id) FROM " + t), "10,20,30,41,51");
+  EXPECT_EQ(s->commit().outcome, FinishOutcome::done);
+}
+
+// The statement's own text runs under the session's time zone, as it would
+// outside AT mode (MariaDB images TIMESTAMP in UTC, but only its own
+// expressions): WHERE, SET and VALUES read local times.
+TEST_P(AtValuesTest, StatementsReadTimesInTheSessionsTimeZone) {
+  const std::string t = types_table();
+  const std::string col = my() ? "ts" : "tz";
+  SessionLease s = at_session();  // +05:30 / Europe/Paris
+  s->begin(xid("tz"));
+  // Row 3 holds 2024-10-27 01:30:00.000001 UTC (MariaDB) / 2024-03-31 01:30:00 UTC (PostgreSQL).
+  const std::string local3 = my() ? "'2024-10-27 07:00:00.000001'" : "'2024-03-31 03:30:00'";
+  EXPECT_EQ(s->execute("UPDATE " + t + " SET n = 31, " + col + " = '2024-10-27 00:30:00.000001' WHERE " + col +
+                           " = " + local3,
+                       {})
+                .affected_rows(),
+            1u);
+  EXPECT_EQ(s->execute("INSERT INTO " + t + " (uk, n, " + col + ") VALUES ('tz', 1, ?)", Params{"2024-07-01 12:00:00"})
+                .affected_rows(),
+            1u);
+  s->prepare();
+  const std::string utc = my() ? "SELECT CAST(ts AS CHAR) FROM " + t + " WHERE " : "SELECT tz::text FROM " + t + " WHERE ";
+  EXPECT_EQ(text(utc + "n = 31"), my() ? "2024-10-26 19:00:00.000001" : "2024-10-26 22:30:00.000001+00");
+  EXPECT_EQ(text(utc + "uk = 'tz'"), my() ? "2024-07-01 06:30:00.000000" : "2024-07-01 10:00:00+00");
   EXPECT_EQ(s->commit().outcome, FinishOutcome::done);
 }
 
@@ -753,6 +821,26 @@ TEST_P(AtValuesTest, PostgresReturningGivesTheStatementsOwnColumns) {
   s->rollback();
 }
 
+// PostgreSQL's UPDATE and DELETE take a RETURNING list too (the recognizer
+// accepts them); its rows are the statement's result, in AT mode as outside.
+TEST_P(AtValuesTest, PostgresUpdateAndDeleteReturningGiveTheirRows) {
+  if (my()) GTEST_SKIP() << "the MariaDB recognizer refuses UPDATE / DELETE ... RETURNING";
+  const std::string t = types_table();
+  SessionLease s = at_session();
+  s->begin(xid("ret2"));
+  Result u = s->execute("UPDATE " + t + " SET n = n + 1 WHERE id = ? RETURNING n, gs", Params{1});
+  EXPECT_EQ(u.columns().size(), 2u);
+  EXPECT_EQ(u.size(), 1u);
+  if (u.size() == 1 && u[0].size() == 2) {
+    EXPECT_EQ(u[0].text(0), "11");
+    EXPECT_EQ(u[0].text(1), "11-k1");
+  }
+  Result d = s->execute("DELETE FROM " + t + " WHERE id IN (2, 3) RETURNING id", {});
+  EXPECT_EQ(d.affected_rows(), 2u);
+  EXPECT_EQ(d.size(), 2u);
+  s->rollback();
+}
+
 // Comments are part of a statement's text; AT mode appends to and reuses
 // pieces of it (FOR UPDATE, ORDER BY, LIMIT, RETURNING), which a trailing
 // `-- comment` must not swallow.
@@ -822,27 +910,40 @@ TEST_P(AtValuesTest, CompositeKeyInAnotherOrderThanTheColumnsRoundTrips) {
 }
 
 // Global locks follow rows, not the text a session prints them as: a key
-// column whose text depends on the session's time zone (PostgreSQL
-// timestamptz; MariaDB refuses TIMESTAMP keys, its DATETIME has no zone)
-// must lock the same row for sessions in different zones.
-TEST_P(AtValuesTest, AGlobalLockHoldsForSessionsInOtherTimeZones) {
+// column whose text depends on a session setting must lock the same row for
+// sessions with other settings. PostgreSQL: timestamptz (TimeZone) and
+// bytea (bytea_output) keys; MariaDB refuses TIMESTAMP keys, and its DATETIME
+// and VARBINARY keys print the same everywhere.
+TEST_P(AtValuesTest, AGlobalLockHoldsForSessionsWithOtherSettings) {
   const std::string t = composite_table();
-  auto [holder, h] = phase1("holder", {"UPDATE " + t + " SET payload = 1 WHERE b = 2"});
+  const std::string bin = "ht_b" + id_;
+  Spec spec;
+  spec.pk = {"k"};
+  spec.cols = {{"k", my() ? "VARBINARY(8) PRIMARY KEY" : "bytea PRIMARY KEY", "{a} = {b}"},
+               {"v", my() ? "INT" : "int", "{a} = {b}"}};
+  spec.rows = {my() ? "(X'00FF', 1)" : "('\\x00ff', 1)"};
+  create(bin, spec);
+  auto [holder, h] = phase1("holder", {"UPDATE " + t + " SET payload = 1 WHERE b = 2", "UPDATE " + bin + " SET v = 2"});
   SessionLease other = rm_->acquire();
   other->execute(my() ? "SET time_zone = '+00:00'" : "SET TimeZone = 'UTC'", {});
-  other->begin(xid("other"));
-  try {
-    other->execute("UPDATE " + t + " SET payload = 2 WHERE b = 2", {});
-    ADD_FAILURE() << "a row locked by another global transaction was changed from another time zone";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), Errc::lock_conflict) << e.what();
-    EXPECT_TRUE(contains(e.what(), h.gtrid)) << e.what();
+  if (!my()) other->execute("SET bytea_output = 'escape'", {});
+  for (const std::string& sql : {"UPDATE " + t + " SET payload = 2 WHERE b = 2", "UPDATE " + bin + " SET v = 3"}) {
+    SCOPED_TRACE(sql);
+    other->begin(xid("other"));
+    try {
+      other->execute(sql, {});
+      ADD_FAILURE() << "a row locked by another global transaction was changed by a session with other settings";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), Errc::lock_conflict) << e.what();
+      EXPECT_TRUE(contains(e.what(), h.gtrid)) << e.what();
+    }
+    other->rollback();
   }
-  other->rollback();
   EXPECT_NO_THROW(holder->rollback());
   EXPECT_EQ(text(my() ? "SELECT CAST(payload AS CHAR) FROM " + t + " WHERE b = 2"
                       : "SELECT payload::text FROM " + t + " WHERE b = 2"),
             my() ? "1e-300" : "-0");
+  EXPECT_EQ(scalar("SELECT v FROM " + bin), 1);
 }
 
 // Quoted names with quotes, spaces, case and non-ASCII in them, for the
@@ -864,6 +965,32 @@ TEST_P(AtValuesTest, OddlyQuotedNamesRoundTrip) {
                  {my() ? "INSERT INTO " + t + " VALUES ('x', 3) ON DUPLICATE KEY UPDATE " + v + " = 'y'"
                        : "INSERT INTO " + t + " VALUES ('x', 3) ON CONFLICT (" + k + ") DO UPDATE SET " + v + " = 'y'",
                   {}}});
+}
+
+// A PostgreSQL session whose output settings would print a value
+// inexactly (fewer float digits, another date style) gets an error naming
+// the setting instead of an inexact image, and nothing changes.
+TEST_P(AtValuesTest, PostgresSessionSettingsThatWouldRoundAreRefused) {
+  if (my()) GTEST_SKIP() << "MariaDB images do not follow session settings (TIMESTAMP is read in UTC)";
+  const std::string t = types_table();
+  const std::string before = snapshot(t, "_s0");
+  for (const std::string& setting : std::vector<std::string>{"SET extra_float_digits = 0", "SET DateStyle = 'SQL, DMY'"}) {
+    SCOPED_TRACE(setting);
+    SessionLease s = at_session();
+    s->execute(setting, {});
+    s->begin(xid("set"));
+    try {
+      s->execute("UPDATE " + t + " SET n = n + 1 WHERE id = 1", {});
+      s->prepare();
+      ADD_FAILURE() << "imaged under " << setting;
+      s->rollback();
+    } catch (const Error& e) {
+      EXPECT_TRUE(contains(e.what(), setting.substr(4, setting.find(' ', 4) - 4))) << e.what();
+      s->rollback();
+    }
+    s->execute("RESET ALL", {});
+  }
+  EXPECT_EQ(differences(t, before), std::vector<std::string>{});
 }
 
 // ---------------------------------------------------------------- rollback elsewhere
