@@ -146,6 +146,10 @@ class Session {
   // images instead of answering conflicting_changes (AT mode; an operator's
   // `dtx rollback --force`). The same as rollback_prepared for XA branches.
   virtual FinishResult rollback_prepared_overwriting(const Xid& xid) { return rollback_prepared(xid); }
+  // What rolling back the prepared branch `xid` would meet, for listings
+  // (dtx in-doubt), changing and locking nothing; empty if nothing worth
+  // saying. AT mode: the rows changed outside the branch since its phase 1.
+  virtual std::string describe_rollback(const Xid& xid) { return {}; }
   // Prepared branches of this database (PostgreSQL: of the configured database).
   virtual std::vector<PreparedXid> recover() = 0;
 

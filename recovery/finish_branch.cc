@@ -51,6 +51,11 @@ FinishVerdict judge_finish(const FinishRequest& request, const FinishResult& ans
     case FinishOutcome::done:
       v.action = request.commit ? BranchAction::committed : BranchAction::rolled_back;
       v.heuristic = heuristic(request, "");
+      if (!v.heuristic && request.overwrite)  // the operator chose to overwrite: on record
+        v.heuristic = HeuristicOutcome{request.gtrid, request.resource, decision_name(request.basis),
+                                       "rolled_back_overwriting", request.by,
+                                       "rolled back with --force: AT before images written over any rows changed "
+                                       "since phase 1"};
       break;
     case FinishOutcome::rolled_back_by_database:
       // At commit: a branch that wrote nothing (see finish_branch.h).

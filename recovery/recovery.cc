@@ -356,6 +356,13 @@ RecoveryReport RecoveryScanner::run(const RecoveryOptions& options) {
           bool commit = b.decision == LoggedDecision::commit;
           if (options.dry_run) {
             b.action = commit ? BranchAction::would_commit : BranchAction::would_roll_back;
+            if (!commit && p.mode == BranchMode::at) {
+              try {  // what the rollback would meet: a dirty write is shown before anyone acts
+                b.detail = resources_(resource).acquire()->describe_rollback(p.xid);
+              } catch (const std::exception& e) {
+                b.detail = std::string("cannot look at the rows: ") + e.what();
+              }
+            }
           } else {
             work[resource].push_back({report.branches.size(), commit});
           }

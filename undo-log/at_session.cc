@@ -461,7 +461,7 @@ struct RowCheck {
 
 // Where row `r` of the record is now: exists, equal to its after image,
 // equal to its before image. FOR UPDATE: the row stays so until commit.
-RowCheck check_row(Session& s, const TableMeta& m, const TableImage& t, const RowUndo& r) {
+RowCheck check_row(Session& s, const TableMeta& m, const TableImage& t, const RowUndo& r, bool lock) {
   const Image& any = r.after ? *r.after : *r.before;
   std::vector<Param> params;
   auto image_equals = [&](const std::optional<Image>& img) -> std::string {
@@ -483,7 +483,7 @@ RowCheck check_row(Session& s, const TableMeta& m, const TableImage& t, const Ro
   const char* no = m.dialect == sql::Dialect::mysql ? "0" : "FALSE";
   std::string sql = m.statement_prefix + "SELECT CASE WHEN " + after_eq + " THEN " + yes + " ELSE " + no + " END, CASE WHEN " +
                     before_eq + " THEN " + yes + " ELSE " + no + " END FROM " + m.qualified + " WHERE " +
-                    key_condition(m, {key_of(t, any)}, params) + " FOR UPDATE";
+                    key_condition(m, {key_of(t, any)}, params) + (lock ? " FOR UPDATE" : "");
   Result res = s.execute(sql, params);
   RowCheck out;
   if (res.empty()) return out;
@@ -556,8 +556,13 @@ void restore_row(Session& s, const TableMeta& m, const TableImage& t, const RowU
 
 // Undoes branch `xid` on `s` (holding no transaction) from its record, in one
 // local transaction. `force`: overwrite rows that changed since phase 1.
+struct UndoOptions {
+  bool force = false;         // overwrite rows changed since phase 1 (dtx rollback --force)
+  bool inspect = false;       // only look (no locks, no change): conflicting_changes if dirty, else done
+  bool leave_marker = true;   // no record: insert the rollback marker
+};
 FinishResult undo_branch(Session& s, const ResourceConfig& config, TableMetaCache& cache, const Xid& xid,
-                         bool force);
+                         UndoOptions options);
 
 namespace {
 
@@ -594,6 +599,13 @@ class AtSession final : public Session {
   FinishResult rollback_prepared(const Xid& xid) override;
   FinishResult rollback_prepared_overwriting(const Xid& xid) override;
   std::vector<PreparedXid> recover() override;
+  std::string describe_rollback(const Xid& xid) override {
+    if (inner_->state() != BranchState::none) return {};
+    ensure_schema();
+    FinishResult r = undo_branch(*inner_, shared_->config, shared_->meta, xid, {.inspect = true});
+    if (r.outcome == FinishOutcome::done || r.outcome == FinishOutcome::not_found) return {};
+    return r.error ? r.error->what() : to_string(r.outcome);
+  }
   bool broken() const noexcept override { return broken_ || inner_->broken(); }
 
   void forget(std::span<const Xid> xids);
@@ -1346,18 +1358,25 @@ FinishResult AtSession::rollback_prepared(const Xid& xid) {
   if (inner_->state() != BranchState::none)
     throw error(Errc::usage, "finish a branch by xid needs a session without a branch");
   ensure_schema();
-  FinishResult r = undo_branch(*inner_, shared_->config, shared_->meta, xid, false);
+  FinishResult r = undo_branch(*inner_, shared_->config, shared_->meta, xid, {.leave_marker = false});
   if (r.outcome == FinishOutcome::done) shared_->locks_released();
   if (r.outcome != FinishOutcome::not_found) return r;
+  // Not an AT branch here: perhaps an XA branch of this database.
   FinishResult xa = inner_->rollback_prepared(xid);
-  return xa.outcome == FinishOutcome::not_found ? r : xa;
+  if (xa.outcome != FinishOutcome::not_found) return xa;
+  // Neither: leave the marker that makes a late phase 1 fail (undo_branch
+  // looks for the record again under its lock, so one that committed in
+  // between is undone instead).
+  r = undo_branch(*inner_, shared_->config, shared_->meta, xid, {});
+  if (r.outcome == FinishOutcome::done) shared_->locks_released();
+  return r;
 }
 
 FinishResult AtSession::rollback_prepared_overwriting(const Xid& xid) {
   if (inner_->state() != BranchState::none)
     throw error(Errc::usage, "finish a branch by xid needs a session without a branch");
   ensure_schema();
-  FinishResult r = undo_branch(*inner_, shared_->config, shared_->meta, xid, true);
+  FinishResult r = undo_branch(*inner_, shared_->config, shared_->meta, xid, {.force = true});
   if (r.outcome == FinishOutcome::done) shared_->locks_released();
   return r;
 }
@@ -1402,7 +1421,8 @@ void AtSession::forget(std::span<const Xid> xids) {
 }  // namespace
 
 FinishResult undo_branch(Session& s, const ResourceConfig& config, TableMetaCache& cache, const Xid& xid,
-                         bool force) {
+                         UndoOptions options) {
+  const bool force = options.force;
   auto fail = [&](const Error& e) -> FinishResult {
     if (s.state() != BranchState::none) {
       try {
@@ -1417,9 +1437,19 @@ FinishResult undo_branch(Session& s, const ResourceConfig& config, TableMetaCach
   };
   try {
     begin_phase2(s, xid, dialect_of(config));
+    // A row locked by someone outside dtx must not hold a recovery pass (or a
+    // rollback) forever: every statement of the undo ends at this deadline,
+    // and the branch is left for the next attempt.
+    s.set_deadline(std::chrono::steady_clock::now() + config.lock_wait_timeout);
     std::vector<Param> key{Param(xid.gtrid), Param(xid.bqual)};
-    Result rec = s.execute(std::string("SELECT kind, record FROM ") + kUndo +
-                               " WHERE gtrid = ? AND branch = ? FOR UPDATE", key);
+    Result rec = s.execute(std::string("SELECT kind, record FROM ") + kUndo + " WHERE gtrid = ? AND branch = ?" +
+                               (options.inspect ? "" : " FOR UPDATE"),
+                           key);
+    if (rec.empty() && (options.inspect || !options.leave_marker)) {
+      s.rollback();
+      return {FinishOutcome::not_found,
+              at_error(Errc::unknown_xid, config, xid.gtrid, "no AT undo record of branch " + xid.to_string())};
+    }
     if (rec.empty()) {
       // Before its phase 1 (or never here): leave the marker that makes a
       // late phase 1 fail.
@@ -1430,6 +1460,10 @@ FinishResult undo_branch(Session& s, const ResourceConfig& config, TableMetaCach
                        "no AT undo record of branch " + xid.to_string() + "; a marker now stops a late phase 1")};
     }
     if (rec[0].cell(0).value_or("0") != "0") {  // a marker: rolled back before
+      if (options.inspect) {
+        s.rollback();
+        return {};
+      }
       s.commit_one_phase();
       return {};
     }
@@ -1447,7 +1481,7 @@ FinishResult undo_branch(Session& s, const ResourceConfig& config, TableMetaCach
     std::string dirty;
     for (const auto& r : record.rows) {
       const TableImage& t = record.tables[r.table];
-      RowCheck c = check_row(s, *metas[r.table], t, r);
+      RowCheck c = check_row(s, *metas[r.table], t, r, /*lock=*/!options.inspect);
       const bool at_after = r.after ? (c.exists && c.is_after) : !c.exists;
       const bool at_before = r.before ? (c.exists && c.is_before) : !c.exists;
       if (!at_after && !at_before && !force) {
@@ -1457,8 +1491,12 @@ FinishResult undo_branch(Session& s, const ResourceConfig& config, TableMetaCach
       }
       checks.push_back(c);
     }
-    if (!dirty.empty()) {
+    if (options.inspect) {
       s.rollback();
+      if (dirty.empty()) return {};
+    }
+    if (!dirty.empty()) {
+      if (s.state() != BranchState::none) s.rollback();
       return {FinishOutcome::conflicting_changes,
               Error({.code = Errc::sql,
                      .resource = config.name,
