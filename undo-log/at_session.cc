@@ -1364,6 +1364,9 @@ FinishResult AtSession::rollback_prepared(const Xid& xid) {
   // Not an AT branch here: perhaps an XA branch of this database.
   FinishResult xa = inner_->rollback_prepared(xid);
   if (xa.outcome != FinishOutcome::not_found) return xa;
+  // A branch of another resource (MariaDB lists every XA branch of the
+  // server) never has a phase 1 here: no marker for it.
+  if (xid.bqual != shared_->config.name) return r;
   // Neither: leave the marker that makes a late phase 1 fail (undo_branch
   // looks for the record again under its lock, so one that committed in
   // between is undone instead).
