@@ -993,6 +993,62 @@ TEST_P(AtValuesTest, PostgresSessionSettingsThatWouldRoundAreRefused) {
   EXPECT_EQ(differences(t, before), std::vector<std::string>{});
 }
 
+// One statement over many rows: 20000 keys are more than the 65535
+// parameters one statement may carry at four per lock row. Bounded by a
+// deadline of 60 s. PostgreSQL runs with jit = off here: AT mode's
+// statements by key are chains of 20000 ORs, which PostgreSQL 15's JIT
+// spends about 8 minutes compiling, deaf to the deadline's cancel (with jit
+// off the same UPDATE takes about a second).
+TEST_P(AtValuesTest, AStatementOverManyRowsRoundTrips) {
+  const std::string t = "ht_m" + id_;
+  Spec spec;
+  spec.pk = {"id"};
+  spec.cols = {{"id", my() ? "INT PRIMARY KEY" : "int PRIMARY KEY", "{a} = {b}"},
+               {"v", my() ? "INT" : "int", "{a} = {b}"}};
+  create(t, spec);
+  run(my() ? "INSERT INTO " + t + " SELECT seq, seq FROM seq_1_to_20000"
+           : "INSERT INTO " + t + " SELECT g, g FROM generate_series(1, 20000) g");
+  const std::string before = snapshot(t, "_s0");
+  SessionLease s = at_session();
+  if (!my()) s->execute("SET jit = off", {});
+  const Xid x = xid("many");
+  s->begin(x);
+  s->set_deadline(std::chrono::steady_clock::now() + std::chrono::seconds(60));
+  const auto start = std::chrono::steady_clock::now();
+  try {
+    EXPECT_EQ(s->execute("UPDATE " + t + " SET v = v + 1", {}).affected_rows(), 20000u);
+    EXPECT_EQ(s->execute("DELETE FROM " + t + " WHERE id = 7", {}).affected_rows(), 1u);
+    s->prepare();
+  } catch (const Error& e) {
+    ADD_FAILURE() << "after " << std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - start).count()
+                  << " s: " << std::string(e.what()).substr(0, 400);
+    s->rollback();
+    return;
+  }
+  EXPECT_EQ(scalar("SELECT COUNT(*) FROM " + t + " WHERE v = id + 1"), 19999);
+  EXPECT_EQ(locks(x), 20000);
+  s->rollback();
+  EXPECT_EQ(differences(t, before), std::vector<std::string>{});
+  EXPECT_EQ(records(x), 0);
+  EXPECT_EQ(locks(x), 0);
+}
+
+// A 1 MiB blob holding every byte value travels through the record (as
+// 2 MiB of hex in its JSON) and back.
+TEST_P(AtValuesTest, ALargeBlobRoundTrips) {
+  const std::string t = types_table();
+  const std::string col = my() ? "big" : "by";
+  if (my()) {
+    run("ALTER TABLE " + t + " ADD COLUMN big MEDIUMBLOB");
+    specs_[t].cols.push_back({"big", "MEDIUMBLOB", "CAST({a} AS BINARY) <=> CAST({b} AS BINARY)"});
+  }
+  run(my() ? "UPDATE " + t + " SET big = REPEAT(UNHEX('" + all_bytes_hex() + "'), 4096) WHERE id IN (1, 2)"
+           : "UPDATE " + t + " SET by = decode(repeat('" + all_bytes_hex() + "', 4096), 'hex') WHERE id IN (1, 2)");
+  EXPECT_EQ(scalar("SELECT LENGTH(" + col + ") FROM " + t + " WHERE id = 1"), 1 << 20);
+  round_trip(t, {{"UPDATE " + t + " SET n = n + 1 WHERE id = 1", {}, 1},
+                 {"DELETE FROM " + t + " WHERE id = 2", {}, 1}});
+}
+
 // ---------------------------------------------------------------- rollback elsewhere
 
 // Phase 2 made by another session, in another time zone, restores the same
