@@ -109,6 +109,7 @@ class AtValuesTest : public ::testing::TestWithParam<Db> {
 
   void TearDown() override {
     for (const auto& t : created_) run("DROP TABLE IF EXISTS " + t);
+    for (const auto& sql : cleanup_) run(sql);
     // What a failed test left behind (a rollback that failed keeps them).
     run("DELETE FROM dtx_global_lock WHERE gtrid LIKE ?", {"ht" + id_ + ".%"});
     run("DELETE FROM dtx_undo_log WHERE gtrid LIKE ?", {"ht" + id_ + ".%"});
@@ -438,6 +439,7 @@ class AtValuesTest : public ::testing::TestWithParam<Db> {
   SessionLease d_;  // plain driver session, UTC: setup, copies and comparisons
   std::unique_ptr<ResourceManager> rm_;
   std::vector<std::string> created_;
+  std::vector<std::string> cleanup_;  // statements TearDown runs after dropping the tables
   std::map<std::string, Spec> specs_;
 };
 
@@ -1122,6 +1124,34 @@ TEST_P(AtValuesTest, ColumnsTheDatabaseSetsDoNotMakeARollbackDirty) {
   EXPECT_EQ(differences(t, before), std::vector<std::string>{});
   EXPECT_EQ(records(x), 0);
   EXPECT_EQ(locks(x), 0);
+}
+
+// The other way a database changes columns by itself: a BEFORE UPDATE
+// trigger stamping the row (PostgreSQL's usual updated_at, MariaDB's
+// alternative to ON UPDATE). The rollback's own restore must not leave the
+// trigger's stamp behind.
+TEST_P(AtValuesTest, ARowStampingTriggerDoesNotOutliveTheRollback) {
+  const std::string t = "ht_t" + id_;
+  Spec spec;
+  spec.pk = {"id"};
+  spec.cols = {{"id", "INT PRIMARY KEY", "{a} = {b}"},
+               {"n", "INT", "{a} = {b}"},
+               {"stamp", my() ? "DATETIME(6)" : "timestamp(6)", "{a} = {b}"}};
+  spec.rows = {"(1, 1, '2001-01-01 00:00:00.000001')", "(2, 2, '2001-01-01 00:00:00.000002')"};
+  create(t, spec);
+  if (my()) {
+    run("CREATE TRIGGER " + t + "_stamp BEFORE UPDATE ON " + t + " FOR EACH ROW SET NEW.stamp = NOW(6)");
+  } else {
+    cleanup_.push_back("DROP FUNCTION IF EXISTS " + t + "_stamp()");
+    run("CREATE FUNCTION " + t + "_stamp() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN NEW.stamp := clock_timestamp(); RETURN NEW; END $$");
+    run("CREATE TRIGGER " + t + "_stamp BEFORE UPDATE ON " + t + " FOR EACH ROW EXECUTE FUNCTION " + t + "_stamp()");
+  }
+  const std::string before = snapshot(t, "_s0");
+  auto [s, x] = phase1("trigger", {"UPDATE " + t + " SET n = n + 1 WHERE id = 1"});
+  EXPECT_NE(text("SELECT CAST(stamp AS CHAR) FROM " + t + " WHERE id = 1"), "2001-01-01 00:00:00.000001");
+  s->rollback();
+  EXPECT_EQ(differences(t, before), std::vector<std::string>{});
 }
 
 // ---------------------------------------------------------------- refusals
