@@ -17,7 +17,9 @@
 // missing or extra counts too. ComparisonSeesTheSmallestChange shows the
 // proofs fail on one ULP, one microsecond, one byte, a case change, -0.
 // After commit the table must equal a copy taken right after phase 1, with
-// no undo record and no global lock left.
+// no undo record and no global lock left. Each statement must also report
+// the affected rows the plain driver reports for it (the API does not change
+// with the mode). MariaDB stores a DOUBLE -0 as +0, so -0 is PostgreSQL's.
 //
 // Time zones: the AT sessions run in a zone other than the copies' (MariaDB
 // '+05:30' against '+00:00', PostgreSQL Europe/Paris against UTC), and one
