@@ -1100,6 +1100,39 @@ TEST_P(AtValuesTest, DirtyWriteOnTheTypedTableIsReportedAndNothingChanges) {
   EXPECT_EQ(locks(x), 0);
 }
 
+// The dirty-write check sees the smallest changes too: a rollback after
+// any of them reports the conflict and leaves the changed row as it is.
+TEST_P(AtValuesTest, DirtyWritesOfTheSmallestKindAreSeen) {
+  const std::string t = types_table();
+  const std::vector<std::string> changes =
+      my() ? std::vector<std::string>{"dbl = 0.3e0 WHERE id = 3",  // one ULP
+                                      "ts = ts - INTERVAL 1 MICROSECOND WHERE id = 1",
+                                      "u8 = '😀𝄞 grüße' WHERE id = 1",  // case only
+                                      "js = '{\"a\": [1, 2.50, \"😀\"], \"b\": null}' WHERE id = 1",
+                                      "up = up + INTERVAL 1 MICROSECOND WHERE id = 2",
+                                      "st = 'x,y' WHERE id = 3"}
+           : std::vector<std::string>{"dbl = 0 WHERE id = 3",  // -0 to 0
+                                      "num = 1.5 WHERE id = 2",  // scale only
+                                      "tz = tz + interval '1 microsecond' WHERE id = 1",
+                                      "jb = '[1, 1, 1]' WHERE id = 3",
+                                      "ia = '{1,2}' WHERE id = 1",
+                                      "fa = '{0,1e-300,NaN,Infinity}' WHERE id = 1"};
+  for (const auto& change : changes) {
+    SCOPED_TRACE(change);
+    const std::string before = snapshot(t, "_s0");
+    auto [s, x] = phase1("small", {"UPDATE " + t + " SET n = n + 1 WHERE id IN (1, 2, 3)"});
+    run("UPDATE " + t + " SET " + change);
+    const std::string dirty = snapshot(t, "_s1");
+    FinishResult r = s->rollback_prepared(x);
+    undo::release_prepared(*s);
+    EXPECT_EQ(r.outcome, FinishOutcome::conflicting_changes) << (r.error ? r.error->what() : "");
+    EXPECT_EQ(differences(t, dirty), std::vector<std::string>{});
+    EXPECT_EQ(s->rollback_prepared_overwriting(x).outcome, FinishOutcome::done);
+    EXPECT_EQ(differences(t, before), std::vector<std::string>{});
+    EXPECT_EQ(locks(x), 0);
+  }
+}
+
 // ---------------------------------------------------------------- columns the database sets
 
 // MariaDB: `up` is ON UPDATE CURRENT_TIMESTAMP(6) and gv / gs are generated
