@@ -1133,6 +1133,44 @@ TEST_P(AtValuesTest, DirtyWritesOfTheSmallestKindAreSeen) {
   }
 }
 
+// A row the branch changed deleted outside it, or a row it deleted put
+// back with other values: both dirty. Put back exactly as it was before:
+// clean, and the rollback completes.
+TEST_P(AtValuesTest, DirtyWritesThatDeleteOrInsertRowsAreSeen) {
+  const std::string t = types_table();
+  const std::string copy_of_2 = my() ? "INSERT INTO " + t + " (id, uk, n, dt, ts, d, tm, num, dbl, flt, ubig, bits, bl, "
+                                       "u8, l1, js, en, st, up) SELECT id, uk, n, dt, ts, d, tm, num, dbl, flt, ubig, "
+                                       "bits, bl, u8, l1, js, en, st, up FROM "
+                                     : "INSERT INTO " + t + " (id, uk, n, ts, tz, d, tm, num, num2, dbl, r, by, tx, js, "
+                                       "jb, ia, ta, fa, u) OVERRIDING SYSTEM VALUE SELECT id, uk, n, ts, tz, d, tm, "
+                                       "num, num2, dbl, r, by, tx, js, jb, ia, ta, fa, u FROM ";
+  struct Case {
+    std::string outside;
+    bool dirty;
+  };
+  for (const Case& c : {Case{"DELETE FROM " + t + " WHERE id = 1", true},
+                        Case{copy_of_2 + "%s WHERE id = 2", false},
+                        Case{replace_all(copy_of_2, "SELECT id, uk, n,", "SELECT id, uk, n + 1,") + "%s WHERE id = 2",
+                             true}}) {
+    SCOPED_TRACE(c.outside);
+    const std::string before = snapshot(t, "_s0");
+    auto [s, x] = phase1("rows", {"UPDATE " + t + " SET n = n + 1 WHERE id = 1", "DELETE FROM " + t + " WHERE id = 2"});
+    run(replace_all(c.outside, "%s", before));
+    const std::string now = snapshot(t, "_s1");
+    FinishResult r = s->rollback_prepared(x);
+    undo::release_prepared(*s);
+    if (c.dirty) {
+      EXPECT_EQ(r.outcome, FinishOutcome::conflicting_changes) << (r.error ? r.error->what() : "");
+      EXPECT_EQ(differences(t, now), std::vector<std::string>{});
+      EXPECT_EQ(s->rollback_prepared_overwriting(x).outcome, FinishOutcome::done);
+    } else {
+      EXPECT_EQ(r.outcome, FinishOutcome::done) << (r.error ? r.error->what() : "");
+    }
+    EXPECT_EQ(differences(t, before), std::vector<std::string>{});
+    EXPECT_EQ(locks(x), 0);
+  }
+}
+
 // ---------------------------------------------------------------- columns the database sets
 
 // MariaDB: `up` is ON UPDATE CURRENT_TIMESTAMP(6) and gv / gs are generated
