@@ -240,6 +240,10 @@ bool is_default(std::string_view text) {
   return up == "DEFAULT";
 }
 
+// Keys per statement of dtx's own (images by key, lock inserts, changes by
+// key): keeps every statement well under the protocols' 65535 placeholders.
+constexpr std::size_t kKeysPerStatement = 1000;
+
 // ---- SQL pieces built from table metadata ----
 
 std::string images_list(const TableMeta& m) {
@@ -321,16 +325,19 @@ Image image_of(const Row& row, std::size_t from, std::size_t count) {
 
 std::map<Image, Image> images_by_key(Session& s, const TableMeta& m, const std::vector<Image>& keys) {
   std::map<Image, Image> out;
-  if (keys.empty()) return out;
-  std::vector<Param> p;
-  std::string cond = key_condition(m, keys, p);
-  Result r = s.execute(m.statement_prefix + "SELECT " + images_list(m) + " FROM " + m.qualified + " WHERE " +
-                           cond + " FOR UPDATE", p);
-  for (const auto& row : r) {
-    Image img = image_of(row, 0, m.columns.size());
-    Image key;
-    for (std::size_t k : m.primary_key) key.push_back(img[k]);
-    out.emplace(std::move(key), std::move(img));
+  for (std::size_t from = 0; from < keys.size(); from += kKeysPerStatement) {
+    const std::vector<Image> chunk(keys.begin() + static_cast<long>(from),
+                                   keys.begin() + static_cast<long>(std::min(keys.size(), from + kKeysPerStatement)));
+    std::vector<Param> p;
+    std::string cond = key_condition(m, chunk, p);
+    Result r = s.execute(m.statement_prefix + "SELECT " + images_list(m) + " FROM " + m.qualified + " WHERE " +
+                             cond + " FOR UPDATE", p);
+    for (const auto& row : r) {
+      Image img = image_of(row, 0, m.columns.size());
+      Image key;
+      for (std::size_t k : m.primary_key) key.push_back(img[k]);
+      out.emplace(std::move(key), std::move(img));
+    }
   }
   return out;
 }
@@ -652,6 +659,8 @@ class AtSession final : public Session {
   // The INSERT of this branch's lock rows for `keys` of `m`, ignoring keys
   // already locked (by anyone): its row count says how many it took.
   BatchStatement lock_insert(const TableMeta& m, const std::vector<std::string>& keys) const;
+  // lock_insert() run in chunks; the number of locks taken.
+  std::uint64_t insert_locks(const TableMeta& m, const std::vector<std::string>& keys);
   // The UNIQUE keys other than the primary key (an upsert meets existing rows
   // through any of them), read once per table.
   std::vector<std::vector<std::size_t>> unique_keys(const TableMeta& m);
@@ -735,6 +744,12 @@ Result AtSession::execute(std::string_view sql, std::span<const Param> params) {
     if (e.code() != Errc::usage && e.code() != Errc::sql) failed_ = true;
     throw e.with_context(gtrid(), shared_->config.name);
   }
+  if (st.returning && (st.kind == sql::Kind::update || st.kind == sql::Kind::delete_))
+    throw error(Errc::usage,
+                "UPDATE / DELETE ... RETURNING is not supported in AT mode (the statement is rewritten by primary "
+                "key to take its row images): " + std::string(sql.substr(0, 120)),
+                "run a SELECT ... FOR UPDATE for the values, or set mode = \"xa\" for resource '" +
+                    shared_->config.name + "'");
   for (const auto& a : st.assignments) {
     auto idx = meta->find(a.column);
     if (idx && std::find(meta->primary_key.begin(), meta->primary_key.end(), *idx) != meta->primary_key.end())
@@ -864,6 +879,17 @@ BatchStatement AtSession::lock_insert(const TableMeta& m, const std::vector<std:
   return s;
 }
 
+std::uint64_t AtSession::insert_locks(const TableMeta& m, const std::vector<std::string>& keys) {
+  std::uint64_t taken = 0;
+  for (std::size_t at = 0; at < keys.size(); at += kKeysPerStatement) {
+    const std::vector<std::string> chunk(keys.begin() + static_cast<long>(at),
+                                         keys.begin() + static_cast<long>(std::min(keys.size(), at + kKeysPerStatement)));
+    BatchStatement ins = lock_insert(m, chunk);
+    taken += inner_->execute(ins.sql, ins.params).affected_rows();
+  }
+  return taken;
+}
+
 bool AtSession::take_locks(const TableMeta& m, const std::vector<std::string>& keys, bool insert) {
   if (keys.empty()) return true;
   const Clock::time_point bound =
@@ -873,8 +899,7 @@ bool AtSession::take_locks(const TableMeta& m, const std::vector<std::string>& k
     // Nothing to keep: on a conflict, give everything back and wait without it.
     bool free = true;
     if (insert) {
-      BatchStatement ins = lock_insert(m, keys);
-      free = inner_->execute(ins.sql, ins.params).affected_rows() == keys.size();
+      free = insert_locks(m, keys) == keys.size();
     } else {
       free = holders(m, keys).empty();
     }
@@ -890,8 +915,7 @@ bool AtSession::take_locks(const TableMeta& m, const std::vector<std::string>& k
   // Holding changes: wait first (a fresh read that locks nothing), then insert.
   wait_for_locks(m, keys, bound);
   if (!insert) return true;
-  BatchStatement ins = lock_insert(m, keys);
-  if (inner_->execute(ins.sql, ins.params).affected_rows() != keys.size()) {
+  if (insert_locks(m, keys) != keys.size()) {
     auto h = holders(m, keys);
     throw error(Errc::lock_conflict,
                 "row " + (h.empty() ? keys.front() : h.front().first) + " of table " + table_name +
@@ -1047,39 +1071,46 @@ Result AtSession::change_once(const sql::Statement& st, const TableMeta& m, std:
         changed.push_back({keys.back(), std::move(img), std::nullopt});
       }
     }
-    std::vector<Param> p;
+    // By key, in chunks (each statement's placeholders bounded).
+    auto chunks = [&](auto&& run) {
+      for (std::size_t at = 0; at < keys.size(); at += kKeysPerStatement)
+        run(std::vector<Image>(keys.begin() + static_cast<long>(at),
+                               keys.begin() + static_cast<long>(std::min(keys.size(), at + kKeysPerStatement))));
+    };
     if (st.kind == sql::Kind::delete_) {
-      std::string cond = key_condition(m, keys, p);
-      Result r = inner_->execute("DELETE FROM " + m.qualified + " WHERE " + cond, p);
-      return r;
+      std::uint64_t deleted = 0;
+      chunks([&](const std::vector<Image>& chunk) {
+        std::vector<Param> p;
+        std::string cond = key_condition(m, chunk, p);
+        deleted += inner_->execute("DELETE FROM " + m.qualified + " WHERE " + cond, p).affected_rows();
+      });
+      return Result({}, {}, deleted);
     }
     std::vector<std::string> sets;
+    std::vector<Param> set_params;
     for (const auto& a : st.assignments) {
       sets.push_back(quote_identifier(a.column, m.dialect) + " = " + a.value.text);
-      for (std::size_t i : a.value.params) p.push_back(params[i]);
+      for (std::size_t i : a.value.params) set_params.push_back(params[i]);
     }
-    std::string cond = key_condition(m, keys, p);
-    std::string update = "UPDATE " + from + " SET " + join(sets, ", ") + " WHERE " + cond;
     std::vector<Image> after_rows;
     std::uint64_t affected = 0;
-    if (pg) {
-      Result r = inner_->execute(update + " RETURNING " + images_list(m), p);
-      for (const auto& row : r) after_rows.push_back(image_of(row, 0, ncols));
-      affected = r.size();
-    } else {
-      affected = inner_->execute(update, p).affected_rows();
-      if (!holds_rows_) {
+    {
+      chunks([&](const std::vector<Image>& chunk) {
+        std::vector<Param> p = set_params;
+        std::string cond = key_condition(m, chunk, p);
+        affected += inner_->execute("UPDATE " + from + " SET " + join(sets, ", ") + " WHERE " + cond, p).affected_rows();
+      });
+      if (!holds_rows_ && keys.size() <= kKeysPerStatement) {
         // The after images go with the lock insert, in one round trip (run_change).
         after_pending_ = true;
         return Result({}, {}, affected);
       }
       after_rows = full_images(keys);
     }
-    for (auto& a : after_rows) {
-      Image key = key_values(m, a);
-      for (auto& c : changed)
-        if (c.key == key) c.after = a;
-    }
+    std::map<Image, std::size_t> by_key;
+    for (std::size_t i = 0; i < changed.size(); ++i) by_key.emplace(changed[i].key, i);
+    for (auto& a : after_rows)
+      if (auto it = by_key.find(key_values(m, a)); it != by_key.end()) changed[it->second].after = std::move(a);
     for (const auto& c : changed)
       if (!c.after)
         throw error(Errc::sql, "a row of " + m.display_name() + " updated by this branch could not be read back",
@@ -1441,9 +1472,10 @@ FinishResult undo_branch(Session& s, const ResourceConfig& config, TableMetaCach
   try {
     begin_phase2(s, xid, dialect_of(config));
     // A row locked by someone outside dtx must not hold a recovery pass (or a
-    // rollback) forever: every statement of the undo ends at this deadline,
-    // and the branch is left for the next attempt.
-    s.set_deadline(std::chrono::steady_clock::now() + config.lock_wait_timeout);
+    // rollback) forever: each statement of the undo may wait at most
+    // lock_wait_timeout, then the branch is left for the next attempt.
+    auto bound_next = [&] { s.set_deadline(std::chrono::steady_clock::now() + config.lock_wait_timeout); };
+    bound_next();
     std::vector<Param> key{Param(xid.gtrid), Param(xid.bqual)};
     Result rec = s.execute(std::string("SELECT kind, record FROM ") + kUndo + " WHERE gtrid = ? AND branch = ?" +
                                (options.inspect ? "" : " FOR UPDATE"),
@@ -1484,6 +1516,7 @@ FinishResult undo_branch(Session& s, const ResourceConfig& config, TableMetaCach
     std::string dirty;
     for (const auto& r : record.rows) {
       const TableImage& t = record.tables[r.table];
+      bound_next();
       RowCheck c = check_row(s, *metas[r.table], t, r, /*lock=*/!options.inspect);
       const bool at_after = r.after ? (c.exists && c.is_after) : !c.exists;
       const bool at_before = r.before ? (c.exists && c.is_before) : !c.exists;
@@ -1511,13 +1544,47 @@ FinishResult undo_branch(Session& s, const ResourceConfig& config, TableMetaCach
                         " were changed again outside it since its phase 1 (a dirty write); nothing was undone "
                         "and its global locks stay:" + dirty)};
     }
+    std::vector<std::size_t> restored;
     for (std::size_t i = record.rows.size(); i-- > 0;) {
       const RowUndo& r = record.rows[i];
       const RowCheck& c = checks[i];
       const bool at_before = r.before ? (c.exists && c.is_before) : !c.exists;
       if (at_before) continue;  // nothing to do
+      bound_next();
       restore_row(s, *metas[r.table], record.tables[r.table], r, c.exists);
+      restored.push_back(i);
     }
+    // What was written back must read back as the before image: a trigger
+    // that stamps rows on UPDATE (or a default the database fills in) would
+    // otherwise leave a change behind that nobody sees. Then nothing is
+    // committed and the operator decides, as for a dirty write.
+    std::string off;
+    for (std::size_t i : restored) {
+      const RowUndo& r = record.rows[i];
+      const TableImage& t = record.tables[r.table];
+      const TableMeta& m = *metas[r.table];
+      bound_next();
+      RowCheck c = check_row(s, m, t, r, /*lock=*/false);
+      const bool at_before = r.before ? (c.exists && c.is_before) : !c.exists;
+      if (!at_before && !force)
+        off += "\n  table " + t.schema + "." + t.name + ": before " + render_image(m, t, r.before) +
+               ", written back as " + render_image(m, t, current_image(s, m, t, r));
+    }
+    if (!off.empty()) {
+      s.rollback();
+      return {FinishOutcome::conflicting_changes,
+              Error({.code = Errc::sql,
+                     .resource = config.name,
+                     .gtrid = xid.gtrid,
+                     .hint = "a trigger on the table changes rows as they are written (AT mode cannot turn it "
+                             "off); decide by hand: `dtx rollback " + xid.gtrid +
+                             " --force` writes the before images as well as the database lets it; `dtx "
+                             "accept-current " + xid.gtrid + "` keeps the rows as they are"},
+                    "the before images of branch " + xid.to_string() +
+                        " did not read back as written, so the rollback was not committed; nothing was "
+                        "undone and its global locks stay:" + off)};
+    }
+    bound_next();
     delete_record_and_locks(s, std::span<const Xid>(&xid, 1), dialect_of(config));
     s.commit_one_phase();
     return {};

@@ -329,8 +329,13 @@ TableMeta load_postgres(Session& session, const sql::TableRef& table) {
       // In UTC whatever the session's TimeZone: the same instant has one
       // image, so a key with a timestamptz in it gives one global lock key
       // to sessions in every time zone.
-      c.image = pg_guarded_text("(CASE WHEN isfinite(" + q + ") THEN (" + q + " AT TIME ZONE 'UTC')::text || '+00' ELSE " +
-                                q + "::text END)");
+      c.image = "(CASE WHEN isfinite(" + q + ") THEN to_char(" + q +
+                " AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US\"+00\" BC') ELSE " + q + "::text END)";
+      c.value = "?::" + c.type;
+      c.equals = q + " IS NOT DISTINCT FROM ?::" + c.type;
+    } else if (base.name == "bytea" && !is_array) {
+      // Hex whatever the session's bytea_output: one image per value (lock keys).
+      c.image = "('\\x' || encode(" + q + ", 'hex'))";
       c.value = "?::" + c.type;
       c.equals = q + " IS NOT DISTINCT FROM ?::" + c.type;
     } else {
