@@ -40,10 +40,17 @@
 // lock), is shared by every process on every machine that uses the database,
 // survives any coordinator crash, and is deleted only by phase 2 or recovery
 // (with the undo record, in one local transaction). The alternative, a lock
-// service in a coordinator server, needs a server every writer reaches and a
-// second durable store to agree with the database; with the lock in the
-// database, taking it costs one statement in a transaction that is open
-// anyway (the numbers are in BENCHMARKS.md, AT section).
+// service in a coordinator server, needs a server every writer reaches, a
+// round trip to it per statement and per release, and a second durable store
+// that must agree with the database after any crash (else a lock without its
+// change, or a change without its lock). Measured (BENCHMARKS.md, AT
+// section, 8 clients): the lock row costs one statement in a transaction that
+// is open anyway — on MariaDB it shares a round trip with the after-image
+// read, on PostgreSQL it is one round trip — and, with its delete in the
+// batched forget, two of the four extra row writes that make AT's database
+// CPU 1.04 ms per transaction against XA's 0.47 ms. A service would save
+// those writes and add at least as many round trips, which on this machine
+// cost about as much (the client's extra CPU is almost all in send/recv).
 //
 // Taking locks: after the change, the keys this branch does not hold yet are
 // inserted with INSERT IGNORE (MariaDB) / ON CONFLICT DO NOTHING (PostgreSQL);
