@@ -137,6 +137,7 @@ void BranchSession::refuse_if_past_deadline(const char* step) {
 
 void BranchSession::started(const Xid& xid, bool local) noexcept {
   xid_ = xid;
+  deadline_.reset();  // a new branch has none until set_deadline()
   state_ = BranchState::active;
   failed_ = false;
   local_ = local;

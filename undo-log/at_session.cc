@@ -417,6 +417,39 @@ void begin_phase2(Session& s, const Xid& xid, sql::Dialect dialect) {
 
 // Deletes the records and locks of `xids` in the session's current
 // transaction; returns the number of records deleted.
+// Deletes lock rows by primary key (table name, row key), in chunks; with
+// `commit`, the last statement goes with the COMMIT (also when there is none
+// to delete).
+void delete_lock_rows(Session& s, const std::vector<std::pair<std::string, std::string>>& rows, bool commit) {
+  if (rows.empty()) {
+    if (commit) s.commit_one_phase();
+    return;
+  }
+  // Per table: `table_name = ? AND row_key IN (...)`, one range of the key
+  // (a long OR of pairs is planned slowly).
+  std::map<std::string, std::vector<std::string>> by_table;
+  for (const auto& [table, key] : rows) by_table[table].push_back(key);
+  std::vector<std::pair<std::string, std::vector<Param>>> statements;
+  for (const auto& [table, keys] : by_table)
+    for (std::size_t at = 0; at < keys.size(); at += kKeysPerStatement) {
+      const std::size_t n = std::min(kKeysPerStatement, keys.size() - at);
+      std::vector<Param> p{Param(table)};
+      std::string marks;
+      for (std::size_t i = 0; i < n; ++i) {
+        marks += i ? ", ?" : "?";
+        p.push_back(Param(keys[at + i]));
+      }
+      statements.emplace_back(std::string("DELETE FROM ") + kLock + " WHERE table_name = ? AND row_key IN (" + marks + ")",
+                              std::move(p));
+    }
+  for (std::size_t i = 0; i < statements.size(); ++i) {
+    if (commit && i + 1 == statements.size())
+      s.commit_local_with(statements[i].first, statements[i].second);
+    else
+      s.execute(statements[i].first, statements[i].second);
+  }
+}
+
 // `commit`: the last statement goes with the COMMIT of the local
 // transaction (Session::commit_local_with), in one round trip.
 std::uint64_t delete_record_and_locks(Session& s, std::span<const Xid> xids, sql::Dialect dialect,
@@ -458,11 +491,14 @@ std::uint64_t delete_record_and_locks(Session& s, std::span<const Xid> xids, sql
       p.push_back(Param(xids[from + i].bqual));
     }
     deleted += s.execute(std::string("DELETE FROM ") + kUndo + " WHERE " + pairs, p).affected_rows();
-    const std::string locks = std::string("DELETE FROM ") + kLock + " WHERE " + pairs;
-    if (commit && from + n >= xids.size())
-      s.commit_local_with(locks, p);
-    else
-      s.execute(locks, p);
+    // The lock rows by their primary key: a DELETE by holder may scan the
+    // table (small tables are scanned), and InnoDB then waits for every row
+    // another transaction is inserting. The read locks nothing.
+    Result held = s.execute(std::string("SELECT table_name, row_key FROM ") + kLock + " WHERE " + pairs, p);
+    std::vector<std::pair<std::string, std::string>> rows;
+    for (const auto& row : held) rows.emplace_back(row.cell(0).value_or(""), row.cell(1).value_or(""));
+    const bool last = from + n >= xids.size();
+    delete_lock_rows(s, rows, commit && last);
   }
   return deleted;
 }
@@ -1330,11 +1366,8 @@ void AtSession::commit_one_phase() {
   // Alone in its global transaction, the branch is a local transaction: its
   // locks go with the commit and no record is needed.
   try {
-    if (!held_.empty())
-      inner_->commit_local_with(std::string("DELETE FROM ") + kLock + " WHERE gtrid = ? AND branch = ?",
-                                std::vector<Param>{Param(gtrid()), Param(xid_->bqual)});
-    else
-      inner_->commit_one_phase();
+    delete_lock_rows(*inner_, std::vector<std::pair<std::string, std::string>>(held_.begin(), held_.end()),
+                     /*commit=*/true);
   } catch (...) {
     if (inner_->state() == BranchState::none || inner_->broken()) {
       state_ = BranchState::none;
@@ -1516,6 +1549,7 @@ FinishResult undo_branch(Session& s, const ResourceConfig& config, TableMetaCach
       ref.schema = t.schema;
       ref.name = t.name;
       ref.schema_quoted = ref.name_quoted = true;
+      bound_next();
       metas.push_back(cache.get(s, ref));
     }
     // Check every row first; change nothing unless all are clean.

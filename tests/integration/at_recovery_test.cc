@@ -174,7 +174,8 @@ class AtRecoveryTest : public ::testing::Test {
         d->run("DELETE FROM dtx_undo_log WHERE gtrid LIKE ?", {id_ + ".%"});
         d->run("DELETE FROM dtx_global_lock WHERE gtrid LIKE ?", {id_ + ".%"});
         if (keep) continue;  // DROP TABLE would wait for a prepared branch's locks
-        auto s = make_resource_manager(d->config())->acquire();
+        auto rm = make_resource_manager(d->config());
+        auto s = rm->acquire();
         s->execute(d->is_mysql() ? "SET SESSION lock_wait_timeout = 10" : "SET lock_timeout = '10s'", {});
         s->execute("DROP TABLE IF EXISTS " + acct_, {});
         s->execute("DROP TABLE IF EXISTS " + xfer_, {});
