@@ -1513,8 +1513,10 @@ FinishResult undo_branch(Session& s, const ResourceConfig& config, TableMetaCach
     begin_phase2(s, xid, dialect_of(config));
     // A row locked by someone outside dtx must not hold a recovery pass (or a
     // rollback) forever: each statement of the undo may wait at most
-    // lock_wait_timeout, then the branch is left for the next attempt.
-    auto bound_next = [&] { s.set_deadline(std::chrono::steady_clock::now() + config.lock_wait_timeout); };
+    // lock_wait_timeout_ms, and never less than 5 s (a busy server must not
+    // make a rollback give up), then the branch is left for the next attempt.
+    const auto bound = std::max<std::chrono::milliseconds>(config.lock_wait_timeout, std::chrono::seconds(5));
+    auto bound_next = [&] { s.set_deadline(std::chrono::steady_clock::now() + bound); };
     bound_next();
     std::vector<Param> key{Param(xid.gtrid), Param(xid.bqual)};
     Result rec = s.execute(std::string("SELECT kind, record FROM ") + kUndo + " WHERE gtrid = ? AND branch = ?" +
