@@ -245,6 +245,8 @@ class MysqlSession final : public BranchSession {
 
  private:
   Result run(const std::string& sql, std::span<const Param> params);
+  // The failure of statement(s) `sql` run under `watch`, as execute() reports it.
+  [[noreturn]] void statement_threw(const sql::SQLException& e, DeadlineWatch& watch, std::string_view sql);
   // What `e` says; marks the session broken when the connection is gone.
   ServerError said(const sql::SQLException& e) noexcept;
   // Runs a statement that returns no rows; the failure instead of an exception.
@@ -320,16 +322,20 @@ Result MysqlSession::execute(std::string_view sql, std::span<const Param> params
   try {
     return run(std::string(sql), params);
   } catch (const sql::SQLException& e) {
-    const bool cancelled = watch.end();
-    ServerError f = said(e);
-    const Errc code = cancelled && f.code == kQueryInterrupted ? Errc::timeout : classify(f.code);
-    Error err = statement_error(code, f, sql);
-    statement_failed(f);
-    // After a deadlock the server has rolled the whole transaction back; end
-    // the branch to match.
-    if (state() == BranchState::active && f.code == kDeadlock) abandon();
-    throw err;
+    statement_threw(e, watch, sql);
   }
+}
+
+void MysqlSession::statement_threw(const sql::SQLException& e, DeadlineWatch& watch, std::string_view sql) {
+  const bool cancelled = watch.end();
+  ServerError f = said(e);
+  const Errc code = cancelled && f.code == kQueryInterrupted ? Errc::timeout : classify(f.code);
+  Error err = statement_error(code, f, sql);
+  statement_failed(f);
+  // After a deadlock the server has rolled the whole transaction back; end
+  // the branch to match.
+  if (state() == BranchState::active && f.code == kDeadlock) abandon();
+  throw err;
 }
 
 std::vector<Result> MysqlSession::execute_batch(std::span<const BatchStatement> statements) {
@@ -356,13 +362,7 @@ std::vector<Result> MysqlSession::execute_batch(std::span<const BatchStatement> 
     drain_more_results(sql);
     return out;
   } catch (const sql::SQLException& e) {
-    const bool cancelled = watch.end();
-    ServerError f = said(e);
-    const Errc code = cancelled && f.code == kQueryInterrupted ? Errc::timeout : classify(f.code);
-    Error err = statement_error(code, f, sql);
-    statement_failed(f);
-    if (state() == BranchState::active && f.code == kDeadlock) abandon();
-    throw err;
+    statement_threw(e, watch, sql);
   }
 }
 

@@ -225,6 +225,8 @@ class PostgresSession final : public BranchSession {
   void abandon() noexcept override;
   std::string quoted_gid(const Xid& xid) const;
   std::string quote_literal(const std::string& text) const override { return conn_->quote(text); }
+  // Ends the active block with `sql` (ending in COMMIT); `what` names it in errors.
+  void end_block_with(const std::string& sql, const char* what);
 
   std::unique_ptr<pqxx::connection> conn_;  // declared first: outlives the handler and tx_
   NoticeLog notices_;
@@ -279,52 +281,35 @@ Result PostgresSession::execute(std::string_view sql, std::span<const Param> par
                   "write the rows with INSERT ... VALUES (several rows per statement) or INSERT "
                   "... SELECT, or run the COPY outside the global transaction");
   }
-  if (in_branch && begin_pending_) {
-    // A local transaction's first statement: BEGIN and the statement in one
-    // simple query, the parameters as literals (untyped, as the extended
-    // protocol sends them too, so the statement means the same).
-    NumberedSql inlined = number_placeholders(sql, [&](std::size_t k) {
-      if (k >= params.size()) return std::string("NULL");
-      auto text = params[k].to_text();
-      return text ? quote_literal(*text) : std::string("NULL");
-    });
-    if (inlined.placeholders != params.size())
-      throw error(Errc::usage, nullptr,
-                  "statement has " + std::to_string(inlined.placeholders) + " placeholders but " +
-                      std::to_string(params.size()) + " parameters were given: " + excerpt(sql));
-    begin_pending_ = false;
-    ServerError f;
-    DeadlineWatch watch = watch_deadline();
-    try {
-      return to_result(exec("BEGIN; " + inlined.sql, &f));
-    } catch (...) {
-      const bool cancelled = watch.end();
-      if (f.message.empty()) f = current_failure();
-      const Errc code = cancelled && f.sqlstate == kQueryCanceled ? Errc::timeout : classify(f);
-      Error err = statement_error(code, f, sql);
-      statement_failed(f);
-      throw err;
-    }
-  }
+  // A local transaction's first statement goes with its BEGIN, in one simple
+  // query, the parameters as literals (untyped, as the extended protocol
+  // sends them too, so the statement means the same).
+  const bool with_begin = in_branch && begin_pending_;
   NumberedSql numbered;
   std::vector<std::optional<std::string>> texts;
   std::vector<const char*> values;  // nullptr is how libpqxx 6.4 spells NULL here
-  if (!params.empty()) {
+  if (with_begin) {
+    numbered = number_placeholders(sql, [&](std::size_t k) {
+      auto text = k < params.size() ? params[k].to_text() : std::nullopt;
+      return text ? quote_literal(*text) : std::string("NULL");
+    });
+  } else if (!params.empty()) {
     numbered = number_placeholders(sql);
-    if (numbered.placeholders != params.size())
-      throw error(Errc::usage, nullptr,
-                  "statement has " + std::to_string(numbered.placeholders) +
-                      " placeholders but " + std::to_string(params.size()) +
-                      " parameters were given: " + excerpt(sql));
     texts.reserve(params.size());
     for (const Param& p : params) texts.push_back(p.to_text());
     for (const auto& t : texts) values.push_back(t ? t->c_str() : nullptr);
   } else {
     numbered.sql = sql;
   }
+  if (numbered.placeholders != params.size())
+    throw error(Errc::usage, nullptr,
+                "statement has " + std::to_string(numbered.placeholders) + " placeholders but " +
+                    std::to_string(params.size()) + " parameters were given: " + excerpt(sql));
+  begin_pending_ = begin_pending_ && !with_begin;
   ServerError f;
   DeadlineWatch watch = watch_deadline();
   try {
+    if (with_begin) return to_result(exec("BEGIN; " + numbered.sql, &f));
     // Outside a branch a parameterless string may hold several statements
     // (simple protocol); inside one, the extended protocol allows only one.
     if (!in_branch && params.empty()) return to_result(exec(numbered.sql, &f));
@@ -412,40 +397,26 @@ void PostgresSession::commit_one_phase() {
     finish();
     return;
   }
-  refuse_if_failed("committed");
-  refuse_if_past_deadline("COMMIT");
-  ServerError f;
-  bool cancelled = false;
-  DeadlineWatch watch = watch_deadline();
-  try {
-    exec("COMMIT", &f);  // open and healthy (see the top): commits or raises
-    watch.end();
-    finish();
-    return;
-  } catch (...) {
-    cancelled = watch.end();
-    if (f.message.empty()) f = current_failure();
-  }
-  if (f.lost)
-    throw error(Errc::unavailable, &f,
-                "connection lost during the one-phase commit; its outcome is unknown");
-  // A failed COMMIT (deferred constraint, serialization failure) rolls back.
-  abandon_and_throw(end_block_error(f, "COMMIT", cancelled));
+  end_block_with("COMMIT", "COMMIT");
 }
 
 void PostgresSession::commit_local_with(std::string_view statement, std::span<const Param> params) {
   require(BranchState::active, "commit in one phase");
+  // One simple query: PostgreSQL stops at the first error, and the block is
+  // then failed, so COMMIT cannot commit anything after a failure.
+  end_block_with((begin_pending_ ? "BEGIN; " : "") + inline_params(statement, params) + "; COMMIT",
+                 "the last statement or COMMIT");
+}
+
+void PostgresSession::end_block_with(const std::string& sql, const char* what) {
   refuse_if_failed("committed");
   refuse_if_past_deadline("COMMIT");
-  const std::string sql = (begin_pending_ ? "BEGIN; " : "") + inline_params(statement, params) + "; COMMIT";
   begin_pending_ = false;
   ServerError f;
   bool cancelled = false;
   DeadlineWatch watch = watch_deadline();
   try {
-    // One simple query: PostgreSQL stops at the first error, and the block
-    // is then failed, so COMMIT cannot commit anything after a failure.
-    exec(sql, &f);
+    exec(sql, &f);  // open and healthy (see the top): commits or raises
     watch.end();
     finish();
     return;
@@ -455,7 +426,8 @@ void PostgresSession::commit_local_with(std::string_view statement, std::span<co
   }
   if (f.lost)
     throw error(Errc::unavailable, &f, "connection lost during the commit; its outcome is unknown");
-  abandon_and_throw(end_block_error(f, "the last statement or COMMIT", cancelled));
+  // A failed COMMIT (deferred constraint, serialization failure) rolls back.
+  abandon_and_throw(end_block_error(f, what, cancelled));
 }
 
 void PostgresSession::rollback() {

@@ -699,6 +699,9 @@ class AtSession final : public Session {
   std::vector<std::pair<std::string, std::string>> holders(const TableMeta& m,
                                                            const std::vector<std::string>& keys);
   void restart_local();
+  // Gives each changed row its after image from `after_rows` (by key); an
+  // updated row not among them is an error (its key changed under it).
+  void attach_after_images(const TableMeta& m, std::vector<Changed>& changed, std::vector<Image> after_rows) const;
   // The INSERT of this branch's lock rows for `keys` of `m`, ignoring keys
   // already locked (by anyone): its row count says how many it took.
   BatchStatement lock_insert(const TableMeta& m, const std::vector<std::string>& keys) const;
@@ -841,6 +844,18 @@ std::vector<std::vector<std::size_t>> AtSession::unique_keys(const TableMeta& m)
   return keys;
 }
 
+void AtSession::attach_after_images(const TableMeta& m, std::vector<Changed>& changed,
+                                    std::vector<Image> after_rows) const {
+  std::map<Image, std::size_t> by_key;
+  for (std::size_t i = 0; i < changed.size(); ++i) by_key.emplace(changed[i].key, i);
+  for (auto& a : after_rows)
+    if (auto it = by_key.find(key_values(m, a)); it != by_key.end()) changed[it->second].after = std::move(a);
+  for (const auto& c : changed)
+    if (!c.after)
+      throw error(Errc::sql, "a row of " + m.display_name() + " updated by this branch could not be read back",
+                  "a primary key changed by the statement or a trigger is not supported in AT mode");
+}
+
 void AtSession::restart_local() {
   const Xid xid = *xid_;
   inner_->rollback();
@@ -887,16 +902,9 @@ Result AtSession::run_change(const sql::Statement& st, std::string_view sql, std
         continue;
       }
       for (const auto& k : keys) held_.insert({table_name, k});
-      for (const auto& row : results.back()) {
-        Image a = image_of(row, 0, m.columns.size());
-        Image key = key_values(m, a);
-        for (auto& c : changed)
-          if (c.key == key) c.after = a;
-      }
-      for (const auto& c : changed)
-        if (!c.after)
-          throw error(Errc::sql, "a row of " + m.display_name() + " updated by this branch could not be read back",
-                      "a primary key changed by the statement or a trigger is not supported in AT mode");
+      std::vector<Image> after_rows;
+      for (const auto& row : results.back()) after_rows.push_back(image_of(row, 0, m.columns.size()));
+      attach_after_images(m, changed, std::move(after_rows));
       record_rows(meta, changed);
       holds_rows_ = holds_rows_ || !changed.empty();
       return result;
@@ -1150,14 +1158,7 @@ Result AtSession::change_once(const sql::Statement& st, const TableMeta& m, std:
       }
       after_rows = full_images(keys);
     }
-    std::map<Image, std::size_t> by_key;
-    for (std::size_t i = 0; i < changed.size(); ++i) by_key.emplace(changed[i].key, i);
-    for (auto& a : after_rows)
-      if (auto it = by_key.find(key_values(m, a)); it != by_key.end()) changed[it->second].after = std::move(a);
-    for (const auto& c : changed)
-      if (!c.after)
-        throw error(Errc::sql, "a row of " + m.display_name() + " updated by this branch could not be read back",
-                    "a primary key changed by the statement or a trigger is not supported in AT mode");
+    attach_after_images(m, changed, std::move(after_rows));
     return Result({}, {}, affected);
   }
 

@@ -20,6 +20,7 @@
 #include "drivers/postgres_driver.h"
 #include "drivers/resource_manager.h"
 #include "dtx/error.h"
+#include "support/error_from.h"
 #include "support/test_env.h"
 
 namespace dtx {
@@ -58,17 +59,7 @@ Result run(Session& s, const std::string& sql, Params params = {}) {
   return s.execute(sql, params);
 }
 
-// The dtx::Error `f` throws; a test failure if it throws none.
-template <typename F>
-Error error_from(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e;
-  }
-  ADD_FAILURE() << "expected a dtx::Error";
-  return Error({}, "no error was thrown");
-}
+using test::error_from;
 
 // Finishing a prepared branch that must succeed.
 void expect_done(const FinishResult& r) {

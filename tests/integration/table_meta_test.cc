@@ -26,6 +26,7 @@
 #include "drivers/resource_manager.h"
 #include "dtx/error.h"
 #include "sql/recognizer.h"
+#include "support/error_from.h"
 #include "support/test_env.h"
 #include "support/text.h"
 #include "undo-log/table_meta.h"
@@ -47,16 +48,7 @@ Result run(Session& s, const std::string& sql, Params params = {}) {
   return s.execute(sql, params);
 }
 
-template <typename F>
-Error error_from(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e;
-  }
-  ADD_FAILURE() << "expected a dtx::Error";
-  return Error({}, "no error was thrown");
-}
+using test::error_from;
 
 bool truthy(const std::optional<std::string>& cell) {
   return cell && (*cell == "1" || *cell == "t");
