@@ -99,6 +99,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <set>
@@ -409,10 +410,18 @@ constexpr const char* kLock = "dtx_global_lock";
 // MariaDB it runs at READ COMMITTED: its deletes then lock only the rows
 // they delete, not the gaps next to them, where the inserts of concurrent
 // branches' records and locks go (at REPEATABLE READ those gap locks made
-// them deadlock under load).
-void begin_phase2(Session& s, const Xid& xid, sql::Dialect dialect) {
-  if (dialect == sql::Dialect::mysql) s.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED", {});
+// them deadlock under load). A row locked by someone outside dtx must not
+// hold a phase 2 step (or a recovery pass) forever: each statement may wait
+// at most lock_wait_timeout_ms, and never less than 5 s (a busy server must
+// not make a rollback give up); then the branch is left for the next
+// attempt. The returned function re-arms that bound for the next statement.
+std::function<void()> begin_phase2(Session& s, const Xid& xid, const ResourceConfig& config) {
+  if (config.type == ResourceType::mysql) s.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED", {});
   s.begin_local(xid);
+  const auto bound = std::max<std::chrono::milliseconds>(config.lock_wait_timeout, std::chrono::seconds(5));
+  auto bound_next = [&s, bound] { s.set_deadline(std::chrono::steady_clock::now() + bound); };
+  bound_next();
+  return bound_next;
 }
 
 // Deletes the records and locks of `xids` in the session's current
@@ -1407,7 +1416,7 @@ FinishResult AtSession::commit_prepared(const Xid& xid) {
     throw error(Errc::usage, "finish a branch by xid needs a session without a branch");
   try {
     ensure_schema();
-    begin_phase2(*inner_, xid, shared_->dialect);
+    begin_phase2(*inner_, xid, shared_->config);
     std::uint64_t n =
         delete_record_and_locks(*inner_, std::span<const Xid>(&xid, 1), shared_->dialect, /*commit=*/true);
     shared_->locks_released();
@@ -1483,7 +1492,7 @@ void AtSession::forget(std::span<const Xid> xids) {
   if (inner_->state() != BranchState::none)
     throw error(Errc::usage, "forgetting branches needs a session without a branch");
   ensure_schema();
-  begin_phase2(*inner_, xids.front(), shared_->dialect);
+  begin_phase2(*inner_, xids.front(), shared_->config);
   try {
     delete_record_and_locks(*inner_, xids, shared_->dialect, /*commit=*/true);
     shared_->locks_released();
@@ -1511,14 +1520,7 @@ FinishResult undo_branch(Session& s, const ResourceConfig& config, TableMetaCach
             e.with_context(xid.gtrid, config.name)};
   };
   try {
-    begin_phase2(s, xid, dialect_of(config));
-    // A row locked by someone outside dtx must not hold a recovery pass (or a
-    // rollback) forever: each statement of the undo may wait at most
-    // lock_wait_timeout_ms, and never less than 5 s (a busy server must not
-    // make a rollback give up), then the branch is left for the next attempt.
-    const auto bound = std::max<std::chrono::milliseconds>(config.lock_wait_timeout, std::chrono::seconds(5));
-    auto bound_next = [&] { s.set_deadline(std::chrono::steady_clock::now() + bound); };
-    bound_next();
+    const std::function<void()> bound_next = begin_phase2(s, xid, config);
     std::vector<Param> key{Param(xid.gtrid), Param(xid.bqual)};
     Result rec = s.execute(std::string("SELECT kind, record FROM ") + kUndo + " WHERE gtrid = ? AND branch = ?" +
                                (options.inspect ? "" : " FOR UPDATE"),
