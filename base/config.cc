@@ -1,4 +1,5 @@
 // TOML configuration: parsing and validation (see include/dtx/config.h).
+#include <algorithm>
 #include <cstdlib>
 #include <set>
 
@@ -224,6 +225,93 @@ ResourceConfig read_resource(TableReader& parent, const std::string& name, const
   return r;
 }
 
+// "host:port", "[v6]:port" or ":port" (loopback). The host must be an IP
+// literal or localhost: a name would be resolved at each start, and whether
+// it is loopback could not be told here.
+ListenAddress read_listen(TableReader& t, const ListenAddress& fallback) {
+  auto text = t.string("listen");
+  if (!text) return fallback;
+  const toml::node* node = t.get("listen");
+  auto bad = [&](const std::string& why) {
+    t.fail(node, "listen", "'" + *text + "' " + why + " (expected \"127.0.0.1:7432\" or \"[::1]:7432\")");
+  };
+  ListenAddress a;
+  std::string_view s = *text;
+  std::size_t colon;
+  if (s.starts_with("[")) {
+    std::size_t close = s.find(']');
+    if (close == std::string_view::npos || close + 1 >= s.size() || s[close + 1] != ':') bad("is not [address]:port");
+    a.host = std::string(s.substr(1, close - 1));
+    colon = close + 1;
+  } else {
+    colon = s.rfind(':');
+    if (colon == std::string_view::npos) bad("has no port");
+    a.host = std::string(s.substr(0, colon));
+    if (a.host.empty()) a.host = "127.0.0.1";
+    if (a.host.find(':') != std::string::npos) bad("has an IPv6 address without brackets");
+  }
+  std::string_view port = s.substr(colon + 1);
+  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string_view::npos)
+    bad("has no valid port");
+  a.port = std::stoi(std::string(port));
+  if (a.port < 1 || a.port > 65535) bad("has a port out of range [1, 65535]");
+  const bool ipv4 = a.host.find_first_not_of("0123456789.") == std::string::npos &&
+                    std::count(a.host.begin(), a.host.end(), '.') == 3;
+  const bool ipv6 = a.host.find(':') != std::string::npos &&
+                    a.host.find_first_not_of("0123456789abcdefABCDEF:.") == std::string::npos;
+  if (!ipv4 && !ipv6 && a.host != "localhost") bad("must name an IP address or localhost");
+  return a;
+}
+
+AdminConfig read_admin(TableReader& top, const toml::node* node, const std::string& file) {
+  TableReader t(as_table(top, node, "admin"), "admin", file);
+  AdminConfig a;
+  a.listen = read_listen(t, a.listen);
+  if (auto v = t.string("user")) a.user = *v;
+  if (a.user.empty() || a.user.size() > 63) t.fail(t.get("user"), "user", "must be 1-63 characters");
+  if (auto auth = t.string("auth")) {
+    if (*auth == "scram-sha-256")
+      a.auth = AdminConfig::Auth::scram_sha_256;
+    else if (*auth == "trust")
+      a.auth = AdminConfig::Auth::trust;
+    else
+      t.fail(t.get("auth"), "auth", "unknown method '" + *auth + "' (expected \"scram-sha-256\" or \"trust\")");
+  }
+  if (a.auth == AdminConfig::Auth::trust && !a.listen.is_loopback())
+    t.fail(t.get("auth"), "auth",
+           "\"trust\" lets anyone who can connect administer every database; it is refused on " +
+               a.listen.to_string() + ", which is not a loopback address: use \"scram-sha-256\" "
+               "with password_env, or listen on 127.0.0.1");
+  auto password_env = t.string("password_env");
+  if (password_env) {
+    const char* value = std::getenv(password_env->c_str());
+    if (!value || !*value)
+      t.fail(t.get("password_env"), "password_env",
+             "environment variable " + *password_env + " is not set or empty");
+    a.password = value;
+  } else if (a.auth == AdminConfig::Auth::scram_sha_256) {
+    t.fail(nullptr, "password_env",
+           "missing: auth \"scram-sha-256\" needs the name of an environment variable holding the "
+           "admin password");
+  }
+  if (auto v = t.integer("max_sessions", 1, 100'000)) a.max_sessions = static_cast<int>(*v);
+  if (auto v = t.integer("idle_timeout_s", 0, 7 * 24 * 3600)) a.idle_timeout_s = static_cast<int>(*v);
+  if (auto v = t.integer("auth_timeout_s", 1, 600)) a.auth_timeout_s = static_cast<int>(*v);
+  if (auto v = t.integer("statement_timeout_ms", 1, 24LL * 3600 * 1000))
+    a.statement_timeout = std::chrono::milliseconds(*v);
+  t.reject_unknown({"listen", "user", "password_env", "auth", "max_sessions", "idle_timeout_s",
+                    "auth_timeout_s", "statement_timeout_ms"});
+  return a;
+}
+
+MetricsConfig read_metrics(TableReader& top, const toml::node* node, const std::string& file) {
+  TableReader t(as_table(top, node, "metrics"), "metrics", file);
+  MetricsConfig m;
+  m.listen = read_listen(t, m.listen);
+  t.reject_unknown({"listen"});
+  return m;
+}
+
 Config build(const toml::table& root, const std::string& source_name,
              const std::filesystem::path& config_dir) {
   TableReader top(root, "", source_name);
@@ -239,7 +327,10 @@ Config build(const toml::table& root, const std::string& source_name,
   }
   if (config.resources.empty())
     top.fail(resources, "resources", "no resource configured: add a [resources.<name>] table");
-  top.reject_unknown({"coordinator", "resources"});
+  if (const toml::node* admin = top.get("admin")) config.admin = read_admin(top, admin, source_name);
+  if (const toml::node* metrics = top.get("metrics"))
+    config.metrics = read_metrics(top, metrics, source_name);
+  top.reject_unknown({"coordinator", "resources", "admin", "metrics"});
   return config;
 }
 
@@ -248,6 +339,12 @@ bool is_loopback(const std::string& host) {
 }
 
 }  // namespace
+
+bool ListenAddress::is_loopback() const noexcept { return dtx::is_loopback(host); }
+
+std::string ListenAddress::to_string() const {
+  return (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
 
 std::vector<std::string> config_warnings(const Config& config) {
   std::vector<std::string> out;

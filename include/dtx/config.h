@@ -16,12 +16,23 @@
 //   # optional: pool_size, connect_timeout_s, password_env,
 //   # mode = "xa" (default) or "at", lock_wait_timeout_ms (AT mode)
 //
+//   [admin]                   # dtx serve: the SQL admin console (optional;
+//   listen = "127.0.0.1:7432" #   without it no SQL port is opened)
+//   user = "dtx_admin"
+//   password_env = "DTX_ADMIN_PASSWORD"
+//   auth = "scram-sha-256"    # or "trust" (only on a loopback address)
+//   # optional: max_sessions, idle_timeout_s, auth_timeout_s, statement_timeout_ms
+//
+//   [metrics]                 # dtx serve: Prometheus text format at /metrics (optional)
+//   listen = "127.0.0.1:9464"
+//
 // Unknown keys, wrong types and bad values are errors naming file, line and key.
 #pragma once
 
 #include <chrono>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -69,9 +80,37 @@ struct CoordinatorConfig {
   int recovery_interval_s = 30;
 };
 
+// An address to listen on: an IP literal or "localhost", and a port.
+struct ListenAddress {
+  std::string host = "127.0.0.1";
+  int port = 0;
+  bool is_loopback() const noexcept;  // 127.0.0.0/8, ::1 or localhost
+  std::string to_string() const;      // host:port ([host]:port for IPv6)
+};
+
+// dtx serve's SQL admin console (docs/admin-console.md).
+struct AdminConfig {
+  enum class Auth { scram_sha_256, trust };
+  ListenAddress listen{"127.0.0.1", 7432};
+  std::string user = "dtx_admin";
+  std::string password;  // resolved from password_env; required for scram-sha-256
+  Auth auth = Auth::scram_sha_256;
+  int max_sessions = 200;           // connections beyond this are refused (53300)
+  int idle_timeout_s = 900;         // an idle session is closed after this; 0 = never
+  int auth_timeout_s = 10;          // the startup and authentication must finish within this
+  std::chrono::milliseconds statement_timeout{30'000};  // one admin statement, scans included
+};
+
+// dtx serve's Prometheus endpoint (docs/metrics.md).
+struct MetricsConfig {
+  ListenAddress listen{"127.0.0.1", 9464};
+};
+
 struct Config {
   CoordinatorConfig coordinator;
   std::map<std::string, ResourceConfig, std::less<>> resources;
+  std::optional<AdminConfig> admin;      // [admin]: absent = no SQL port
+  std::optional<MetricsConfig> metrics;  // [metrics]: absent = no /metrics endpoint
   std::filesystem::path source;  // file it was read from, if any
 
   // Throws dtx::Error(Errc::config) naming the resource when it is not configured.

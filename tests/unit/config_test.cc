@@ -195,5 +195,70 @@ TEST(Config, TwoResourcesOnTheSameDatabaseGetAWarning) {
   EXPECT_TRUE(config_warnings(parse_config(other_port)).empty());
 }
 
+// [admin] and [metrics] (dtx serve).
+std::string with_admin(const std::string& admin) {
+  ::setenv("DTX_CONFIG_TEST_PW", "s3cret", 1);
+  return std::string(kGood) + "\n[admin]\n" + admin;
+}
+
+TEST(Config, AdminAndMetricsAreOptional) {
+  ::setenv("DTX_CONFIG_TEST_PW", "s3cret", 1);
+  Config c = parse_config(kGood);
+  EXPECT_FALSE(c.admin);
+  EXPECT_FALSE(c.metrics);
+}
+
+TEST(Config, AdminSectionWithScram) {
+  ::setenv("DTX_CONFIG_TEST_ADMIN_PW", "adm1n", 1);
+  Config c = parse_config(with_admin("listen = \"127.0.0.1:7433\"\nuser = \"dba\"\npassword_env = "
+                                     "\"DTX_CONFIG_TEST_ADMIN_PW\"\nidle_timeout_s = 60\n") +
+                          "[metrics]\nlisten = \"[::1]:9465\"\n");
+  ASSERT_TRUE(c.admin);
+  EXPECT_EQ(c.admin->listen.host, "127.0.0.1");
+  EXPECT_EQ(c.admin->listen.port, 7433);
+  EXPECT_EQ(c.admin->user, "dba");
+  EXPECT_EQ(c.admin->password, "adm1n");
+  EXPECT_EQ(c.admin->auth, AdminConfig::Auth::scram_sha_256);
+  EXPECT_EQ(c.admin->idle_timeout_s, 60);
+  ASSERT_TRUE(c.metrics);
+  EXPECT_EQ(c.metrics->listen.host, "::1");
+  EXPECT_EQ(c.metrics->listen.port, 9465);
+  EXPECT_EQ(c.metrics->listen.to_string(), "[::1]:9465");
+  EXPECT_TRUE(c.metrics->listen.is_loopback());
+}
+
+TEST(Config, AdminDefaultsListenOnLoopback) {
+  Config c = parse_config(with_admin("auth = \"trust\"\n"));
+  ASSERT_TRUE(c.admin);
+  EXPECT_EQ(c.admin->listen.to_string(), "127.0.0.1:7432");
+  EXPECT_EQ(c.admin->auth, AdminConfig::Auth::trust);
+}
+
+TEST(Config, TrustIsRefusedOnANonLoopbackAddress) {
+  std::string e = error_of(with_admin("listen = \"0.0.0.0:7432\"\nauth = \"trust\"\n"));
+  EXPECT_NE(e.find("not a loopback address"), std::string::npos) << e;
+  EXPECT_NE(e.find("0.0.0.0:7432"), std::string::npos) << e;
+}
+
+TEST(Config, ScramNeedsAPassword) {
+  EXPECT_NE(error_of(with_admin("auth = \"scram-sha-256\"\n")).find("password_env"), std::string::npos);
+  ::unsetenv("DTX_CONFIG_TEST_UNSET_PW");
+  EXPECT_NE(error_of(with_admin("password_env = \"DTX_CONFIG_TEST_UNSET_PW\"\n")).find("not set"),
+            std::string::npos);
+}
+
+TEST(Config, BadListenAddressesAreRefused) {
+  for (const char* bad : {"7432", "127.0.0.1:", "127.0.0.1:99999", "db.example.com:7432", "::1:7432",
+                          "[::1]7432", "127.0.0.1:7x"}) {
+    std::string e = error_of(with_admin("auth = \"trust\"\nlisten = \"" + std::string(bad) + "\"\n"));
+    EXPECT_NE(e.find("admin.listen"), std::string::npos) << bad << ": " << e;
+  }
+}
+
+TEST(Config, UnknownAdminKeyIsRefused) {
+  EXPECT_NE(error_of(with_admin("auth = \"trust\"\nport = 1\n")).find("unknown key"), std::string::npos);
+  EXPECT_NE(error_of(with_admin("auth = \"md5\"\n")).find("unknown method"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace dtx
