@@ -254,7 +254,7 @@ ListenAddress read_listen(TableReader& t, const ListenAddress& fallback) {
   if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string_view::npos)
     bad("has no valid port");
   a.port = std::stoi(std::string(port));
-  if (a.port < 1 || a.port > 65535) bad("has a port out of range [1, 65535]");
+  if (a.port > 65535) bad("has a port out of range [0, 65535]");  // 0: any free port
   const bool ipv4 = a.host.find_first_not_of("0123456789.") == std::string::npos &&
                     std::count(a.host.begin(), a.host.end(), '.') == 3;
   const bool ipv6 = a.host.find(':') != std::string::npos &&

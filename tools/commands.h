@@ -22,5 +22,7 @@ std::function<int()> add_exec_command(CLI::App& app);
 std::function<int()> add_recovery_commands(CLI::App& app);
 // Adds `dtx bench`.
 std::function<int()> add_bench_command(CLI::App& app);
+// Adds `dtx serve`.
+std::function<int()> add_serve_command(CLI::App& app);
 
 }  // namespace dtx::cli

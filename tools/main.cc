@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   auto run_exec = dtx::cli::add_exec_command(app);
   auto run_recovery = dtx::cli::add_recovery_commands(app);
   auto run_bench = dtx::cli::add_bench_command(app);
+  auto run_serve = dtx::cli::add_serve_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -40,5 +41,6 @@ int main(int argc, char** argv) {
   }
   if (app.got_subcommand("exec")) return run_exec();
   if (app.got_subcommand("bench")) return run_bench();
+  if (app.got_subcommand("serve")) return run_serve();
   return run_recovery();
 }

@@ -83,7 +83,7 @@ struct CoordinatorConfig {
 // An address to listen on: an IP literal or "localhost", and a port.
 struct ListenAddress {
   std::string host = "127.0.0.1";
-  int port = 0;
+  int port = 0;  // 0: any free port (the one bound is printed at start)
   bool is_loopback() const noexcept;  // 127.0.0.0/8, ::1 or localhost
   std::string to_string() const;      // host:port ([host]:port for IPv6)
 };

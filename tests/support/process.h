@@ -79,6 +79,14 @@ class Child {
     }
     return *status_;
   }
+  // True once the process has ended (reaped here); never blocks.
+  bool exited() {
+    if (status_) return true;
+    int raw = 0;
+    if (::waitpid(pid_, &raw, WNOHANG) != pid_) return false;
+    status_ = decode_status(raw);
+    return true;
+  }
   std::string out() const { return slurp(out_); }
   std::string err() const { return slurp(err_); }
 
