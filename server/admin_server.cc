@@ -340,6 +340,7 @@ awaitable<void> Session::flush() {
 
 awaitable<void> Session::run() {
   auto self = shared_from_this();
+  bool tell = false;  // a protocol error to answer (not inside the handler: no co_await there)
   try {
     if (co_await startup()) co_await serve();
   } catch (const pgwire::ProtocolError& e) {
@@ -347,12 +348,15 @@ awaitable<void> Session::run() {
     logger().info("admin {}: protocol error, closing the session: {}", peer_, e.what());
     out_.clear();
     out_.error_response(fatal(e.sqlstate, e.what()));
+    tell = true;
+  } catch (const std::exception& e) {
+    logger().debug("admin {}: session ended: {}", peer_, e.what());
+  }
+  if (tell) {
     try {
       co_await flush();
     } catch (const std::exception&) {
     }
-  } catch (const std::exception& e) {
-    logger().debug("admin {}: session ended: {}", peer_, e.what());
   }
   boost::system::error_code ignored;
   socket_.shutdown(tcp::socket::shutdown_both, ignored);
