@@ -450,7 +450,7 @@ TEST_F(ServeTest, LibpqExtendedProtocolWithParameters) {
     }
   }
   pqxx::work tx(c);
-  EXPECT_EQ(tx.query_value<int>("SELECT count(*) FROM resources"), 2);
+  EXPECT_EQ(tx.exec1("SELECT count(*) FROM resources")[0].as<int>(), 2);
   tx.commit();
 }
 
@@ -478,13 +478,13 @@ TEST_F(ServeTest, CancelRequestInterruptsARunningStatement) {
   runner.join();
   EXPECT_EQ(sqlstate, "57014");
   pqxx::nontransaction tx(c);
-  EXPECT_EQ(tx.query_value<int>("SELECT 7"), 7);
+  EXPECT_EQ(tx.exec1("SELECT 7")[0].as<int>(), 7);
 }
 
 TEST_F(ServeTest, Psycopg2WithParametersAndAutocommit) {
   start();
   fs::path script = dir_ / "client.py";
-  std::ofstream(script) << R"(import sys, psycopg2
+  std::ofstream(script) << R"py(import sys, psycopg2
 conn = psycopg2.connect(host="127.0.0.1", port=int(sys.argv[1]), user="dtx_admin", password=sys.argv[2], dbname="dtx")
 cur = conn.cursor()
 cur.execute("SELECT name, reachable FROM resources WHERE type = %s", ("mysql",))
@@ -500,7 +500,7 @@ except psycopg2.Error as e:
     print(e.pgcode)
 cur.execute("SELECT %s::text", ("it's",))
 print(cur.fetchone()[0])
-)";
+)py";
   std::fflush(nullptr);
   test::Child child("/usr/bin/python3", {script.string(), std::to_string(server_->sql_port), kAdminPassword}, {},
                     dir_, "psycopg2");
@@ -575,7 +575,7 @@ TEST_F(ServeTest, ViewsSayWhenADatabaseIsDown) {
 TEST_F(ServeTest, IdleSessionsAreClosed) {
   start("idle_timeout_s = 1\n");
   pqxx::connection c(conninfo());
-  EXPECT_EQ(pqxx::nontransaction(c).query_value<int>("SELECT 1"), 1);
+  EXPECT_EQ(pqxx::nontransaction(c).exec1("SELECT 1")[0].as<int>(), 1);
   // Idle: the server speaks first, a FATAL 57P05, and closes.
   const auto start_wait = std::chrono::steady_clock::now();
   pollfd p{c.sock(), POLLIN, 0};
@@ -590,10 +590,68 @@ TEST_F(ServeTest, IdleSessionsAreClosed) {
 TEST_F(ServeTest, SigtermStopsCleanlyAndTellsIdleSessions) {
   start();
   pqxx::connection c(conninfo());
-  EXPECT_EQ(pqxx::nontransaction(c).query_value<int>("SELECT 1"), 1);
+  EXPECT_EQ(pqxx::nontransaction(c).exec1("SELECT 1")[0].as<int>(), 1);
   test::ExitStatus st = server_->stop();
   EXPECT_EQ(st.code, 0) << server_->child().err();
   EXPECT_THROW(pqxx::nontransaction(c).exec("SELECT 1"), std::exception);
+}
+
+// The issue's load: 100 psql sessions at once, querying the views, while
+// transfers crash at every failpoint and the server's recovery timer (every
+// second) settles them. Every session must get every answer, and in the end
+// nothing is left prepared and no money was made or lost.
+TEST_F(ServeTest, HundredConcurrentPsqlSessionsWhileTransfersCrashAndRecoveryRuns) {
+  start("max_sessions = 150\n", "", 1);
+  constexpr int kSessions = 100;
+  constexpr int kQueries = 10;
+  fs::path script = dir_ / "load.sql";
+  {
+    std::ofstream out(script);
+    for (int i = 0; i < kQueries; ++i)
+      out << (i % 3 == 0   ? "SELECT count(*) >= 0 FROM in_doubt;\n"
+              : i % 3 == 1 ? "SELECT count(*) >= 0 FROM transactions;\n"
+                           : "SELECT count(*) = 2 FROM resources WHERE reachable;\n");
+  }
+  const auto started = std::chrono::steady_clock::now();
+  std::vector<std::unique_ptr<test::Child>> sessions;
+  std::fflush(nullptr);
+  for (int i = 0; i < kSessions; ++i)
+    sessions.push_back(std::make_unique<test::Child>(
+        psql_binary(),
+        std::vector<std::string>{"-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p",
+                                 std::to_string(server_->sql_port), "-U", "dtx_admin", "-d", "dtx", "-f",
+                                 script.string()},
+        std::map<std::string, std::string>{{"PGPASSWORD", kAdminPassword}, {"PGCONNECT_TIMEOUT", "30"}}, dir_,
+        "load" + std::to_string(i)));
+  // Crashed transfers meanwhile, one per account, at each failpoint in turn.
+  const char* failpoints[] = {"after-prepare", "after-decision", "after-first-commit"};
+  std::map<int, std::string> crashed;
+  for (int account = 1; account <= 6; ++account) {
+    const char* fp = failpoints[(account - 1) % 3];
+    ChildRun exec = run_dtx(transfer(account), {{"DTX_FAILPOINT", fp}});
+    EXPECT_TRUE(exec.status.killed_by(SIGKILL)) << exec.out << exec.err;
+    crashed[account] = fp;
+  }
+  int failed = 0;
+  for (int i = 0; i < kSessions; ++i) {
+    test::ExitStatus st = sessions[i]->wait();
+    std::string out = sessions[i]->out();
+    const bool ok = st.code == 0 && std::count(out.begin(), out.end(), '\n') == kQueries &&
+                    out.find('f') == std::string::npos;
+    if (!ok && ++failed <= 3) ADD_FAILURE() << "session " << i << " exit " << st.code << ": " << out << sessions[i]->err();
+  }
+  const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+  EXPECT_EQ(failed, 0);
+  std::cout << kSessions << " concurrent psql sessions x " << kQueries << " queries: all answered in "
+            << elapsed.count() << " ms while 6 transfers crashed\n";
+  // The recovery timer settles everything.
+  EXPECT_TRUE(test::eventually([&] { return prepared_of_ours() == 0; }, 60s));
+  for (const auto& [account, fp] : crashed) {
+    const std::int64_t moved = std::string(fp) == "after-prepare" ? 0 : 10;
+    EXPECT_EQ(balance(my_, account), kInitialBalance - moved) << fp;
+    EXPECT_EQ(balance(pg_, account), kInitialBalance + moved) << fp;
+  }
+  EXPECT_EQ(total(), 2 * kAccounts * kInitialBalance);
 }
 
 }  // namespace
