@@ -509,6 +509,21 @@ print(cur.fetchone()[0])
   EXPECT_EQ(child.out(), "[('my', True)]\nTrue\n42P01\nit's\n");
 }
 
+// pgjdbc: extended protocol throughout, named statements after its
+// prepareThreshold, binary results for the types it knows.
+TEST_F(ServeTest, JdbcClient) {
+  start();
+  const fs::path source = fs::path(DTX_SOURCE_DIR) / "tests" / "clients" / "JdbcClient.java";
+  std::fflush(nullptr);
+  test::Child child("/usr/bin/java",
+                    {"-cp", "/usr/share/java/postgresql.jar", source.string(), std::to_string(server_->sql_port),
+                     kAdminPassword},
+                    {}, dir_, "jdbc");
+  test::ExitStatus st = child.wait();
+  ASSERT_EQ(st.code, 0) << child.out() << child.err();
+  EXPECT_EQ(child.out(), "pg true true\n42P01\ntrue\ncalled\n");
+}
+
 // What a scrape shows: the Prometheus text format, with the admin console's
 // own counters moved by what this test did.
 TEST_F(ServeTest, MetricsAreScrapedOverHttp) {
