@@ -254,6 +254,9 @@ class MessageWriter {
   void put_int16(std::int16_t v);
   void put_int32(std::int32_t v);
   void put_cstring(std::string_view s);
+  void put_count(std::size_t n, const char* what);  // Int16 count, up to 65535
+  template <class Values>
+  void put_row(const Values& values);
   void put_fields(char type, const ErrorFields& fields);
   void empty_message(char type);
 
