@@ -65,6 +65,7 @@
 #include "coordinator/coordinator_core.h"
 #include "coordinator/failpoint.h"
 #include "base/logging.h"
+#include "metrics/metrics.h"
 #include "recovery/finish_branch.h"
 #include "undo-log/at_session.h"
 
@@ -91,6 +92,15 @@ Error timeout_error(const std::string& gtrid, std::chrono::milliseconds timeout,
                      std::to_string(timeout.count()) + " ms " + when + "; rolled back";
   if (cause) what += ": " + cause->summary();
   return Error(std::move(d), what);
+}
+
+// Puts a transaction in its end state and counts it (dtx_transactions_total).
+void set_end_state(TransactionState& state, TransactionState to) noexcept {
+  using metrics::TransactionOutcome;
+  state = to;
+  metrics::transaction_finished(to == TransactionState::committed     ? TransactionOutcome::committed
+                                : to == TransactionState::rolled_back ? TransactionOutcome::rolled_back
+                                                                      : TransactionOutcome::in_doubt);
 }
 
 // Run `step` on every branch (in parallel if asked); collect the errors per branch.
@@ -360,7 +370,7 @@ void GlobalTransaction::rollback_all() noexcept {
       core_->hand_to_recovery(gtrid_, LoggedDecision::none);
     }
   branches_.clear();  // leases return sessions to the pool (or close broken ones)
-  state_ = TransactionState::rolled_back;
+  set_end_state(state_, TransactionState::rolled_back);
 }
 
 void GlobalTransaction::commit() {
@@ -389,7 +399,7 @@ void GlobalTransaction::commit_one_phase() {
     }
   }
   branches_.clear();
-  state_ = TransactionState::committed;
+  set_end_state(state_, TransactionState::committed);
 }
 
 void GlobalTransaction::commit_two_phase() {
@@ -414,7 +424,7 @@ void GlobalTransaction::commit_two_phase() {
     core_->log().log_commit(gtrid_, refs);
   } catch (const Error& e) {
     // Unknown whether the record reached the disk: neither commit nor roll back.
-    state_ = TransactionState::in_doubt;
+    set_end_state(state_, TransactionState::in_doubt);
     branches_.clear();  // closing the connections leaves the branches prepared
     logger().error("{}: commit decision could not be made durable; branches left prepared for "
                    "recovery: {}", gtrid_, e.what());
@@ -458,11 +468,11 @@ void GlobalTransaction::commit_two_phase() {
     else
       core_->forget_later(gtrid_, std::move(at_branches), /*end=*/true);
     branches_.clear();
-    state_ = TransactionState::committed;
+    set_end_state(state_, TransactionState::committed);
     return;
   }
   if (!at_branches.empty()) core_->forget_later(gtrid_, std::move(at_branches), /*end=*/false);
-  state_ = TransactionState::in_doubt;
+  set_end_state(state_, TransactionState::in_doubt);
   core_->hand_to_recovery(gtrid_, LoggedDecision::commit);
   Error::Details d = first->details();
   d.code = Errc::in_doubt;

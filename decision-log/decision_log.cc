@@ -88,6 +88,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <climits>
 #include <cstdio>
 #include <cstring>
@@ -101,6 +102,7 @@
 #include "decision-log/log_writer.h"
 #include "dtx/config.h"
 #include "dtx/error.h"
+#include "metrics/metrics.h"
 
 namespace dtx {
 
@@ -544,13 +546,16 @@ void DecisionLog::Impl::flush(std::unique_lock<std::mutex>& lock, bool may_exten
 
   // Nothing below may throw past here: the flush role must be given back.
   std::optional<Error> error;
+  std::chrono::nanoseconds took{0};  // the write and the fdatasync
   try {
     if (options_.before_flush) options_.before_flush();
+    const auto started = std::chrono::steady_clock::now();
     const std::uint64_t offset = writer_.segment_size();
     std::string framed;
     for (const QueuedRecord& queued : batch) writer_.append(queued.payload, &framed);
     write_all(segment_fd_, framed, offset, segment_path_);
     if (options_.sync) sync_file(segment_fd_, segment_path_);
+    took = std::chrono::steady_clock::now() - started;
   } catch (const Error& e) {
     error = e;
   } catch (const std::exception& e) {  // out of memory while framing
@@ -564,6 +569,7 @@ void DecisionLog::Impl::flush(std::unique_lock<std::mutex>& lock, bool may_exten
   std::vector<DecisionRecord> carried;
   bool compact = false;
   bool extend = false;
+  std::size_t decisions = 0;
   if (failed) {
     logger().error("{}", error->what());
     failure_ = std::move(error);
@@ -572,6 +578,7 @@ void DecisionLog::Impl::flush(std::unique_lock<std::mutex>& lock, bool may_exten
     for (QueuedRecord& queued : batch) {
       if (queued.record.type == RecordType::commit) {
         open_[std::move(queued.record.gtrid)] = std::move(queued.record.branches);
+        ++decisions;
       }
     }
     compact = writer_.segment_size() > rollover_at_ && segment_seq_ < kMaxSeq;
@@ -593,6 +600,7 @@ void DecisionLog::Impl::flush(std::unique_lock<std::mutex>& lock, bool may_exten
   // waiter, of this batch or queued since, must wake up and see it.
   futex_bump_and_wake(batch_word(batch_no), INT_MAX);
   if (failed) futex_bump_and_wake(batch_word(batch_no + 1), INT_MAX);
+  if (!failed) metrics::decisions_flushed(decisions, took);
 
   if (compact) {
     try {

@@ -16,6 +16,7 @@
 #include "drivers/mysql_driver.h"
 #include "drivers/postgres_driver.h"
 #include "dtx/error.h"
+#include "metrics/metrics.h"
 
 namespace dtx {
 
@@ -241,8 +242,10 @@ SessionLease ResourceManager::acquire() {
     return SessionLease(this, connect_());
   } catch (const Error& e) {
     if (e.code() != Errc::unavailable) throw;
+    metrics::connection_error(config_.name);
     throw connect_failure(config_, e.details());
   } catch (const std::exception& e) {
+    metrics::connection_error(config_.name);
     throw connect_failure(config_, {.server_message = e.what()});
   }
 }

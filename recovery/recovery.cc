@@ -64,6 +64,7 @@
 #include "base/transaction_id.h"
 #include "base/logging.h"
 #include "dtx/error.h"
+#include "metrics/metrics.h"
 #include "recovery/finish_branch.h"
 
 namespace dtx {
@@ -156,9 +157,49 @@ std::vector<std::string> delete_incarnation(LogState::Incarnation& inc) {
   return failed;
 }
 
+// The prepared-branch gauges of one resource (dtx_prepared_branches,
+// dtx_prepared_oldest_age_seconds), from the branches prepared there.
+struct PreparedTally {
+  std::size_t count = 0;
+  std::optional<std::chrono::system_clock::time_point> oldest;  // of those with a known time
+
+  void add(const PreparedXid& p) {
+    ++count;
+    if (p.prepared_at && (!oldest || *p.prepared_at < *oldest)) oldest = p.prepared_at;
+  }
+  void publish(std::string_view resource) const {
+    const double age =
+        oldest ? std::max(0.0, std::chrono::duration<double>(std::chrono::system_clock::now() - *oldest).count())
+               : 0.0;
+    metrics::prepared_branches(resource, count, age);
+  }
+};
+
+bool finished(BranchAction action) {
+  return action == BranchAction::committed || action == BranchAction::rolled_back ||
+         action == BranchAction::already_finished;
+}
+
+// A pass's metrics: its outcome and duration, what it did with each branch,
+// the global transactions it left in doubt. A dry run sets the last only.
+void publish_pass(const RecoveryReport& report, bool dry_run) {
+  std::set<std::string> in_doubt;
+  for (const auto& b : report.branches) {
+    if (is_left_in_doubt(b.action)) in_doubt.insert(b.gtrid);
+    if (!dry_run) metrics::recovery_branch(to_string(b.action));
+  }
+  metrics::recovery_pass({.outcome = !report.errors.empty() ? metrics::PassOutcome::error
+                                     : in_doubt.empty()      ? metrics::PassOutcome::settled
+                                                             : metrics::PassOutcome::left_in_doubt,
+                          .took = report.elapsed,
+                          .transactions_in_doubt = in_doubt.size(),
+                          .dry_run = dry_run});
+}
+
 }  // namespace
 
 void record_heuristic(const fs::path& log_dir, const HeuristicOutcome& h) {
+  metrics::heuristic_outcome(h.by);  // it happened, whether or not it can be recorded
   fs::create_directories(log_dir);
   fs::path file = log_dir / "heuristics.log";
   std::time_t now = std::time(nullptr);
@@ -255,7 +296,11 @@ PreparedByResource list_prepared(const Config& config, const ResourceLookup& res
   PreparedByResource result;
   for (auto& [name, job] : jobs) {
     try {
-      result.emplace(name, job.get());
+      std::vector<PreparedXid> listed = job.get();
+      PreparedTally tally;
+      for (const PreparedXid& p : listed) tally.add(p);
+      tally.publish(name);
+      result.emplace(name, std::move(listed));
     } catch (const std::exception& e) {
       errors.push_back(std::string(kCannotListPrefix) + name + when + ": " + e.what());
     }
@@ -299,6 +344,7 @@ RecoveryReport RecoveryScanner::run(const RecoveryOptions& options) {
                                    BranchAction::left_log_damaged, "decision logs unreadable"});
     report.elapsed = std::chrono::duration_cast<std::chrono::microseconds>(
         std::chrono::steady_clock::now() - started);
+    publish_pass(report, options.dry_run);
     return report;
   }
   auto& incarnations = logs.incarnations;
@@ -478,8 +524,15 @@ RecoveryReport RecoveryScanner::run(const RecoveryOptions& options) {
       logger().warn("{}: recovery could not finish the branch on {}: {}", b.gtrid, b.resource, b.detail);
     else if (!is_left_in_doubt(b.action))
       logger().info("{}: recovery: branch on {} {}", b.gtrid, b.resource, to_string(b.action));
+  // What is still prepared now, rather than what scan 2 found before acting.
+  std::map<std::string, PreparedTally, std::less<>> still;
+  for (const auto& [resource, list] : second) still[resource];  // nothing left shows 0
+  for (const auto& b : report.branches)
+    if (!finished(b.action)) still[b.resource].add(b.prepared);
+  for (const auto& [resource, tally] : still) tally.publish(resource);
   report.elapsed = std::chrono::duration_cast<std::chrono::microseconds>(
       std::chrono::steady_clock::now() - started);
+  publish_pass(report, options.dry_run);
   return report;
 }
 

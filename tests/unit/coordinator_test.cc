@@ -13,6 +13,7 @@
 #include "coordinator/coordinator_core.h"
 #include "dtx/dtx.h"
 #include "recovery/finish_branch.h"
+#include "support/metrics_scrape.h"
 #include "support/test_env.h"
 
 namespace dtx {
@@ -303,6 +304,46 @@ TEST_F(CoordinatorTest, InProcessRecoveryFinishesAnInDoubtCommit) {
   EXPECT_EQ(dbs_["b"].committed.count(tx.id()), 1u);
   EXPECT_TRUE(dbs_["b"].prepared.empty());
   EXPECT_EQ(core->log().open_decisions(), 0u);  // END written once every branch is done
+}
+
+TEST_F(CoordinatorTest, InDoubtCommitAndThePassThatFinishesItAreCounted) {
+  dbs_["b"].fail_commits = kPhase2Attempts;
+  auto core = make_core();
+  Coordinator coord = detail::CoordinatorAccess::wrap(core);
+  const test::MetricsScrape before = test::MetricsScrape::take();
+  Transaction tx = coord.begin();
+  tx.execute("a", "UPDATE a");
+  tx.execute("b", "UPDATE b");
+  EXPECT_THROW(tx.commit(), Error);
+  const test::MetricsScrape left = test::MetricsScrape::take();
+  EXPECT_EQ(left.since(before, "dtx_transactions_total{outcome=\"in_doubt\"}"), 1);
+  EXPECT_EQ(left.value("dtx_transactions_total{outcome=\"committed\"}"),
+            before.value("dtx_transactions_total{outcome=\"committed\"}"));
+  EXPECT_EQ(left.since(before, "dtx_decisions_logged_total"), 1);
+
+  ASSERT_TRUE(core->recover_now().settled());
+  const test::MetricsScrape after = test::MetricsScrape::take();
+  EXPECT_EQ(after.since(left, "dtx_recovery_passes_total{outcome=\"settled\"}"), 1);
+  EXPECT_EQ(after.since(left, "dtx_recovery_pass_seconds_count"), 1);
+  EXPECT_EQ(after.since(left, "dtx_recovery_branches_total{action=\"committed\"}"), 1);
+  EXPECT_EQ(after.value("dtx_transactions_in_doubt"), 0);
+  EXPECT_EQ(after.value("dtx_prepared_branches{resource=\"b\"}"), 0);  // after the pass, not scan 2's 1
+}
+
+TEST_F(CoordinatorTest, PassThatLeavesABranchCountsItInDoubt) {
+  auto core = make_core();
+  Coordinator coord = detail::CoordinatorAccess::wrap(core);
+  Transaction tx = coord.begin();
+  tx.execute("a", "UPDATE a");
+  dbs_["a"].prepared.insert(tx.id());  // prepared, decision pending, owner alive
+  const test::MetricsScrape before = test::MetricsScrape::take();
+  core->recover_now();
+  const test::MetricsScrape after = test::MetricsScrape::take();
+  EXPECT_EQ(after.since(before, "dtx_recovery_passes_total{outcome=\"left_in_doubt\"}"), 1);
+  EXPECT_EQ(after.since(before, "dtx_recovery_branches_total{action=\"left_owner_alive\"}"), 1);
+  EXPECT_EQ(after.value("dtx_transactions_in_doubt"), 1);
+  EXPECT_EQ(after.value("dtx_prepared_branches{resource=\"a\"}"), 1);
+  dbs_["a"].prepared.clear();
 }
 
 TEST_F(CoordinatorTest, InProcessRecoveryLeavesLiveTransactionsAlone) {
