@@ -1,0 +1,142 @@
+// The admin console server in-process (server/admin_server.h), with no
+// database: many libpq clients at once on the views that need none (help,
+// recovery_passes), cancel, and stop. Run by the ThreadSanitizer build too,
+// which is what it is for: the sessions' strands, the work pool, the cancel
+// path and shutdown all cross threads.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+#include <utility>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <pqxx/pqxx>
+
+#include "admin/console.h"
+#include "server/admin_server.h"
+#include "support/test_env.h"
+
+namespace dtx::server {
+namespace {
+
+class AdminServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = test::fresh_dir("admin-server");
+    Config config;
+    config.coordinator.id = "as";
+    config.coordinator.log_dir = dir_ / "log";
+    ResourceConfig nowhere;
+    nowhere.name = "nowhere";
+    nowhere.type = ResourceType::postgres;
+    nowhere.port = 1;  // nothing listens there; no test here reads a database view
+    nowhere.user = nowhere.database = "x";
+    nowhere.connect_timeout_s = 1;
+    config.resources.emplace(nowhere.name, nowhere);
+    AdminConfig admin;
+    admin.listen = {"127.0.0.1", 0};
+    admin.auth = AdminConfig::Auth::trust;
+    admin.statement_timeout = std::chrono::milliseconds(20'000);
+    config.admin = admin;
+    console_ = std::make_unique<admin::Console>(config);
+    server_ = std::make_unique<AdminServer>(io_, work_, *console_, admin);
+    port_ = server_->start().port;
+    for (int i = 0; i < 2; ++i) io_threads_.emplace_back([this] { io_.run(); });
+  }
+
+  void TearDown() override {
+    server_->stop();
+    for (auto& t : io_threads_) t.join();  // returns once every session has ended
+    work_.join();
+    server_.reset();
+    console_.reset();
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+
+  std::string conninfo() const {
+    return "host=127.0.0.1 port=" + std::to_string(port_) + " user=dtx_admin dbname=dtx connect_timeout=10";
+  }
+
+  std::filesystem::path dir_;
+  boost::asio::io_context io_;
+  boost::asio::thread_pool work_{4};
+  std::unique_ptr<admin::Console> console_;
+  std::unique_ptr<AdminServer> server_;
+  std::vector<std::thread> io_threads_;
+  int port_ = 0;
+};
+
+TEST_F(AdminServerTest, ManyClientsAtOnce) {
+  constexpr int kClients = 16;
+  constexpr int kRounds = 20;
+  std::atomic<int> answered{0};
+  std::vector<std::string> failures(kClients);
+  std::vector<std::thread> clients;
+  for (int c = 0; c < kClients; ++c)
+    clients.emplace_back([&, c] {
+      try {
+        pqxx::connection conn(conninfo());
+        for (int r = 0; r < kRounds; ++r) {
+          pqxx::nontransaction tx(conn);
+          // Simple protocol, then extended with a parameter.
+          pqxx::result all = tx.exec("SELECT count(*) FROM help");
+          pqxx::result some = tx.exec_params("SELECT count(*) FROM help WHERE kind = $1", "view");
+          if (all[0][0].as<long>() > some[0][0].as<long>() && some[0][0].as<long>() >= 8) ++answered;
+        }
+      } catch (const std::exception& e) {
+        failures[c] = e.what();
+      }
+    });
+  for (auto& t : clients) t.join();
+  for (int c = 0; c < kClients; ++c) EXPECT_EQ(failures[c], "") << "client " << c;
+  EXPECT_EQ(answered, kClients * kRounds);
+}
+
+TEST_F(AdminServerTest, CancelReachesTheRightSession) {
+  pqxx::connection busy(conninfo());
+  pqxx::connection bystander(conninfo());
+  std::atomic<bool> done{false};
+  std::string sqlstate;
+  std::thread runner([&] {
+    try {
+      pqxx::nontransaction tx(busy);
+      tx.exec("WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n) SELECT count(*) FROM n");
+    } catch (const pqxx::sql_error& e) {
+      sqlstate = e.sqlstate();
+    }
+    done = true;
+  });
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+  while (!done && std::chrono::steady_clock::now() < deadline) {
+    busy.cancel_query();
+    // The other session is untouched by the cancels.
+    pqxx::nontransaction tx(bystander);
+    EXPECT_EQ(tx.exec1("SELECT 5")[0].as<int>(), 5);
+  }
+  runner.join();
+  EXPECT_EQ(sqlstate, "57014");
+}
+
+TEST_F(AdminServerTest, StopEndsIdleSessions) {
+  pqxx::connection c(conninfo());
+  EXPECT_EQ(pqxx::nontransaction(c).exec1("SELECT 1")[0].as<int>(), 1);
+  server_->stop();
+  // The session is told and closed; the next statement fails.
+  bool failed = false;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!failed && std::chrono::steady_clock::now() < deadline) {
+    try {
+      pqxx::nontransaction(c).exec("SELECT 1");
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));  // poll interval while the stop lands
+    } catch (const std::exception&) {
+      failed = true;
+    }
+  }
+  EXPECT_TRUE(failed);
+  EXPECT_THROW(pqxx::connection(conninfo()), std::exception) << "no new connection after stop";
+}
+
+}  // namespace
+}  // namespace dtx::server
