@@ -102,7 +102,8 @@ struct Metrics {
       "failed, ...)");
   Family<Counter>& heuristics = family(prometheus::BuildCounter(), *registry,
       "dtx_heuristic_outcomes_total",
-      "Branches that ended against or without the logged decision, by who ended them");
+      "Heuristic outcomes (a branch ended against or without the logged decision, or an AT "
+      "rollback that met a dirty write), by who was acting");
   Gauge& admin_sessions = family(prometheus::BuildGauge(), *registry, "dtx_admin_sessions",
       "Admin console sessions open now").Add({});
   Counter& admin_sessions_total = family(prometheus::BuildCounter(), *registry,

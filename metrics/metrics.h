@@ -60,8 +60,8 @@ void recovery_pass(const RecoveryPass& pass) noexcept;
 // (recovery.h's to_string(BranchAction): "committed", "left_owner_alive", ...).
 void recovery_branch(std::string_view action) noexcept;
 
-// A heuristic outcome was found or caused; `by` is who ended the branch
-// against (or without) the decision: "database", "operator", ...
+// A heuristic outcome was found or caused (recovery.h's HeuristicOutcome);
+// `by` is who was acting: "coordinator", "recovery" or "operator".
 void heuristic_outcome(std::string_view by) noexcept;
 
 // What the latest listing of `resource` found prepared: `count` branches, the
@@ -76,6 +76,8 @@ void connection_error(std::string_view resource) noexcept;
 
 // ---- The admin console (dtx serve) ----
 
+// A session authenticated (dtx_admin_sessions up, dtx_admin_sessions_total
+// counted); closed: that session ended, however. Call them in pairs.
 void admin_session_opened() noexcept;
 void admin_session_closed() noexcept;
 // A login refused (wrong user or password, whatever was wrong).

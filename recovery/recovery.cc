@@ -38,6 +38,13 @@
 //      settled: its segments and lock file are deleted (under its lock).
 // Branches are finished in parallel, several connections per resource.
 //
+// METRICS (docs/metrics.md)
+// Every listing sets the resource's prepared-branch gauges; a pass sets them
+// again from what is still prepared after it acted, sets the gauge of the
+// transactions it left in doubt, and counts itself and its branches' actions
+// (a dry run sets the gauges only). record_heuristic() counts every
+// heuristic outcome, whoever records it.
+//
 // SAFETY WITH OTHERS RUNNING
 // Live dtx processes: their undecided branches are never touched, their logs
 // never deleted. Another recovery pass or an operator (dtx commit/rollback):

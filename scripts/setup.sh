@@ -29,7 +29,7 @@ PACKAGES=(
   build-essential cmake pkg-config ccache
   libmysqlcppconn-dev libpqxx-dev libboost-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev
-  libpg-query-dev
+  libpg-query-dev prometheus-cpp-dev libsqlite3-dev libssl-dev python3-psycopg2 clang
   mariadb-server mariadb-client postgresql-15 postgresql-client-15
   gnuplot-nox
 )

@@ -5,5 +5,6 @@
 #include "dtx/coordinator.h"
 #include "dtx/error.h"
 #include "dtx/logging.h"
+#include "dtx/metrics.h"
 #include "dtx/value.h"
 #include "dtx/version.h"

@@ -6,7 +6,8 @@
 // passes, prepared branches per resource, heuristic outcomes, connection
 // errors. An application publishes it in one of two ways:
 //
-//   // with prometheus-cpp (link prometheus-cpp::pull for the Exposer)
+//   // with prometheus-cpp (<prometheus/exposer.h>, <prometheus/registry.h>;
+//   // link prometheus-cpp::pull for the Exposer)
 //   prometheus::Exposer exposer{"127.0.0.1:9464"};
 //   exposer.RegisterCollectable(dtx::metrics_registry());
 //

@@ -2,8 +2,11 @@
 #include <dtx/dtx.h>
 
 #include <iostream>
+#include <string>
 
 int main() {
+  // The metrics need prometheus-cpp at link time: find_package(dtx) must bring it.
+  if (dtx::metrics_text().find("dtx_transactions_total") == std::string::npos) return 1;
   try {
     dtx::parse_config("[coordinator]\nid = 'x'\nlog_dir = '/tmp'\n[resources.a]\ntype = 'oracle'\n", "consumer.toml");
   } catch (const dtx::Error& e) {

@@ -10,12 +10,14 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <stdexcept>
 
 #include "coordinator/coordinator_core.h"
 #include "drivers/null_driver.h"
 #include "dtx/dtx.h"
 #include "metrics/metrics.h"
+#include "recovery/recovery.h"
 #include "support/metrics_scrape.h"
 #include "support/test_env.h"
 
@@ -30,7 +32,7 @@ using test::MetricsScrape;
 TEST(Metrics, EveryMetricHasHelpAndTypeOnceItHasASeries) {
   metrics::prepared_branches("mt_described", 0, 0);
   metrics::recovery_branch("committed");
-  metrics::heuristic_outcome("database");
+  metrics::heuristic_outcome("recovery");
   metrics::admin_command("select", "ok");
   metrics::connection_error("mt_described");
   const std::pair<const char*, const char*> metrics[] = {
@@ -155,9 +157,21 @@ TEST(Metrics, LabelledCountersCountPerLabel) {
   EXPECT_EQ(after.since(before, "dtx_recovery_branches_total{action=\"committed\"}"), 2);
   EXPECT_EQ(after.since(before, "dtx_recovery_branches_total{action=\"left_owner_alive\"}"), 1);
   EXPECT_EQ(after.since(before, "dtx_heuristic_outcomes_total{by=\"operator\"}"), 1);
-  EXPECT_EQ(after.since(before, "dtx_heuristic_outcomes_total{by=\"database\"}"), 0);
+  EXPECT_EQ(after.since(before, "dtx_heuristic_outcomes_total{by=\"coordinator\"}"), 0);
   EXPECT_EQ(after.since(before, "dtx_resource_connection_errors_total{resource=\"mt_bank1\"}"), 1);
   EXPECT_EQ(after.since(before, "dtx_admin_commands_total{command=\"commit_prepared\",outcome=\"refused\"}"), 1);
+}
+
+TEST(Metrics, HeuristicOutcomeIsCountedEvenIfItCannotBeRecorded) {
+  const std::filesystem::path dir = test::fresh_dir("metrics-heuristic");
+  const HeuristicOutcome h{"mt.0000000000000001.1", "mt_bank1", "commit", "rolled_back", "operator", "test"};
+  const MetricsScrape before = MetricsScrape::take();
+  record_heuristic(dir, h);
+  std::ofstream(dir / "file") << "not a directory";
+  EXPECT_THROW(record_heuristic(dir / "file", h), std::exception);  // log_dir is a file
+  const MetricsScrape after = MetricsScrape::take();
+  EXPECT_EQ(after.since(before, "dtx_heuristic_outcomes_total{by=\"operator\"}"), 2);
+  std::filesystem::remove_all(dir);
 }
 
 TEST(Metrics, AdminSessionsGaugeFollowsOpenAndClose) {
