@@ -38,7 +38,8 @@ struct Column {
 using Row = std::vector<std::optional<std::string>>;  // nullopt = NULL
 
 struct StatementResult {
-  // The CommandComplete tag: "SELECT 3", "COMMIT PREPARED", "ROLLBACK PREPARED",
+  // Empty for a statement of only comments (send EmptyQueryResponse).
+  // Otherwise the CommandComplete tag: "SELECT 3", "COMMIT PREPARED", "ROLLBACK PREPARED",
   // "CALL", "BEGIN", "COMMIT", "ROLLBACK", "SET", "SHOW", "RESET", "DISCARD ALL".
   std::string tag;
   bool has_rows = false;  // send RowDescription + DataRows (else no row description)
@@ -69,6 +70,12 @@ struct ConsoleOptions {
   std::chrono::milliseconds statement_timeout{30'000};  // 0 = none
   std::size_t recent_passes = 100;                      // kept in recovery_passes
 };
+
+// The server_version the console reports (ParameterStatus, SHOW
+// server_version): PostgreSQL-like, "16.0", so clients parse it.
+std::string server_version();
+// What the SQL function version() returns: "PostgreSQL 16.0 (dtx admin console <version>)".
+std::string version_string();
 
 class ConsoleSession;
 
