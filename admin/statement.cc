@@ -307,8 +307,8 @@ std::string Parser::rewritten_query() const {
         }
         if (j + 1 < t_.size() && t_[j].text == "[" && t_[j + 1].text == "]") j += 2;
       }
-      pos = j < t_.size() ? t_[j].begin : text_.size();
-      // Keep what followed the type name (whitespace, comments) from pos.
+      // Keep what followed the type name (whitespace, comments).
+      pos = t_[j - 1].end;
       k = j - 1;
       continue;
     }
