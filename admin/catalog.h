@@ -18,7 +18,7 @@ namespace dtx::admin {
 enum class Source {
   scan,        // a dry-run recovery pass + AT global locks: in_doubt, transactions, at_branches, global_locks
   resources,   // one connection per resource: resources
-  logs,        // the decision logs in log_dir: incarnations
+  logs,        // the decision logs in log_dir (+ which incarnations own prepared branches): incarnations
   heuristics,  // <log_dir>/heuristics.log
   passes,      // this process's memory: recovery_passes
   help,        // static

@@ -187,8 +187,16 @@ struct Console::Impl {
       }
       case Source::resources: return resources_snapshot(config, lookup);
       case Source::logs: {
+        // Which incarnations own prepared branches decides what counts as damage.
+        std::vector<std::string> unlisted;  // the scan behind in_doubt reports these
+        std::set<std::string> referenced;
+        for (const auto& [resource, list] : list_prepared(config, lookup, "", unlisted))
+          for (const auto& p : list)
+            if (auto parts = p.is_dtx ? parse_gtrid(p.xid.gtrid) : std::nullopt;
+                parts && parts->coordinator_id == config.coordinator.id)
+              referenced.insert(parts->incarnation);
         std::lock_guard pass(pass_mu);
-        return logs_snapshot(config, incarnation());
+        return logs_snapshot(config, incarnation(), referenced);
       }
       case Source::heuristics: return heuristics_snapshot(config);
       default: return {};

@@ -174,7 +174,8 @@ Snapshot resources_snapshot(const Config& config, const ResourceLookup& resource
   return snap;
 }
 
-Snapshot logs_snapshot(const Config& config, std::string_view own_incarnation) {
+Snapshot logs_snapshot(const Config& config, std::string_view own_incarnation,
+                       const std::set<std::string>& referenced) {
   Snapshot snap;
   Table& t = snap.tables["incarnations"];
   const fs::path& dir = config.coordinator.log_dir;
@@ -182,7 +183,7 @@ Snapshot logs_snapshot(const Config& config, std::string_view own_incarnation) {
   try {
     // This coordinator id's logs, read as recovery reads them (the dead ones
     // adopted for the look, so their damage can be told).
-    LogState state = read_log_state(dir, my_id);
+    LogState state = read_log_state(dir, my_id, referenced);
     for (const auto& p : state.problems) snap.problems.push_back({"decision log", p});
     for (const auto& [id, inc] : state.incarnations)
       t.push_back({my_id, id, std::int64_t{inc.alive() ? 1 : 0}, static_cast<std::int64_t>(inc.decisions.size()),

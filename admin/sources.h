@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <map>
+#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -34,9 +35,12 @@ Snapshot scan_snapshot(const Config& config, const ResourceLookup& resources, co
 // resources: each resource reached in parallel (version, settings, prepared count).
 Snapshot resources_snapshot(const Config& config, const ResourceLookup& resources);
 
-// incarnations: the decision logs in log_dir. `own_incarnation`: the
-// console's own (empty when it has none open).
-Snapshot logs_snapshot(const Config& config, std::string_view own_incarnation);
+// incarnations: the decision logs in log_dir, read as recovery reads them.
+// `own_incarnation`: the console's own (empty when it has none open);
+// `referenced`: the incarnations of this coordinator id that own prepared
+// branches (for them a cut or emptied log is damage, recovery.h).
+Snapshot logs_snapshot(const Config& config, std::string_view own_incarnation,
+                       const std::set<std::string>& referenced);
 
 // heuristics: <log_dir>/heuristics.log; a line that is not a JSON object is
 // shown with its text in `detail` and reported as a problem.
