@@ -240,6 +240,7 @@ class MysqlSession final : public BranchSession {
   void commit_local_with(std::string_view statement, std::span<const Param> params) override;
   void rollback() override;
   std::vector<PreparedXid> recover() override;
+  ServerInfo server_info() override;
   // KILL QUERY from a connection of its own (see the top of the file).
   void cancel_running_statement() noexcept override;
 
@@ -564,6 +565,12 @@ std::vector<PreparedXid> MysqlSession::recover() {
                 "MySQL 8 needs the XA_RECOVER_ADMIN privilege for XA RECOVER");
   }
   return out;
+}
+
+ServerInfo MysqlSession::server_info() {
+  require(BranchState::none, "read the server's version");
+  Result r = execute("SELECT VERSION()", {});
+  return {r.empty() ? std::string() : r[0].cell(0).value_or(""), std::nullopt};
 }
 
 void MysqlSession::cancel_running_statement() noexcept {

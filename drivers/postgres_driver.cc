@@ -207,6 +207,7 @@ class PostgresSession final : public BranchSession {
   void commit_local_with(std::string_view statement, std::span<const Param> params) override;
   void rollback() override;
   std::vector<PreparedXid> recover() override;
+  ServerInfo server_info() override;
   void cancel_running_statement() noexcept override;
 
  private:
@@ -495,6 +496,17 @@ std::vector<PreparedXid> PostgresSession::recover() {
     out.push_back(std::move(p));
   }
   return out;
+}
+
+ServerInfo PostgresSession::server_info() {
+  require(BranchState::none, "read the server's settings");
+  Result r = execute("SELECT current_setting('server_version'), "
+                     "current_setting('max_prepared_transactions')::int", {});
+  ServerInfo info;
+  if (r.empty()) return info;
+  info.version = r[0].cell(0).value_or("");
+  if (!r[0].is_null(1)) info.max_prepared_transactions = static_cast<int>(r[0].as_int64(1));
+  return info;
 }
 
 void PostgresSession::cancel_running_statement() noexcept {

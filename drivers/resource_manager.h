@@ -63,6 +63,13 @@ enum class FinishOutcome {
 
 const char* to_string(FinishOutcome outcome) noexcept;
 
+// What a database says about itself, for listings (the admin console's
+// resources view).
+struct ServerInfo {
+  std::string version;                                  // as the server reports it
+  std::optional<int> max_prepared_transactions;         // PostgreSQL only
+};
+
 struct [[nodiscard]] FinishResult {
   FinishOutcome outcome = FinishOutcome::done;
   std::optional<Error> error;  // what the database said, unless done
@@ -152,6 +159,9 @@ class Session {
   virtual std::string describe_rollback(const Xid& xid) { return {}; }
   // Prepared branches of this database (PostgreSQL: of the configured database).
   virtual std::vector<PreparedXid> recover() = 0;
+  // The server's version and settings worth showing; needs a session without
+  // a branch. Throws dtx::Error like execute().
+  virtual ServerInfo server_info() { return {}; }
 
   // True once the connection is known to be unusable (lost, or left in an
   // unknown state by an error): it is closed instead of being pooled.

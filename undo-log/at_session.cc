@@ -658,6 +658,8 @@ class AtSession final : public Session {
   FinishResult rollback_prepared(const Xid& xid) override;
   FinishResult rollback_prepared_overwriting(const Xid& xid) override;
   std::vector<PreparedXid> recover() override;
+  ServerInfo server_info() override { return inner_->server_info(); }
+  std::vector<GlobalLock> global_locks();
   std::string describe_rollback(const Xid& xid) override {
     if (inner_->state() != BranchState::none) return {};
     ensure_schema();
@@ -1488,6 +1490,27 @@ std::vector<PreparedXid> AtSession::recover() {
   return out;
 }
 
+std::vector<GlobalLock> AtSession::global_locks() {
+  if (inner_->state() != BranchState::none)
+    throw error(Errc::usage, "listing global locks needs a session without a branch");
+  ensure_schema();
+  const char* created = shared_->dialect == sql::Dialect::mysql
+                            ? "CAST(TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', created) AS CHAR)"
+                            : "(extract(epoch FROM created) * 1000000)::bigint::text";
+  Result r = inner_->execute(std::string("SELECT table_name, row_key, gtrid, branch, ") + created + " FROM " +
+                                 kLock + " ORDER BY created, table_name, row_key",
+                             {});
+  std::vector<GlobalLock> out;
+  for (const auto& row : r) {
+    GlobalLock l{row.cell(0).value_or(""), row.cell(1).value_or(""), row.cell(2).value_or(""),
+                 row.cell(3).value_or(""), std::nullopt};
+    if (row.cell(4))
+      l.created = std::chrono::system_clock::time_point(std::chrono::microseconds(std::stoll(*row.cell(4))));
+    out.push_back(std::move(l));
+  }
+  return out;
+}
+
 void AtSession::forget(std::span<const Xid> xids) {
   if (inner_->state() != BranchState::none)
     throw error(Errc::usage, "forgetting branches needs a session without a branch");
@@ -1653,6 +1676,12 @@ void forget_branches(Session& session, std::span<const Xid> branches) {
   auto* at = dynamic_cast<AtSession*>(&session);
   if (!at) throw Error({.code = Errc::usage}, "forget_branches needs a session of an AT resource");
   at->forget(branches);
+}
+
+std::vector<GlobalLock> list_global_locks(Session& session) {
+  auto* at = dynamic_cast<AtSession*>(&session);
+  if (!at) throw Error({.code = Errc::usage}, "global locks are listed on an AT resource's session only");
+  return at->global_locks();
 }
 
 bool is_at_session(const Session& session) noexcept { return dynamic_cast<const AtSession*>(&session) != nullptr; }

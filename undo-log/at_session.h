@@ -18,8 +18,12 @@
 //   recover             the undo records present (with the driver's XA branches)
 #pragma once
 
+#include <chrono>
 #include <memory>
+#include <optional>
 #include <span>
+#include <string>
+#include <vector>
 
 #include "drivers/resource_manager.h"
 
@@ -35,6 +39,19 @@ std::unique_ptr<ResourceManager> make_at_resource_manager(const ResourceConfig& 
 // must come from an AT resource manager and hold no branch. Throws dtx::Error
 // on failure (nothing is then deleted).
 void forget_branches(Session& session, std::span<const Xid> branches);
+
+// One row of dtx_global_lock: a row held by an unfinished AT branch.
+struct GlobalLock {
+  std::string table_name;  // schema.table
+  std::string row_key;     // JSON array of the primary key's images
+  std::string gtrid;       // the holder
+  std::string branch;      // its bqual (the resource's name)
+  std::optional<std::chrono::system_clock::time_point> created;
+};
+
+// The global locks held on `session`'s database (an AT session holding no
+// branch), oldest first. Throws dtx::Error like Session::execute().
+std::vector<GlobalLock> list_global_locks(Session& session);
 
 // Whether `session` is an AT session.
 bool is_at_session(const Session& session) noexcept;
