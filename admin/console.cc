@@ -64,6 +64,7 @@
 #include "decision-log/decision_log.h"
 #include "dtx/error.h"
 #include "dtx/version.h"
+#include "metrics/metrics.h"
 #include "recovery/operator.h"
 #include "undo-log/at_session.h"
 
@@ -92,15 +93,18 @@ uint32_t postgres_type_oid(ColumnType type) noexcept {
   return 25;
 }
 
-std::string server_version() { return "16.0"; }
+std::string server_version() { return "15.0"; }
 
-std::string version_string() { return std::string("PostgreSQL 16.0 (dtx admin console ") + kVersion + ")"; }
+std::string version_string() { return std::string("PostgreSQL 15.0 (dtx admin console ") + kVersion + ")"; }
 
 namespace {
 
 // Every command, with who ran it and how it ended.
-void audit(const std::string& user, const std::string& peer, std::string_view statement, std::string_view outcome) {
-  // metrics: admin_command(command, outcome)
+// `command` and `result` are the metric's labels (few values); `outcome` the
+// words for the log.
+void audit(const std::string& user, const std::string& peer, std::string_view command, std::string_view result,
+           std::string_view statement, std::string_view outcome) {
+  metrics::admin_command(command, result);
   logger().info("admin console: user {} from {}: {} -> {}", user, peer, statement, outcome);
 }
 
@@ -682,7 +686,7 @@ StatementError settle_error(const Error& e, const ParsedStatement& p) {
 std::optional<std::string> ConsoleSession::Impl::setting(const std::string& name) const {
   if (auto it = settings.find(name); it != settings.end()) return it->second;
   if (name == "server_version") return server_version();
-  if (name == "server_version_num") return "160000";
+  if (name == "server_version_num") return "150000";
   if (name == "client_encoding" || name == "server_encoding") return "UTF8";
   if (name == "datestyle") return "ISO, MDY";
   if (name == "timezone" || name == "log_timezone") return "UTC";
@@ -902,6 +906,7 @@ StatementResult ConsoleSession::Impl::run_query(const std::string& sql, std::spa
 }
 
 StatementResult ConsoleSession::Impl::settle(const ParsedStatement& p, std::string_view statement) {
+  const std::string command = p.accept_current ? "CALL accept_current" : p.verb;
   SettleResult result;
   try {
     std::lock_guard pass(console->pass_mu);
@@ -911,7 +916,7 @@ StatementResult ConsoleSession::Impl::settle(const ParsedStatement& p, std::stri
                                  .accept_current = p.accept_current});
   } catch (const Error& e) {
     StatementError err = settle_error(e, p);
-    audit(user, peer, statement, "refused (" + err.sqlstate + "): " + err.what());
+    audit(user, peer, command, "refused", statement, "refused (" + err.sqlstate + "): " + err.what());
     throw err;
   }
   std::string detail;
@@ -935,10 +940,10 @@ StatementResult ConsoleSession::Impl::settle(const ParsedStatement& p, std::stri
                                    " once the failing resource is reachable (SELECT * FROM resources); SELECT * FROM "
                                    "in_doubt WHERE gtrid = " + q + " shows what is left";
     StatementError err("58000", p.verb + " " + q + " did not finish every branch", detail, hint);
-    audit(user, peer, statement, "not finished: " + replace_all(detail, "\n", "; "));
+    audit(user, peer, command, "not_finished", statement, "not finished: " + replace_all(detail, "\n", "; "));
     throw err;
   }
-  audit(user, peer, statement, "done: " + replace_all(detail, "\n", "; "));
+  audit(user, peer, command, "done", statement, "done: " + replace_all(detail, "\n", "; "));
   StatementResult r = branch_result(p.verb, result.branches);
   r.notices = std::move(notices);
   return r;
@@ -960,7 +965,8 @@ StatementResult ConsoleSession::Impl::recover(const ParsedStatement& p, std::str
   for (const auto& e : report.errors) r.notices.push_back("error: " + e);
   for (const auto& h : report.heuristics)
     r.notices.push_back("HEURISTIC outcome of " + h.gtrid + " on " + h.resource + ": " + h.outcome);
-  audit(user, peer, statement, summary);
+  audit(user, peer, p.dry_run ? "CALL recover(dry_run)" : "CALL recover", report.errors.empty() ? "done" : "errors",
+        statement, summary);
   return r;
 }
 

@@ -72,9 +72,9 @@ struct ConsoleOptions {
 };
 
 // The server_version the console reports (ParameterStatus, SHOW
-// server_version): PostgreSQL-like, "16.0", so clients parse it.
+// server_version): PostgreSQL-like, "15.0" (the psql of Debian 12 warns about any other major), so clients parse it.
 std::string server_version();
-// What the SQL function version() returns: "PostgreSQL 16.0 (dtx admin console <version>)".
+// What the SQL function version() returns: "PostgreSQL 15.0 (dtx admin console <version>)".
 std::string version_string();
 
 class ConsoleSession;

@@ -61,7 +61,6 @@
 #include "admin/console.h"
 #include "base/logging.h"
 #include "dtx/error.h"
-#include "dtx/version.h"
 #include "metrics/metrics.h"
 #include "pgwire/protocol.h"
 #include "pgwire/scram.h"
@@ -78,26 +77,24 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 constexpr auto kWriteTimeout = std::chrono::seconds(30);
-// What psql and drivers read from server_version: a PostgreSQL 15 look-alike
-// (a different major makes psql warn), then what it really is.
-const std::string kServerVersion = std::string("15.0 (dtx ") + kVersion + ")";
 
-// Runs `fn` on `pool` and resumes the calling coroutine on its own executor
-// with fn's result (or exception).
+// Runs `fn` on `pool`; awaiting the result resumes the calling coroutine on
+// `ex` (its strand) with fn's result or exception. Not a coroutine itself,
+// and callers pass a named function object: GCC 12 destroys temporaries
+// captured in a co_await full-expression twice.
 template <class F>
-awaitable<std::invoke_result_t<F>> run_blocking(asio::thread_pool& pool, F fn) {
+auto run_blocking(asio::thread_pool& pool, tcp::socket::executor_type ex, F fn) {
   using R = std::invoke_result_t<F>;
-  auto ex = co_await asio::this_coro::executor;
-  co_return co_await asio::async_initiate<const asio::use_awaitable_t<>&, void(std::exception_ptr, R)>(
-      [&pool, ex, fn = std::move(fn)](auto handler) mutable {
+  return asio::async_initiate<const asio::use_awaitable_t<>&, void(std::exception_ptr, R)>(
+      [&pool, ex](auto handler, F f) {
         // The guard keeps the io_context running until the answer is delivered,
         // even when the server is stopping.
-        asio::post(pool, [handler = std::move(handler), fn = std::move(fn), ex,
+        asio::post(pool, [handler = std::move(handler), f = std::move(f), ex,
                           guard = asio::make_work_guard(ex)]() mutable {
           std::exception_ptr error;
           R result{};
           try {
-            result = fn();
+            result = f();
           } catch (...) {
             error = std::current_exception();
           }
@@ -106,7 +103,7 @@ awaitable<std::invoke_result_t<F>> run_blocking(asio::thread_pool& pool, F fn) {
           });
         });
       },
-      use_awaitable);
+      use_awaitable, std::move(fn));
 }
 
 pgwire::ErrorFields error_fields(std::string sqlstate, std::string message, std::string detail = {},
@@ -433,7 +430,7 @@ awaitable<bool> Session::startup() {
     out_.authentication_ok();
     const std::string* application = startup.param("application_name");
     const std::pair<const char*, std::string> parameters[] = {
-        {"server_version", kServerVersion},
+        {"server_version", admin::server_version()},
         {"server_encoding", "UTF8"},
         {"client_encoding", "UTF8"},
         {"DateStyle", "ISO, MDY"},
@@ -531,10 +528,11 @@ awaitable<admin::StatementResult> Session::execute(std::string sql, std::vector<
     ~Idle() { busy = false; }
   } idle{busy_};
   admin::ConsoleSession* console = console_.get();
-  co_return co_await run_blocking(server_->work, [console, sql = std::move(sql), params = std::move(params),
-                                                  types = std::move(types)] {
+  auto task = [console, sql = std::move(sql), params = std::move(params), types = std::move(types)] {
     return console->execute(sql, params, types);
-  });
+  };
+  admin::StatementResult result = co_await run_blocking(server_->work, socket_.get_executor(), std::move(task));
+  co_return result;
 }
 
 awaitable<void> Session::serve() {
@@ -649,10 +647,11 @@ awaitable<void> Session::extended(pgwire::FrontendMessage& message) {
         statement->sql = std::move(parts.front());
         statement->param_types = parse->param_types;
         admin::ConsoleSession* console = console_.get();
-        statement->description = co_await run_blocking(
-            server_->work, [console, sql = statement->sql, types = statement->param_types] {
-              return console->describe(sql, types);
-            });
+        auto task = [console, sql = statement->sql, types = statement->param_types] {
+          return console->describe(sql, types);
+        };
+        admin::Description description = co_await run_blocking(server_->work, socket_.get_executor(), std::move(task));
+        statement->description = std::move(description);
       }
       statements_[parse->name] = std::move(statement);
       out_.parse_complete();

@@ -135,7 +135,7 @@ TEST_F(AdminServerTest, StopEndsIdleSessions) {
     }
   }
   EXPECT_TRUE(failed);
-  EXPECT_THROW(pqxx::connection(conninfo()), std::exception) << "no new connection after stop";
+  EXPECT_THROW(pqxx::connection{conninfo()}, std::exception) << "no new connection after stop";
 }
 
 }  // namespace
