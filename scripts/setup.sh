@@ -32,6 +32,7 @@ PACKAGES=(
   libpg-query-dev prometheus-cpp-dev libsqlite3-dev libssl-dev python3-psycopg2 clang
   mariadb-server mariadb-client postgresql-15 postgresql-client-15
   gnuplot-nox
+  libpostgresql-jdbc-java default-jre-headless
 )
 
 say() { printf 'setup: %s\n' "$*"; }
