@@ -589,6 +589,48 @@ TEST_F(ServeTest, ViewsSayWhenADatabaseIsDown) {
   }, 30s));
 }
 
+// A decision log damaged beyond what a crash leaves: the server (its timer
+// running passes every second) keeps serving, the views say so, nothing is
+// presumed aborted, and the DBA settles it by hand.
+TEST_F(ServeTest, ADamagedDecisionLogIsShownAndNothingIsPresumedAborted) {
+  start("", "", 1);
+  ChildRun exec = run_dtx(transfer(), {{"DTX_FAILPOINT", "after-decision"}});
+  ASSERT_TRUE(exec.status.killed_by(SIGKILL)) << exec.out << exec.err;
+  std::vector<fs::path> segments;
+  for (const auto& e : fs::directory_iterator(log_dir_))
+    if (e.path().extension() == ".log" && e.path().filename() != "heuristics.log" &&
+        e.path().filename().string().find(id_) != std::string::npos && fs::file_size(e.path()) > 0)
+      segments.push_back(e.path());
+  ASSERT_FALSE(segments.empty());
+  // Corrupt every byte after the header of the crashed process's segment.
+  for (const fs::path& seg : segments) {
+    std::fstream f(seg, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(0);
+    std::string junk(static_cast<std::size_t>(fs::file_size(seg)), '\x5a');
+    f.write(junk.data(), static_cast<std::streamsize>(junk.size()));
+  }
+  // Several timer passes go by; the branches stay prepared, the views say why.
+  ChildRun passes;
+  ASSERT_TRUE(test::eventually([&] {
+    passes = psql("SELECT count(*) >= 2 FROM recovery_passes WHERE trigger = 'timer'");
+    return passes.out == "1\n";
+  }, 20s)) << passes.out << passes.err;
+  EXPECT_EQ(prepared_of_ours(), 2u);
+  ChildRun r = psql("SELECT DISTINCT decision, action FROM in_doubt WHERE gtrid LIKE '" + id_ + ".%'");
+  EXPECT_EQ(r.out, "none|left_log_damaged\n") << r.err;
+  r = psql("SELECT count(*) >= 1 FROM problems WHERE source = 'decision log'");
+  EXPECT_EQ(r.out, "1\n") << r.err;
+  r = psql("SELECT DISTINCT damaged FROM incarnations WHERE coordinator_id = '" + id_ + "' AND NOT alive AND NOT this_process");
+  EXPECT_EQ(r.out, "t\n") << r.err;
+  auto gtrids = in_doubt_gtrids();
+  ASSERT_EQ(gtrids.size(), 1u);
+  ChildRun commit = settle("COMMIT PREPARED '" + gtrids[0] + "'");
+  ASSERT_EQ(commit.status.code, 0) << commit.out << commit.err;
+  EXPECT_EQ(prepared_of_ours(), 0u);
+  EXPECT_EQ(balance(my_), kInitialBalance - 10);
+  EXPECT_EQ(balance(pg_), kInitialBalance + 10);
+}
+
 TEST_F(ServeTest, IdleSessionsAreClosed) {
   start("idle_timeout_s = 1\n");
   pqxx::connection c(conninfo());
