@@ -30,7 +30,7 @@ inline constexpr std::size_t kMaxStartupPacket = 10000;
 inline constexpr std::size_t kDefaultMaxMessage = std::size_t{1} << 20;
 
 // Malformed or unsupported input. The message is safe to show the client (it
-// never echoes more than a few bytes of its input). sqlstate is 08P01
+// names the message and the problem, never echoes the client's bytes). sqlstate is 08P01
 // (protocol_violation), 54000 (program_limit_exceeded: a message over the
 // limit) or 0A000 (feature_not_supported: protocol version, FunctionCall).
 // After a ProtocolError the reader's position is unspecified: answer with a

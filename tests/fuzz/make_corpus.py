@@ -62,6 +62,9 @@ seeds = {
     "cancel": (0x00, 0, packet(be32(80877102) + be32(4242) + be32(0x12345678))),
     # flags 0x03: SCRAM directly, with the secret; 0x01: the unknown-user path
     "scram_rfc": (0x03, 0, CLIENT_FIRST + b"\0" + CLIENT_FINAL),
+    # flags 0x01 also parses the payload as PostgreSQL's rolpassword text
+    "secret_text": (0x01, 0, b"SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$"
+                    b"WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=:wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU="),
     "scram_unknown_user": (0x01, 0, b"y,,n=,r=abcdefgh\0c=eSws,r=abcdefgh%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"
                            b"p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="),
 }

@@ -9,7 +9,7 @@
 //       parse_cleartext_password and drives a ScramServer, and every message
 //       is echoed through a MessageWriter, whose framing is checked.
 //   byte 0 bit 0 = 1: the payload is client-first NUL client-final, given
-//       straight to a ScramServer.
+//       straight to a ScramServer; and, whole, to parse_scram_secret.
 //   bit 1: the ScramServer has a secret (the RFC 7677 user) or none (the
 //       unknown-user path). bit 2: a 64-byte message limit instead of 1 MiB.
 // Expected failures (ProtocolError, ScramError) are caught; anything else —
@@ -170,6 +170,13 @@ void fuzz_scram(std::uint8_t flags, std::string_view payload) {
     const auto server_final = server.client_final(final_message);
     check(!server_final || ((flags & 2) != 0 && server_final->starts_with("v=")));
   } catch (const ScramError&) {
+  }
+  // The same bytes as configured secret text: parsing is total, and what it
+  // accepts survives formatting.
+  if (const auto secret = parse_scram_secret(payload)) {
+    const auto again = parse_scram_secret(format_scram_secret(*secret));
+    check(again && again->salt == secret->salt && again->iterations == secret->iterations &&
+          again->stored_key == secret->stored_key && again->server_key == secret->server_key);
   }
 }
 
