@@ -40,7 +40,11 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
+#include <exception>
+#include <initializer_list>
+#include <memory>
 #include <string>
+#include <utility>
 
 #include "dtx/metrics.h"
 

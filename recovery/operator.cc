@@ -32,9 +32,9 @@ SettleResult settle_transaction(const Config& config, const ResourceLookup& reso
   const char* verb = request.commit ? "commit" : "roll back";
 
   // Where is it prepared?
-  for (const auto& [resource, listed] :
-       list_prepared(config, resources, "", result.errors))
-    for (const PreparedXid& p : listed)
+  const PreparedByResource listed = list_prepared(config, resources, "", result.errors);
+  for (const auto& [resource, prepared] : listed)
+    for (const PreparedXid& p : prepared)
       if (names(p, gtrid))
         result.branches.push_back({resource, p, gtrid, {}, {}, {}, LoggedDecision::none,
                                    BranchAction::failed, {}});
@@ -112,6 +112,7 @@ SettleResult settle_transaction(const Config& config, const ResourceLookup& reso
       }
       result.heuristics.push_back(std::move(h));
     }
+    publish_prepared(listed, result.branches);
     return result;
   }
   const bool other_coordinator =
@@ -173,6 +174,7 @@ SettleResult settle_transaction(const Config& config, const ResourceLookup& reso
     result.heuristics.push_back(std::move(*v.heuristic));
   }
   if (logged_here && result.finished()) own_log.log_end(gtrid);
+  publish_prepared(listed, result.branches);
   return result;
 }
 

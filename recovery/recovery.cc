@@ -182,11 +182,6 @@ struct PreparedTally {
   }
 };
 
-bool finished(BranchAction action) {
-  return action == BranchAction::committed || action == BranchAction::rolled_back ||
-         action == BranchAction::already_finished;
-}
-
 // A pass's metrics: its outcome and duration, what it did with each branch,
 // the global transactions it left in doubt. A dry run sets the last only.
 void publish_pass(const RecoveryReport& report, bool dry_run) {
@@ -291,6 +286,20 @@ LogState read_log_state(const fs::path& log_dir, const std::string& coordinator_
   for (auto& [id, inc] : state.incarnations)
     for (const auto& d : inc.decisions) state.commits.emplace(d.gtrid, &d);
   return state;
+}
+
+void publish_prepared(const PreparedByResource& listed, std::span<const InDoubtBranch> acted) {
+  std::set<std::string> ended;  // resource \0 xid
+  for (const auto& b : acted)
+    if (b.action == BranchAction::committed || b.action == BranchAction::rolled_back ||
+        b.action == BranchAction::already_finished)
+      ended.insert(b.resource + '\0' + xid_key(b.prepared.xid));
+  for (const auto& [resource, list] : listed) {
+    PreparedTally tally;
+    for (const PreparedXid& p : list)
+      if (!ended.count(resource + '\0' + xid_key(p.xid))) tally.add(p);
+    tally.publish(resource);
+  }
 }
 
 PreparedByResource list_prepared(const Config& config, const ResourceLookup& resources,
@@ -531,12 +540,7 @@ RecoveryReport RecoveryScanner::run(const RecoveryOptions& options) {
       logger().warn("{}: recovery could not finish the branch on {}: {}", b.gtrid, b.resource, b.detail);
     else if (!is_left_in_doubt(b.action))
       logger().info("{}: recovery: branch on {} {}", b.gtrid, b.resource, to_string(b.action));
-  // What is still prepared now, rather than what scan 2 found before acting.
-  std::map<std::string, PreparedTally, std::less<>> still;
-  for (const auto& [resource, list] : second) still[resource];  // nothing left shows 0
-  for (const auto& b : report.branches)
-    if (!finished(b.action)) still[b.resource].add(b.prepared);
-  for (const auto& [resource, tally] : still) tally.publish(resource);
+  publish_prepared(second, report.branches);  // what is still prepared now
   report.elapsed = std::chrono::duration_cast<std::chrono::microseconds>(
       std::chrono::steady_clock::now() - started);
   publish_pass(report, options.dry_run);

@@ -9,6 +9,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -100,6 +101,13 @@ using PreparedByResource = std::map<std::string, std::vector<PreparedXid>, std::
 inline constexpr std::string_view kCannotListPrefix = "cannot list prepared branches on ";
 PreparedByResource list_prepared(const Config& config, const ResourceLookup& resources,
                                  const std::string& when, std::vector<std::string>& errors);
+
+// Sets the prepared-branch gauges of every resource in `listed` (metrics:
+// dtx_prepared_branches, dtx_prepared_oldest_age_seconds) to what is still
+// prepared there: its listed branches but those `acted` says were ended
+// since (committed, rolled back, already finished). list_prepared() sets them
+// from each listing; a pass or an operator command calls this once it acted.
+void publish_prepared(const PreparedByResource& listed, std::span<const InDoubtBranch> acted);
 
 class RecoveryScanner {
  public:

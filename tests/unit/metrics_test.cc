@@ -11,6 +11,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <stdexcept>
 
 #include "coordinator/coordinator_core.h"
@@ -143,6 +144,35 @@ TEST(Metrics, PreparedBranchesAreGaugesPerResourceSetByTheLatestListing) {
   EXPECT_EQ(s.value("dtx_prepared_branches{resource=\"mt_bank1\"}"), 0);
   EXPECT_EQ(s.value("dtx_prepared_oldest_age_seconds{resource=\"mt_bank1\"}"), 0);
   EXPECT_EQ(s.value("dtx_prepared_branches{resource=\"mt_bank2\"}"), 1);  // untouched
+}
+
+// What a pass or an operator command publishes once it acted: the listing
+// without the branches it ended; the age from the oldest with a known time.
+TEST(Metrics, PreparedGaugesLeaveOutTheBranchesEndedSinceTheListing) {
+  auto prepared = [](const char* gtrid, std::optional<std::chrono::seconds> age) {
+    PreparedXid p{.xid = Xid::make(gtrid, "mt_pub"), .is_dtx = true, .raw = gtrid};
+    if (age) p.prepared_at = std::chrono::system_clock::now() - *age;
+    return p;
+  };
+  const PreparedByResource listed{
+      {"mt_pub", {prepared("mt.1.1", 30s), prepared("mt.1.2", 10s), prepared("mt.1.3", std::nullopt)}},
+      {"mt_pub_empty", {}}};
+  auto acted = [&](std::size_t i, BranchAction action) {
+    const PreparedXid& p = listed.at("mt_pub")[i];
+    return InDoubtBranch{.resource = "mt_pub", .prepared = p, .gtrid = p.xid.gtrid, .action = action};
+  };
+  publish_prepared(listed, std::vector<InDoubtBranch>{acted(0, BranchAction::left_owner_alive)});
+  MetricsScrape s = MetricsScrape::take();
+  EXPECT_EQ(s.value("dtx_prepared_branches{resource=\"mt_pub\"}"), 3);
+  EXPECT_NEAR(s.value("dtx_prepared_oldest_age_seconds{resource=\"mt_pub\"}"), 30, 5);
+  EXPECT_EQ(s.value("dtx_prepared_branches{resource=\"mt_pub_empty\"}"), 0);
+  EXPECT_TRUE(s.has("dtx_prepared_oldest_age_seconds{resource=\"mt_pub_empty\"}"));
+
+  publish_prepared(listed, std::vector<InDoubtBranch>{acted(0, BranchAction::committed),
+                                                      acted(1, BranchAction::already_finished)});
+  s = MetricsScrape::take();
+  EXPECT_EQ(s.value("dtx_prepared_branches{resource=\"mt_pub\"}"), 1);
+  EXPECT_EQ(s.value("dtx_prepared_oldest_age_seconds{resource=\"mt_pub\"}"), 0);  // the one left has no time
 }
 
 TEST(Metrics, LabelledCountersCountPerLabel) {
