@@ -214,7 +214,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void stop() {
     asio::post(socket_.get_executor(), [self = shared_from_this()] {
       self->stopping_ = true;
-      if (!self->busy_) self->socket_.cancel();
+      boost::system::error_code ignored;  // the session may have closed its socket already
+      if (!self->busy_) self->socket_.cancel(ignored);
     });
   }
 

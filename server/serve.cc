@@ -56,10 +56,16 @@ class RecoveryTimer {
  private:
   void run(const char* trigger) {
     asio::post(work_, [this, trigger, guard = asio::make_work_guard(io_)] {
-      RecoveryReport report = console_.recovery_pass(false, trigger);
-      if (!report.settled())
-        logger().info("recovery pass ({}): {} branch(es) left in doubt, {} error(s)", trigger,
-                      report.left_in_doubt(), report.errors.size());
+      try {
+        RecoveryReport report = console_.recovery_pass(false, trigger);
+        if (!report.settled())
+          logger().info("recovery pass ({}): {} branch(es) left in doubt, {} error(s)", trigger,
+                        report.left_in_doubt(), report.errors.size());
+      } catch (const std::exception& e) {
+        // A pass reports database and log problems in its report; anything
+        // else must not stop the timer (the next pass may well succeed).
+        logger().error("recovery pass ({}) failed: {}", trigger, e.what());
+      }
       asio::post(timer_.get_executor(), [this] { schedule(); });
     });
   }

@@ -164,6 +164,11 @@ class ServeTest : public ::testing::Test {
   }
 
   void TearDown() override {
+    if (HasFailure() && server_) {
+      std::string err = server_->child().err();
+      if (err.size() > 4000) err = "..." + err.substr(err.size() - 4000);
+      std::cout << "dtx serve's stderr (the end):\n" << err << "\n";
+    }
     server_.reset();
     for (Direct* d : {&my_, &pg_}) {
       try {
