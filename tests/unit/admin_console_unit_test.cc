@@ -5,6 +5,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "admin/catalog.h"
@@ -367,6 +368,27 @@ TEST_F(ConsoleUnit, ConcurrentStatementsShareOneFreshScan) {
     });
   for (auto& t : threads) t.join();
   EXPECT_EQ(ok, 80);
+}
+
+TEST(ConsoleReference, TheDocsListEveryViewColumnAndCommand) {
+  std::ifstream in(fs::path(DTX_SOURCE_DIR) / "docs" / "admin-console-reference.md");
+  ASSERT_TRUE(in) << "docs/admin-console-reference.md is missing";
+  std::stringstream text;
+  text << in.rdbuf();
+  const std::string doc = text.str();
+  for (const auto& v : views()) {
+    const std::size_t at = doc.find("### `" + std::string(v.name) + "`");
+    ASSERT_NE(at, std::string::npos) << "no section for view " << v.name;
+    const std::size_t end = doc.find("\n### ", at + 1);
+    const std::string section = doc.substr(at, end == std::string::npos ? std::string::npos : end - at);
+    for (const auto& c : v.columns)
+      EXPECT_NE(section.find("| `" + std::string(c.name) + "` | " + to_string(c.type) + " |"), std::string::npos)
+          << v.name << "." << c.name << " is not in its section of docs/admin-console-reference.md";
+  }
+  for (const auto& c : commands()) {
+    if (std::string_view(c.syntax).find('\'') == std::string_view::npos) continue;
+    EXPECT_NE(doc.find(std::string(c.syntax)), std::string::npos) << c.syntax;
+  }
 }
 
 }  // namespace
