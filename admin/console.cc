@@ -143,6 +143,7 @@ struct Console::Impl {
   ResourceLookup lookup;
 
   std::mutex pass_mu;  // passes, dry-run scans, log looks, settle commands
+  std::atomic<std::size_t> scans{0};
 
   std::mutex log_mu;
   std::unique_ptr<DecisionLog> own_log;
@@ -175,6 +176,7 @@ struct Console::Impl {
   Snapshot produce(Source source) {
     switch (source) {
       case Source::scan: {
+        ++scans;
         std::lock_guard pass(pass_mu);
         const auto now = SystemClock::now();
         RecoveryReport report;
@@ -276,6 +278,7 @@ Console::~Console() = default;
 
 const Config& Console::config() const noexcept { return impl_->config; }
 const ConsoleOptions& Console::options() const noexcept { return impl_->options; }
+std::size_t Console::scans_started() const noexcept { return impl_->scans; }
 
 RecoveryReport Console::recovery_pass(bool dry_run, std::string trigger) {
   return impl_->recovery_pass(dry_run, std::move(trigger));

@@ -101,6 +101,10 @@ class Console {
 
   std::unique_ptr<ConsoleSession> open_session(std::string user, std::string peer);
 
+  // Dry-run scans started so far for in_doubt & co. (tests of freshness and
+  // sharing; a metric if wanted).
+  std::size_t scans_started() const noexcept;
+
   struct Impl;
 
  private:

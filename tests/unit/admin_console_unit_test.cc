@@ -355,6 +355,51 @@ TEST_F(ConsoleUnit, EmptyStateGivesEmptyViews) {
   }
 }
 
+TEST_F(ConsoleUnit, CatalogQueriesOfPostgresClientsFailCleanly) {
+  // What psql's \d and \l, and drivers' metadata calls send: a clean error
+  // (the views are no PostgreSQL catalog), and the session stays usable.
+  const char* queries[] = {
+      "SELECT n.nspname as \"Schema\",\n  c.relname as \"Name\",\n  CASE c.relkind WHEN 'r' THEN 'table' END as "
+      "\"Type\",\n  pg_catalog.pg_get_userbyid(c.relowner) as \"Owner\"\nFROM pg_catalog.pg_class c\n     LEFT JOIN "
+      "pg_catalog.pg_namespace n ON n.oid = c.relnamespace\nWHERE c.relkind IN ('r','p','v','m','S','f','')\n      "
+      "AND n.nspname <> 'pg_catalog'\n  AND pg_catalog.pg_table_is_visible(c.oid)\nORDER BY 1,2;",
+      "SELECT d.datname as \"Name\", pg_catalog.pg_encoding_to_char(d.encoding) as \"Encoding\" FROM "
+      "pg_catalog.pg_database d ORDER BY 1;",
+      "SELECT typname, oid FROM pg_type WHERE typname = ANY($1)",
+      "select oid, typbasetype from pg_type where typname = 'lo'",
+      "SELECT t.oid, typarray FROM pg_type t JOIN pg_namespace ns ON typnamespace = ns.oid WHERE typname = 'hstore'",
+      "SELECT 1 FROM in_doubt WHERE gtrid ~ 'x'",
+      "SELECT 'a' ILIKE 'A'",
+      "SELECT * FROM information_schema.tables",
+  };
+  for (const char* q : queries) {
+    for (const std::string& piece : ConsoleSession::split(q)) {
+      try {
+        run(piece, {std::string("{x}")});
+        ADD_FAILURE() << piece << " succeeded";
+      } catch (const StatementError& e) {
+        EXPECT_TRUE(e.sqlstate == "42P01" || e.sqlstate == "42601") << piece << ": " << e.sqlstate << " " << e.what();
+      }
+    }
+  }
+  EXPECT_EQ(one("SELECT 1"), "1");
+  EXPECT_EQ(session_->transaction_status(), 'I');
+}
+
+TEST_F(ConsoleUnit, EachStatementReadsAScanStartedAfterItArrived) {
+  const std::size_t before = console_->scans_started();
+  run("SELECT * FROM in_doubt");
+  EXPECT_EQ(console_->scans_started(), before + 1);
+  run("SELECT * FROM in_doubt");  // the previous scan started before this statement: a new one
+  EXPECT_EQ(console_->scans_started(), before + 2);
+  // One statement reads each source once, however many views of it it names.
+  run("SELECT * FROM in_doubt a JOIN in_doubt b USING (gtrid) JOIN transactions USING (gtrid), at_branches");
+  EXPECT_EQ(console_->scans_started(), before + 3);
+  // Views of other sources start no scan.
+  run("SELECT * FROM help, recovery_passes, heuristics, incarnations");
+  EXPECT_EQ(console_->scans_started(), before + 3);
+}
+
 TEST_F(ConsoleUnit, ConcurrentStatementsShareOneFreshScan) {
   // Many sessions reading the same source at once: all answer, none fails.
   std::vector<std::unique_ptr<ConsoleSession>> sessions;
@@ -368,6 +413,7 @@ TEST_F(ConsoleUnit, ConcurrentStatementsShareOneFreshScan) {
     });
   for (auto& t : threads) t.join();
   EXPECT_EQ(ok, 80);
+  EXPECT_LE(console_->scans_started(), 80u);
 }
 
 TEST(ConsoleReference, TheDocsListEveryViewColumnAndCommand) {
