@@ -387,7 +387,7 @@ ParsedStatement parse_statement(std::string_view statement, std::span<const std:
   while (p.punct(";")) {
   }
   const Token* first = p.peek();
-  if (!first) syntax_error("empty statement");
+  if (!first) return r;  // only comments: an empty query (sql "")
   if (first->type == Token::punct && first->text == "(") {
     r.sql = p.rewritten_query();
     return r;

@@ -227,6 +227,13 @@ TEST_F(ConsoleUnit, TransactionBlocksFollowPostgres) {
   EXPECT_EQ(state_of("SAVEPOINT s1"), "25P01");
 }
 
+TEST_F(ConsoleUnit, AnEmptyStatementHasAnEmptyTag) {
+  StatementResult r = run("-- nothing but a comment\n /* and another */");
+  EXPECT_EQ(r.tag, "");  // EmptyQueryResponse
+  EXPECT_FALSE(r.has_rows);
+  EXPECT_FALSE(session_->describe("  ").columns);
+}
+
 TEST_F(ConsoleUnit, SetShowAndFunctions) {
   EXPECT_EQ(run("SET application_name = 'psql test'").tag, "SET");
   EXPECT_EQ(one("SHOW application_name"), "psql test");
