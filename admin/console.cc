@@ -860,6 +860,8 @@ StatementResult ConsoleSession::Impl::run_query(const std::string& sql, std::spa
     r.columns.push_back({sqlite3_column_name(st, c), column_type_of(decl)});
   }
   std::vector<bool> typed = declared;
+  std::size_t bytes = 0;
+  const std::size_t max_bytes = console->options.max_result_bytes;
   for (;;) {
     int rc = sqlite3_step(st);
     if (rc == SQLITE_DONE) break;
@@ -898,6 +900,11 @@ StatementResult ConsoleSession::Impl::run_query(const std::string& sql, std::spa
         }
       }
     }
+    for (const auto& cell : row) bytes += 16 + (cell ? cell->size() : 0);
+    if (bytes > max_bytes)
+      throw StatementError("54000", "the result is larger than the console returns (" +
+                                        std::to_string(max_bytes >> 20) + " MiB)",
+                           {}, "add a LIMIT or aggregate");
     r.rows.push_back(std::move(row));
   }
   r.tag = "SELECT " + std::to_string(r.rows.size());

@@ -299,6 +299,19 @@ TEST_F(ConsoleUnit, StatementTimeoutCancelsARunawayQuery) {
   EXPECT_EQ(one("SELECT 1"), "1");
 }
 
+TEST_F(ConsoleUnit, AResultTooLargeFailsInsteadOfExhaustingMemory) {
+  Config config = console_->config();
+  Console small(config, ConsoleOptions{.statement_timeout = std::chrono::seconds(30), .max_result_bytes = 1 << 20});
+  auto s = small.open_session("bob", "peer");
+  try {
+    s->execute("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c");
+    ADD_FAILURE();
+  } catch (const StatementError& e) {
+    EXPECT_EQ(e.sqlstate, "54000");
+  }
+  EXPECT_EQ(s->execute("SELECT count(*) FROM (SELECT 1 UNION ALL SELECT 2)").rows.size(), 1u);
+}
+
 TEST_F(ConsoleUnit, InterruptCancelsTheRunningStatementOnly) {
   run("SET statement_timeout = 0");
   std::string state;
