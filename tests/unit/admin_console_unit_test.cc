@@ -4,7 +4,9 @@
 
 #include <chrono>
 #include <filesystem>
+#include <algorithm>
 #include <fstream>
+#include <mutex>
 #include <sstream>
 #include <atomic>
 #include <thread>
@@ -12,6 +14,7 @@
 #include "admin/catalog.h"
 #include "admin/console.h"
 #include "admin/statement.h"
+#include "dtx/logging.h"
 
 namespace dtx::admin {
 namespace {
@@ -352,6 +355,30 @@ TEST_F(ConsoleUnit, RecoveryPassesAreListedWithTheirTrigger) {
   EXPECT_EQ(call.tag, "CALL");
   EXPECT_TRUE(call.has_rows);
   EXPECT_EQ(one("SELECT trigger FROM recovery_passes ORDER BY started_at DESC LIMIT 1"), "admin alice");
+}
+
+TEST_F(ConsoleUnit, CommandsAreLoggedWithUserPeerStatementAndOutcome) {
+  std::vector<std::string> lines;
+  std::mutex mu;
+  set_log_handler(
+      [&](LogLevel, std::string_view line) {
+        std::lock_guard lock(mu);
+        lines.emplace_back(line);
+      },
+      LogLevel::info);
+  run("CALL recover(dry_run => true)");
+  try {
+    run("ROLLBACK PREPARED 'nothing-here'");
+  } catch (const StatementError&) {
+  }
+  set_log_handler(nullptr);
+  auto logged = [&](const std::string& what) {
+    return std::any_of(lines.begin(), lines.end(), [&](const std::string& l) {
+      return l.find("user alice from 127.0.0.1:5555: " + what) != std::string::npos;
+    });
+  };
+  EXPECT_TRUE(logged("CALL recover(dry_run => true) -> recover (dry run)")) << ::testing::PrintToString(lines);
+  EXPECT_TRUE(logged("ROLLBACK PREPARED 'nothing-here' -> refused (42704)")) << ::testing::PrintToString(lines);
 }
 
 TEST_F(ConsoleUnit, ADamagedHeuristicsLineIsShownNotHidden) {
