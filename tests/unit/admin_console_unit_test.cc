@@ -267,6 +267,7 @@ TEST_F(ConsoleUnit, ParametersBindAsIntegersOrText) {
   EXPECT_EQ(one("SELECT $1 IS NULL", {std::nullopt}), "1");
   EXPECT_EQ(state_of("SELECT $3"), "08P01");
   EXPECT_EQ(state_of("SELECT ?"), "42601");
+  EXPECT_EQ(state_of("COMMIT PREPARED $99999999999999999999"), "42601");
 }
 
 TEST_F(ConsoleUnit, DescribeGivesTypedColumnsWithoutRunning) {
