@@ -12,9 +12,12 @@
 // recovery pass, the resources, the log directory, heuristics.log). When a
 // statement arrives it notes the time; the first time it reads a view it
 // needs a snapshot of that view's source STARTED no earlier than that. If
-// one is in flight or done that started later, it waits for / takes it;
-// otherwise it starts one. So 100 sessions querying in_doubt at once share
-// one scan, and none sees a state older than its statement. Within one
+// one is done or running that started later, it takes / waits for it; if
+// one is running that started earlier, it waits for the one queued to start
+// right after it (one queued at most, shared by everyone who arrived
+// meanwhile); otherwise it starts one. So 100 sessions querying in_doubt at
+// once share a few scans, at most one runs at a time per source, and none
+// sees a state older than its statement. Within one
 // statement each source is read once (a self-join sees one snapshot).
 // Scans run on a worker thread of the Console, so a waiting statement can
 // still be cancelled (interrupt(), statement_timeout): the scan finishes for
@@ -121,9 +124,19 @@ const std::string kReadOnlyHint =
 
 using SnapshotPtr = std::shared_ptr<const Snapshot>;
 
+// One look at a source: those who wait share its result.
 struct Flight {
-  SteadyClock::time_point started;
+  Flight() : result(promise.get_future().share()) {}
+  SteadyClock::time_point started;  // set when it starts
+  std::promise<SnapshotPtr> promise;
   std::shared_future<SnapshotPtr> result;
+};
+
+// Per source: at most one look running and one queued behind it.
+struct Flights {
+  std::shared_ptr<Flight> done;     // the latest finished
+  std::shared_ptr<Flight> running;  // started, not finished
+  std::shared_ptr<Flight> next;     // for statements that arrived after `running` started
 };
 
 }  // namespace
@@ -147,6 +160,7 @@ struct Console::Impl {
   ResourceLookup lookup;
 
   std::mutex pass_mu;  // passes, dry-run scans, log looks, settle commands
+  std::atomic<std::size_t> scans{0};
 
   std::mutex log_mu;
   std::unique_ptr<DecisionLog> own_log;
@@ -156,7 +170,7 @@ struct Console::Impl {
   std::deque<PassRecord> passes;
 
   std::mutex flights_mu;
-  std::map<Source, std::shared_ptr<Flight>> flights;  // the latest started, per source
+  std::map<Source, Flights> flights;
 
   std::mutex workers_mu;
   std::list<std::thread> workers;
@@ -179,6 +193,7 @@ struct Console::Impl {
   Snapshot produce(Source source) {
     switch (source) {
       case Source::scan: {
+        ++scans;
         std::lock_guard pass(pass_mu);
         const auto now = SystemClock::now();
         RecoveryReport report;
@@ -207,22 +222,39 @@ struct Console::Impl {
     }
   }
 
-  // A snapshot of `source` started no earlier than `arrival`: the one in
-  // flight or done if it qualifies, else a new one on a worker thread.
+  // A snapshot of `source` started no earlier than `arrival`: the latest
+  // done or running if it qualifies; else the one queued behind the running
+  // one (it starts when that ends, so after `arrival`); else a new one, on a
+  // worker thread. So a steady stream of statements keeps one look running
+  // at a time, each statement waiting for at most two.
   std::shared_future<SnapshotPtr> snapshot(Source source, SteadyClock::time_point arrival) {
     std::lock_guard lock(flights_mu);
-    auto& latest = flights[source];
-    if (latest && latest->started >= arrival) return latest->result;
-    auto promise = std::make_shared<std::promise<SnapshotPtr>>();
-    latest = std::make_shared<Flight>(Flight{SteadyClock::now(), promise->get_future().share()});
-    start_worker([this, source, promise] {
-      try {
-        promise->set_value(std::make_shared<const Snapshot>(produce(source)));
-      } catch (...) {
-        promise->set_exception(std::current_exception());
+    Flights& f = flights[source];
+    if (f.done && f.done->started >= arrival) return f.done->result;
+    if (f.running && f.running->started >= arrival) return f.running->result;
+    if (f.running) {
+      if (!f.next) f.next = std::make_shared<Flight>();
+      return f.next->result;
+    }
+    f.running = std::make_shared<Flight>();
+    f.running->started = SteadyClock::now();
+    std::shared_ptr<Flight> first = f.running;
+    start_worker([this, source, first] {
+      for (std::shared_ptr<Flight> flight = first; flight;) {
+        try {
+          flight->promise.set_value(std::make_shared<const Snapshot>(produce(source)));
+        } catch (...) {
+          flight->promise.set_exception(std::current_exception());
+        }
+        std::lock_guard relock(flights_mu);
+        Flights& g = flights[source];
+        g.done = std::move(g.running);
+        g.running = std::move(g.next);
+        if (g.running) g.running->started = SteadyClock::now();
+        flight = g.running;
       }
     });
-    return latest->result;
+    return f.running->result;
   }
 
   void start_worker(std::function<void()> work) {
@@ -280,6 +312,7 @@ Console::~Console() = default;
 
 const Config& Console::config() const noexcept { return impl_->config; }
 const ConsoleOptions& Console::options() const noexcept { return impl_->options; }
+std::size_t Console::scans_started() const noexcept { return impl_->scans; }
 
 RecoveryReport Console::recovery_pass(bool dry_run, std::string trigger) {
   return impl_->recovery_pass(dry_run, std::move(trigger));
@@ -861,6 +894,8 @@ StatementResult ConsoleSession::Impl::run_query(const std::string& sql, std::spa
     r.columns.push_back({sqlite3_column_name(st, c), column_type_of(decl)});
   }
   std::vector<bool> typed = declared;
+  std::size_t bytes = 0;
+  const std::size_t max_bytes = console->options.max_result_bytes;
   for (;;) {
     int rc = sqlite3_step(st);
     if (rc == SQLITE_DONE) break;
@@ -899,6 +934,11 @@ StatementResult ConsoleSession::Impl::run_query(const std::string& sql, std::spa
         }
       }
     }
+    for (const auto& cell : row) bytes += 16 + (cell ? cell->size() : 0);
+    if (bytes > max_bytes)
+      throw StatementError("54000", "the result is larger than the console returns (" +
+                                        std::to_string(max_bytes >> 20) + " MiB)",
+                           {}, "add a LIMIT or aggregate");
     r.rows.push_back(std::move(row));
   }
   r.tag = "SELECT " + std::to_string(r.rows.size());

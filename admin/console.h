@@ -69,6 +69,9 @@ struct Description {
 struct ConsoleOptions {
   std::chrono::milliseconds statement_timeout{30'000};  // 0 = none
   std::size_t recent_passes = 100;                      // kept in recovery_passes
+  // A query whose result grows past this fails with 54000 (a runaway
+  // recursive CTE must not exhaust the server's memory before its timeout).
+  std::size_t max_result_bytes = 256u << 20;
 };
 
 // The server_version the console reports (ParameterStatus, SHOW
@@ -100,6 +103,10 @@ class Console {
   RecoveryReport recovery_pass(bool dry_run, std::string trigger);
 
   std::unique_ptr<ConsoleSession> open_session(std::string user, std::string peer);
+
+  // Dry-run scans started so far for in_doubt & co. (tests of freshness and
+  // sharing; a metric if wanted).
+  std::size_t scans_started() const noexcept;
 
   struct Impl;
 

@@ -170,6 +170,7 @@ std::vector<Token> lex(std::string_view s) {
     if (c == '$' && i + 1 < s.size() && std::isdigit(static_cast<unsigned char>(s[i + 1]))) {
       std::size_t j = i + 1;
       while (j < s.size() && std::isdigit(static_cast<unsigned char>(s[j]))) ++j;
+      if (j - i > 6) syntax_error("there is no parameter " + std::string(s.substr(i, j - i)));
       out.push_back({Token::param, std::string(s.substr(i + 1, j - i - 1)), i, j});
       i = j;
       continue;
@@ -387,7 +388,7 @@ ParsedStatement parse_statement(std::string_view statement, std::span<const std:
   while (p.punct(";")) {
   }
   const Token* first = p.peek();
-  if (!first) syntax_error("empty statement");
+  if (!first) return r;  // only comments: an empty query (sql "")
   if (first->type == Token::punct && first->text == "(") {
     r.sql = p.rewritten_query();
     return r;

@@ -49,7 +49,8 @@ struct ParsedStatement {
   std::string sql;
 };
 
-// Parses one statement (no ';' separated list). `params` are the values of
+// Parses one statement (no ';' separated list); one of only comments and
+// whitespace is a query with empty `sql`. `params` are the values of
 // $1..$n, used where a command takes a literal (COMMIT PREPARED $1). Throws
 // StatementError (42601 syntax, 42P02 missing parameter) for a malformed command.
 ParsedStatement parse_statement(std::string_view statement,

@@ -8,7 +8,10 @@
 // DTX_FAILPOINT set; waits are bounded polls.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <csignal>
+#include <latch>
+#include <thread>
 #include <fstream>
 #include <random>
 #include <set>
@@ -284,6 +287,32 @@ TEST_F(AdminConsoleTest, SettlingIsRefusedWhileTheOwnerLives) {
   EXPECT_TRUE(prepared_gtrids(pg_).empty());
   EXPECT_EQ(balance(my_), kInitial);
   EXPECT_EQ(balance(pg_), kInitial);
+}
+
+TEST_F(AdminConsoleTest, AHundredSessionsQueryingAtOnceShareAFewScans) {
+  const std::string gtrid = crash("after-decision");
+  ASSERT_FALSE(gtrid.empty());
+  console();
+  std::vector<std::unique_ptr<ConsoleSession>> sessions;
+  for (int i = 0; i < 100; ++i) sessions.push_back(console_->open_session("dba" + std::to_string(i), "peer"));
+  const std::size_t before = console_->scans_started();
+  std::latch start(100);
+  std::atomic<int> saw{0};
+  std::vector<std::thread> threads;
+  for (auto& s : sessions)
+    threads.emplace_back([&, session = s.get()] {
+      start.arrive_and_wait();
+      Params p{gtrid};
+      StatementResult r = session->execute("SELECT action FROM in_doubt WHERE gtrid = $1", p);
+      if (r.rows.size() == 2 && *r.rows[0][0] == "would_commit") ++saw;
+    });
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(saw, 100);
+  const std::size_t scans = console_->scans_started() - before;
+  std::cout << "100 concurrent statements on in_doubt: " << scans << " scans\n";
+  EXPECT_LE(scans, 10u);  // 2 here: the first, and the one all the others queued for
+  settle("COMMIT PREPARED " + quote_literal(gtrid));
+  EXPECT_TRUE(prepared_gtrids(pg_).empty());
 }
 
 TEST_F(AdminConsoleTest, AnUnknownGtridIsAnUndefinedObject) {

@@ -4,12 +4,17 @@
 
 #include <chrono>
 #include <filesystem>
+#include <algorithm>
 #include <fstream>
+#include <mutex>
+#include <sstream>
+#include <atomic>
 #include <thread>
 
 #include "admin/catalog.h"
 #include "admin/console.h"
 #include "admin/statement.h"
+#include "dtx/logging.h"
 
 namespace dtx::admin {
 namespace {
@@ -226,6 +231,13 @@ TEST_F(ConsoleUnit, TransactionBlocksFollowPostgres) {
   EXPECT_EQ(state_of("SAVEPOINT s1"), "25P01");
 }
 
+TEST_F(ConsoleUnit, AnEmptyStatementHasAnEmptyTag) {
+  StatementResult r = run("-- nothing but a comment\n /* and another */");
+  EXPECT_EQ(r.tag, "");  // EmptyQueryResponse
+  EXPECT_FALSE(r.has_rows);
+  EXPECT_FALSE(session_->describe("  ").columns);
+}
+
 TEST_F(ConsoleUnit, SetShowAndFunctions) {
   EXPECT_EQ(run("SET application_name = 'psql test'").tag, "SET");
   EXPECT_EQ(one("SHOW application_name"), "psql test");
@@ -255,6 +267,7 @@ TEST_F(ConsoleUnit, ParametersBindAsIntegersOrText) {
   EXPECT_EQ(one("SELECT $1 IS NULL", {std::nullopt}), "1");
   EXPECT_EQ(state_of("SELECT $3"), "08P01");
   EXPECT_EQ(state_of("SELECT ?"), "42601");
+  EXPECT_EQ(state_of("COMMIT PREPARED $99999999999999999999"), "42601");
 }
 
 TEST_F(ConsoleUnit, DescribeGivesTypedColumnsWithoutRunning) {
@@ -291,18 +304,38 @@ TEST_F(ConsoleUnit, StatementTimeoutCancelsARunawayQuery) {
   EXPECT_EQ(one("SELECT 1"), "1");
 }
 
+TEST_F(ConsoleUnit, AResultTooLargeFailsInsteadOfExhaustingMemory) {
+  Config config = console_->config();
+  Console small(config, ConsoleOptions{.statement_timeout = std::chrono::seconds(30), .max_result_bytes = 1 << 20});
+  auto s = small.open_session("bob", "peer");
+  try {
+    s->execute("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c");
+    ADD_FAILURE();
+  } catch (const StatementError& e) {
+    EXPECT_EQ(e.sqlstate, "54000");
+  }
+  EXPECT_EQ(s->execute("SELECT count(*) FROM (SELECT 1 UNION ALL SELECT 2)").rows.size(), 1u);
+}
+
 TEST_F(ConsoleUnit, InterruptCancelsTheRunningStatementOnly) {
-  run("SET statement_timeout = 0");
+  run("SET statement_timeout = 20000");  // ends it anyway if interrupt() did not
   std::string state;
+  std::atomic<bool> done{false};
   std::thread runner([&] {
     try {
       session_->execute(kEndless);
     } catch (const StatementError& e) {
       state = e.sqlstate + " " + e.what();
     }
+    done = true;
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // let it start running (interrupting earlier is lost by design)
-  session_->interrupt();
+  // An interrupt that comes before the statement starts is lost (by design:
+  // it cancels only a running statement), so it is repeated until the
+  // statement ends.
+  while (!done) {
+    session_->interrupt();
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
   runner.join();
   EXPECT_EQ(state, "57014 canceling statement due to user request");
   EXPECT_EQ(one("SELECT 1"), "1");  // later statements are not affected
@@ -323,6 +356,30 @@ TEST_F(ConsoleUnit, RecoveryPassesAreListedWithTheirTrigger) {
   EXPECT_EQ(call.tag, "CALL");
   EXPECT_TRUE(call.has_rows);
   EXPECT_EQ(one("SELECT trigger FROM recovery_passes ORDER BY started_at DESC LIMIT 1"), "admin alice");
+}
+
+TEST_F(ConsoleUnit, CommandsAreLoggedWithUserPeerStatementAndOutcome) {
+  std::vector<std::string> lines;
+  std::mutex mu;
+  set_log_handler(
+      [&](LogLevel, std::string_view line) {
+        std::lock_guard lock(mu);
+        lines.emplace_back(line);
+      },
+      LogLevel::info);
+  run("CALL recover(dry_run => true)");
+  try {
+    run("ROLLBACK PREPARED 'nothing-here'");
+  } catch (const StatementError&) {
+  }
+  set_log_handler(nullptr);
+  auto logged = [&](const std::string& what) {
+    return std::any_of(lines.begin(), lines.end(), [&](const std::string& l) {
+      return l.find("user alice from 127.0.0.1:5555: " + what) != std::string::npos;
+    });
+  };
+  EXPECT_TRUE(logged("CALL recover(dry_run => true) -> recover (dry run)")) << ::testing::PrintToString(lines);
+  EXPECT_TRUE(logged("ROLLBACK PREPARED 'nothing-here' -> refused (42704)")) << ::testing::PrintToString(lines);
 }
 
 TEST_F(ConsoleUnit, ADamagedHeuristicsLineIsShownNotHidden) {
@@ -354,6 +411,51 @@ TEST_F(ConsoleUnit, EmptyStateGivesEmptyViews) {
   }
 }
 
+TEST_F(ConsoleUnit, CatalogQueriesOfPostgresClientsFailCleanly) {
+  // What psql's \d and \l, and drivers' metadata calls send: a clean error
+  // (the views are no PostgreSQL catalog), and the session stays usable.
+  const char* queries[] = {
+      "SELECT n.nspname as \"Schema\",\n  c.relname as \"Name\",\n  CASE c.relkind WHEN 'r' THEN 'table' END as "
+      "\"Type\",\n  pg_catalog.pg_get_userbyid(c.relowner) as \"Owner\"\nFROM pg_catalog.pg_class c\n     LEFT JOIN "
+      "pg_catalog.pg_namespace n ON n.oid = c.relnamespace\nWHERE c.relkind IN ('r','p','v','m','S','f','')\n      "
+      "AND n.nspname <> 'pg_catalog'\n  AND pg_catalog.pg_table_is_visible(c.oid)\nORDER BY 1,2;",
+      "SELECT d.datname as \"Name\", pg_catalog.pg_encoding_to_char(d.encoding) as \"Encoding\" FROM "
+      "pg_catalog.pg_database d ORDER BY 1;",
+      "SELECT typname, oid FROM pg_type WHERE typname = ANY($1)",
+      "select oid, typbasetype from pg_type where typname = 'lo'",
+      "SELECT t.oid, typarray FROM pg_type t JOIN pg_namespace ns ON typnamespace = ns.oid WHERE typname = 'hstore'",
+      "SELECT 1 FROM in_doubt WHERE gtrid ~ 'x'",
+      "SELECT 'a' ILIKE 'A'",
+      "SELECT * FROM information_schema.tables",
+  };
+  for (const char* q : queries) {
+    for (const std::string& piece : ConsoleSession::split(q)) {
+      try {
+        run(piece, {std::string("{x}")});
+        ADD_FAILURE() << piece << " succeeded";
+      } catch (const StatementError& e) {
+        EXPECT_TRUE(e.sqlstate == "42P01" || e.sqlstate == "42601") << piece << ": " << e.sqlstate << " " << e.what();
+      }
+    }
+  }
+  EXPECT_EQ(one("SELECT 1"), "1");
+  EXPECT_EQ(session_->transaction_status(), 'I');
+}
+
+TEST_F(ConsoleUnit, EachStatementReadsAScanStartedAfterItArrived) {
+  const std::size_t before = console_->scans_started();
+  run("SELECT * FROM in_doubt");
+  EXPECT_EQ(console_->scans_started(), before + 1);
+  run("SELECT * FROM in_doubt");  // the previous scan started before this statement: a new one
+  EXPECT_EQ(console_->scans_started(), before + 2);
+  // One statement reads each source once, however many views of it it names.
+  run("SELECT * FROM in_doubt a JOIN in_doubt b USING (gtrid) JOIN transactions USING (gtrid), at_branches");
+  EXPECT_EQ(console_->scans_started(), before + 3);
+  // Views of other sources start no scan.
+  run("SELECT * FROM help, recovery_passes, heuristics, incarnations");
+  EXPECT_EQ(console_->scans_started(), before + 3);
+}
+
 TEST_F(ConsoleUnit, ConcurrentStatementsShareOneFreshScan) {
   // Many sessions reading the same source at once: all answer, none fails.
   std::vector<std::unique_ptr<ConsoleSession>> sessions;
@@ -367,6 +469,28 @@ TEST_F(ConsoleUnit, ConcurrentStatementsShareOneFreshScan) {
     });
   for (auto& t : threads) t.join();
   EXPECT_EQ(ok, 80);
+  EXPECT_LE(console_->scans_started(), 80u);
+}
+
+TEST(ConsoleReference, TheDocsListEveryViewColumnAndCommand) {
+  std::ifstream in(fs::path(DTX_SOURCE_DIR) / "docs" / "admin-console-reference.md");
+  ASSERT_TRUE(in) << "docs/admin-console-reference.md is missing";
+  std::stringstream text;
+  text << in.rdbuf();
+  const std::string doc = text.str();
+  for (const auto& v : views()) {
+    const std::size_t at = doc.find("### `" + std::string(v.name) + "`");
+    ASSERT_NE(at, std::string::npos) << "no section for view " << v.name;
+    const std::size_t end = doc.find("\n### ", at + 1);
+    const std::string section = doc.substr(at, end == std::string::npos ? std::string::npos : end - at);
+    for (const auto& c : v.columns)
+      EXPECT_NE(section.find("| `" + std::string(c.name) + "` | " + to_string(c.type) + " |"), std::string::npos)
+          << v.name << "." << c.name << " is not in its section of docs/admin-console-reference.md";
+  }
+  for (const auto& c : commands()) {
+    if (std::string_view(c.syntax).find('\'') == std::string_view::npos) continue;
+    EXPECT_NE(doc.find(std::string(c.syntax)), std::string::npos) << c.syntax;
+  }
 }
 
 }  // namespace
