@@ -599,6 +599,10 @@ void Session::send_rows(const admin::StatementResult& result, std::size_t from, 
 }
 
 void Session::send_result(const admin::StatementResult& result, bool with_description) {
+  if (result.tag.empty()) {  // only comments: PostgreSQL's empty query
+    out_.empty_query_response();
+    return;
+  }
   if (result.has_rows && with_description) describe_columns(result.columns, {});
   if (result.has_rows) send_rows(result, 0, result.rows.size(), {}, {});
   for (const std::string& notice : result.notices)
@@ -734,7 +738,9 @@ awaitable<void> Session::extended(pgwire::FrontendMessage& message) {
       const std::size_t from = portal.next_row;
       send_rows(result, from, end, portal.result_formats, oids);
       portal.next_row = end;
-      if (end < total) {
+      if (result.tag.empty()) {
+        out_.empty_query_response();
+      } else if (end < total) {
         out_.portal_suspended();
       } else if (result.tag.starts_with("SELECT ")) {
         out_.command_complete("SELECT " + std::to_string(end - from));

@@ -301,7 +301,7 @@ TEST_F(ServeTest, PsqlConnectsWithScramAndQueriesTheViews) {
   EXPECT_EQ(r.out, "my|mysql|t\npg|postgres|t\n");
   // Several statements in one query string; a comparison is SQLite's 1/0
   // (a boolean column of a view is t/f).
-  r = psql("SELECT count(*) > 10 FROM help; SELECT 1 + 1");
+  r = psql("SELECT count(*) > 10 FROM help; -- a comment\n; SELECT 1 + 1");
   ASSERT_EQ(r.status.code, 0) << r.err;
   EXPECT_EQ(r.out, "1\n2\n");
   // A newcomer's first query names every view.
