@@ -1,5 +1,5 @@
 // The admin console's views and commands: names, typed columns and the
-// descriptions `SELECT * FROM help` shows (and docs/admin-console-reference.md
+// descriptions `SELECT * FROM help` shows (and docs/admin-console.md
 // repeats). One table, so the views SQLite sees and the help cannot drift.
 #pragma once
 

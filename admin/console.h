@@ -2,7 +2,7 @@
 // resource and decision log, plus the settle commands, for any PostgreSQL
 // client (the network server in server/ speaks the wire protocol and calls
 // this). The mechanism is described at the top of console.cc; the reference
-// of views, columns and commands is docs/admin-console-reference.md.
+// of views, columns and commands is docs/admin-console.md.
 //
 // Not part of libdtx: it embeds SQLite (kept out of this header).
 #pragma once

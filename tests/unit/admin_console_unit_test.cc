@@ -473,8 +473,8 @@ TEST_F(ConsoleUnit, ConcurrentStatementsShareOneFreshScan) {
 }
 
 TEST(ConsoleReference, TheDocsListEveryViewColumnAndCommand) {
-  std::ifstream in(fs::path(DTX_SOURCE_DIR) / "docs" / "admin-console-reference.md");
-  ASSERT_TRUE(in) << "docs/admin-console-reference.md is missing";
+  std::ifstream in(fs::path(DTX_SOURCE_DIR) / "docs" / "admin-console.md");
+  ASSERT_TRUE(in) << "docs/admin-console.md is missing";
   std::stringstream text;
   text << in.rdbuf();
   const std::string doc = text.str();
@@ -485,7 +485,7 @@ TEST(ConsoleReference, TheDocsListEveryViewColumnAndCommand) {
     const std::string section = doc.substr(at, end == std::string::npos ? std::string::npos : end - at);
     for (const auto& c : v.columns)
       EXPECT_NE(section.find("| `" + std::string(c.name) + "` | " + to_string(c.type) + " |"), std::string::npos)
-          << v.name << "." << c.name << " is not in its section of docs/admin-console-reference.md";
+          << v.name << "." << c.name << " is not in its section of docs/admin-console.md";
   }
   for (const auto& c : commands()) {
     if (std::string_view(c.syntax).find('\'') == std::string_view::npos) continue;
