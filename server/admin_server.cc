@@ -65,6 +65,7 @@
 #include "pgwire/protocol.h"
 #include "pgwire/scram.h"
 #include "server/auth_throttle.h"
+#include "server/listen.h"
 
 namespace dtx::server {
 
@@ -819,21 +820,8 @@ AdminServer::~AdminServer() { stop(); }
 ListenAddress AdminServer::start() {
   Impl& s = *impl_;
   if (s.config.auth == AdminConfig::Auth::scram_sha_256) s.secret = pgwire::make_scram_secret(s.config.password);
-  const ListenAddress& want = s.config.listen;
-  try {
-    const std::string host = want.host == "localhost" ? "127.0.0.1" : want.host;
-    tcp::endpoint endpoint(asio::ip::make_address(host), static_cast<unsigned short>(want.port));
-    s.acceptor.open(endpoint.protocol());
-    s.acceptor.set_option(tcp::acceptor::reuse_address(true));
-    s.acceptor.bind(endpoint);
-    s.acceptor.listen(asio::socket_base::max_listen_connections);
-  } catch (const boost::system::system_error& e) {
-    throw Error({.code = Errc::config,
-                 .hint = "is another dtx serve (or a PostgreSQL) listening there? change [admin] listen"},
-                "cannot listen on " + want.to_string() + " for the admin console: " + e.code().message());
-  }
-  ListenAddress bound = want;
-  bound.port = s.acceptor.local_endpoint().port();
+  ListenAddress bound = listen_on(s.acceptor, s.config.listen, "the admin console",
+                                  "is another dtx serve (or a PostgreSQL) listening there? change [admin] listen");
   asio::co_spawn(s.acceptor.get_executor(), s.accept_loop(), asio::detached);
   return bound;
 }

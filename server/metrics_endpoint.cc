@@ -27,6 +27,7 @@
 #include "dtx/error.h"
 #include "dtx/metrics.h"
 #include "dtx/version.h"
+#include "server/listen.h"
 
 namespace dtx::server {
 
@@ -144,20 +145,8 @@ MetricsEndpoint::~MetricsEndpoint() { stop(); }
 
 ListenAddress MetricsEndpoint::start() {
   Impl& s = *impl_;
-  const ListenAddress& want = s.config.listen;
-  try {
-    const std::string host = want.host == "localhost" ? "127.0.0.1" : want.host;
-    tcp::endpoint endpoint(asio::ip::make_address(host), static_cast<unsigned short>(want.port));
-    s.acceptor.open(endpoint.protocol());
-    s.acceptor.set_option(tcp::acceptor::reuse_address(true));
-    s.acceptor.bind(endpoint);
-    s.acceptor.listen(asio::socket_base::max_listen_connections);
-  } catch (const boost::system::system_error& e) {
-    throw Error({.code = Errc::config, .hint = "is another process listening there? change [metrics] listen"},
-                "cannot listen on " + want.to_string() + " for metrics: " + e.code().message());
-  }
-  ListenAddress bound = want;
-  bound.port = s.acceptor.local_endpoint().port();
+  ListenAddress bound = listen_on(s.acceptor, s.config.listen, "metrics",
+                                  "is another process listening there? change [metrics] listen");
   asio::co_spawn(s.acceptor.get_executor(), s.accept_loop(), asio::detached);
   return bound;
 }

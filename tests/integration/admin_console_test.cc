@@ -20,6 +20,7 @@
 #include "admin/statement.h"
 #include "drivers/resource_manager.h"
 #include "dtx/dtx.h"
+#include "support/direct.h"
 #include "support/process.h"
 #include "support/recovery_runs.h"
 #include "support/test_env.h"
@@ -34,19 +35,7 @@ using Params = std::vector<std::optional<std::string>>;
 
 constexpr std::int64_t kInitial = 100;
 
-// Autocommit access to one database.
-class Direct {
- public:
-  explicit Direct(const ResourceConfig& rc) : rm_(make_resource_manager(rc)) {}
-  bool is_mysql() const { return rm_->config().type == ResourceType::mysql; }
-  Result run(const std::string& sql) { return rm_->acquire()->execute(sql, {}); }
-  std::int64_t scalar(const std::string& sql) { return run(sql)[0].as_int64(0); }
-  std::vector<PreparedXid> prepared() { return rm_->acquire()->recover(); }
-  ResourceManager& rm() { return *rm_; }
-
- private:
-  std::unique_ptr<ResourceManager> rm_;
-};
+using test::Direct;
 
 // A query's rows as text ("<null>" for NULL), one string per row, cells joined by '|'.
 std::vector<std::string> rows_of(const StatementResult& r) {

@@ -35,6 +35,7 @@
 #include "drivers/resource_manager.h"
 #include "dtx/dtx.h"
 #include "recovery/recovery.h"
+#include "support/direct.h"
 #include "support/process.h"
 #include "support/recovery_runs.h"
 #include "support/test_env.h"
@@ -67,19 +68,7 @@ std::string sql_quote(const std::string& s) {
   return q + "'";
 }
 
-// Autocommit access to one database, outside any global transaction.
-class Direct {
- public:
-  explicit Direct(const ResourceConfig& rc) : rm_(make_resource_manager(rc)) {}
-  ResourceManager& rm() { return *rm_; }
-  bool is_mysql() const { return rm_->config().type == ResourceType::mysql; }
-  Result run(const std::string& sql) { return rm_->acquire()->execute(sql, {}); }
-  std::int64_t scalar(const std::string& sql) { return run(sql)[0].as_int64(0); }
-  std::vector<PreparedXid> prepared() { return rm_->acquire()->recover(); }
-
- private:
-  std::unique_ptr<ResourceManager> rm_;
-};
+using test::Direct;
 
 using test::ChildRun;
 using test::Pass;

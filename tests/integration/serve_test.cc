@@ -23,6 +23,7 @@
 
 #include "drivers/resource_manager.h"
 #include "dtx/dtx.h"
+#include "support/direct.h"
 #include "support/process.h"
 #include "support/recovery_runs.h"
 #include "support/test_env.h"
@@ -42,19 +43,7 @@ std::string psql_binary() {
   return fs::exists("/usr/lib/postgresql/15/bin/psql") ? "/usr/lib/postgresql/15/bin/psql" : "/usr/bin/psql";
 }
 
-// Autocommit access to one database, outside any global transaction.
-class Direct {
- public:
-  explicit Direct(const ResourceConfig& rc) : rm_(make_resource_manager(rc)) {}
-  ResourceManager& rm() { return *rm_; }
-  bool is_mysql() const { return rm_->config().type == ResourceType::mysql; }
-  Result run(const std::string& sql) { return rm_->acquire()->execute(sql, {}); }
-  std::int64_t scalar(const std::string& sql) { return run(sql)[0].as_int64(0); }
-  std::vector<PreparedXid> prepared() { return rm_->acquire()->recover(); }
-
- private:
-  std::unique_ptr<ResourceManager> rm_;
-};
+using test::Direct;
 
 // A running `dtx serve`, stopped with SIGTERM on destruction.
 class Server {
