@@ -1000,8 +1000,22 @@ StatementResult ConsoleSession::Impl::recover(const ParsedStatement& p, std::str
       std::string(p.dry_run ? "recover (dry run): would commit " : "recover: committed ") + std::to_string(committed) +
       (p.dry_run ? ", would roll back " : ", rolled back ") + std::to_string(rolled_back) + ", " +
       std::to_string(report.left_in_doubt()) + " left in doubt, " + std::to_string(report.errors.size()) + " errors";
-  StatementResult r = branch_result("CALL", report.branches);
+  // One row per branch of this coordinator id the pass acted on or had to
+  // leave; other coordinators' and foreign branches are never touched, and a
+  // NOTICE counts them.
+  std::vector<InDoubtBranch> ours;
+  std::size_t not_ours = 0;
+  for (const auto& b : report.branches) {
+    if (b.action == BranchAction::left_foreign || b.action == BranchAction::left_other_coordinator)
+      ++not_ours;
+    else
+      ours.push_back(b);
+  }
+  StatementResult r = branch_result("CALL", ours);
   r.notices.push_back(summary);
+  if (not_ours)
+    r.notices.push_back(std::to_string(not_ours) +
+                        " prepared branch(es) of other coordinators or outside dtx left alone (SELECT * FROM in_doubt)");
   for (const auto& e : report.errors) r.notices.push_back("error: " + e);
   for (const auto& h : report.heuristics)
     r.notices.push_back("HEURISTIC outcome of " + h.gtrid + " on " + h.resource + ": " + h.outcome);
