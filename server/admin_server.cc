@@ -259,7 +259,8 @@ class Session : public std::enable_shared_from_this<Session> {
   std::unique_ptr<admin::ConsoleSession> console_;  // set once authenticated, before registration
   bool busy_ = false;       // a statement is running
   bool stopping_ = false;   // the server is stopping: end after the current statement
-  bool counted_ = false;    // counted in open / the metrics
+  bool counted_ = false;    // counted in open (max_sessions)
+  bool metered_ = false;    // authenticated: counted in dtx_admin_sessions
 
   // Extended query protocol state.
   struct Statement {
@@ -366,10 +367,8 @@ awaitable<void> Session::run() {
     if (pid_) server_->sessions.erase(pid_);
     server_->connections.erase(this);
   }
-  if (counted_) {
-    --server_->open;
-    metrics::admin_session_closed();
-  }
+  if (counted_) --server_->open;
+  if (metered_) metrics::admin_session_closed();
 }
 
 awaitable<bool> Session::startup() {
@@ -417,9 +416,10 @@ awaitable<bool> Session::startup() {
       co_return false;
     }
     counted_ = true;
-    metrics::admin_session_opened();
     if (!co_await authenticate(*user)) co_return false;
     user_ = *user;
+    metered_ = true;
+    metrics::admin_session_opened();
 
     console_ = server_->console.open_session(user_, peer_);
     {
