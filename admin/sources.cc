@@ -49,8 +49,6 @@ Value opt_time(const std::optional<std::chrono::system_clock::time_point>& t) {
   return iso_time(*t);
 }
 
-const char* decision_name(LoggedDecision d) { return d == LoggedDecision::commit ? "commit" : "none"; }
-
 std::string join(const std::set<std::string>& items) {
   std::string out;
   for (const auto& s : items) out += (out.empty() ? "" : ", ") + s;
@@ -110,7 +108,7 @@ Snapshot scan_snapshot(const Config& config, const ResourceLookup& resources, co
   for (const InDoubtBranch& b : report.branches) {
     const auto age = age_s(b.prepared.prepared_at, now);
     in_doubt.push_back({b.gtrid, b.resource, b.prepared.raw, std::string(to_string(b.prepared.mode)),
-                        opt_bool(b.owner_alive), std::string(decision_name(b.decision)), opt_int(age),
+                        opt_bool(b.owner_alive), std::string(to_string(b.decision)), opt_int(age),
                         std::string(to_string(b.action)), b.detail, text_or_null(b.coordinator_id),
                         text_or_null(b.incarnation), opt_time(b.prepared.prepared_at)});
     if (b.prepared.mode == BranchMode::at) {
@@ -118,7 +116,7 @@ Snapshot scan_snapshot(const Config& config, const ResourceLookup& resources, co
         return l.resource == b.resource && l.lock.gtrid == b.gtrid && l.lock.branch == b.prepared.xid.bqual;
       });
       at.push_back({b.gtrid, b.resource, b.prepared.raw, opt_bool(b.owner_alive),
-                    std::string(decision_name(b.decision)), opt_int(age), std::string(to_string(b.action)),
+                    std::string(to_string(b.decision)), opt_int(age), std::string(to_string(b.action)),
                     b.detail, held, opt_time(b.prepared.prepared_at)});
     }
     Group& g = groups[b.gtrid];

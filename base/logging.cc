@@ -67,9 +67,11 @@ class SwitchSink final : public spdlog::sinks::base_sink<std::mutex> {
 struct Instance {
   std::shared_ptr<SwitchSink> sink = std::make_shared<SwitchSink>();
   spdlog::logger logger{"dtx", sink};
-  Instance() {
+  spdlog::level::level_enum default_level = spdlog::level::warn;
+  Instance() { use_stderr_level(); }
+  void use_stderr_level() {
     const char* level = std::getenv("DTX_LOG_LEVEL");
-    logger.set_level(level ? spdlog::level::from_str(level) : spdlog::level::warn);
+    logger.set_level(level ? spdlog::level::from_str(level) : default_level);
   }
 };
 
@@ -87,11 +89,16 @@ void set_log_handler(LogHandler handler, LogLevel min_level) {
   const bool restoring = !handler;
   i.sink->set_handler(std::move(handler));
   if (restoring) {
-    const char* level = std::getenv("DTX_LOG_LEVEL");
-    i.logger.set_level(level ? spdlog::level::from_str(level) : spdlog::level::warn);
+    i.use_stderr_level();
   } else {
     i.logger.set_level(to_spdlog(min_level));
   }
+}
+
+void set_default_log_level(LogLevel level) {
+  Instance& i = instance();
+  i.default_level = to_spdlog(level);
+  i.use_stderr_level();
 }
 
 }  // namespace dtx

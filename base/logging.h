@@ -13,4 +13,8 @@ namespace dtx {
 
 spdlog::logger& logger();
 
+// The level of the stderr log when DTX_LOG_LEVEL does not name one: warn,
+// unless a program says otherwise (dtx serve, a daemon, says info).
+void set_default_log_level(LogLevel level);
+
 }  // namespace dtx

@@ -101,7 +101,7 @@ SettleResult settle_transaction(const Config& config, const ResourceLookup& reso
       }
       if (b.action != BranchAction::committed) continue;
       b.detail = "current rows accepted; undo record deleted, global locks released";
-      HeuristicOutcome h{gtrid, b.resource, result.decision == LoggedDecision::commit ? "commit" : "none",
+      HeuristicOutcome h{gtrid, b.resource, to_string(result.decision),
                          "accepted_current_rows", "operator",
                          "the operator kept the rows as they were (dtx accept-current) instead of undoing the "
                          "branch from its undo record"};

@@ -98,6 +98,10 @@ const char* to_string(BranchAction action) noexcept {
   return "unknown";
 }
 
+const char* to_string(LoggedDecision decision) noexcept {
+  return decision == LoggedDecision::commit ? "commit" : "none";
+}
+
 bool is_left_in_doubt(BranchAction action) noexcept {
   switch (action) {
     case BranchAction::committed:

@@ -47,6 +47,8 @@ bool is_left_in_doubt(BranchAction action) noexcept;
 
 enum class LoggedDecision { none, commit };
 
+const char* to_string(LoggedDecision decision) noexcept;  // "none" / "commit"
+
 struct InDoubtBranch {
   std::string resource;
   PreparedXid prepared;

@@ -221,8 +221,6 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
  private:
-  enum class Expired { none, startup, idle, write };
-
   awaitable<bool> startup();
   awaitable<bool> authenticate(const std::string& user);
   awaitable<void> serve();
@@ -232,16 +230,16 @@ class Session : public std::enable_shared_from_this<Session> {
                                             std::vector<std::uint32_t> types = {});
 
   // Reads until a whole startup packet / message is buffered. nullopt: the
-  // connection ended or the timer expired (expired_ says which).
+  // connection ended or the deadline passed (timed_out_).
   awaitable<std::optional<pgwire::StartupPacket>> read_startup(Clock::time_point deadline);
   awaitable<std::optional<pgwire::FrontendMessage>> read_message(std::optional<Clock::time_point> deadline);
-  awaitable<bool> read_more(std::optional<Clock::time_point> deadline, Expired reason);
+  awaitable<bool> read_more(std::optional<Clock::time_point> deadline);
   awaitable<void> flush();
-  void arm(Clock::time_point deadline, Expired reason);
+  void arm(Clock::time_point deadline);
   void disarm();
 
   void send_error(const pgwire::ErrorFields& fields) { out_.error_response(fields); }
-  void send_result(const admin::StatementResult& result, bool with_description);
+  void send_result(const admin::StatementResult& result);
   void describe_columns(const std::optional<std::vector<admin::Column>>& columns,
                         const std::vector<std::int16_t>& formats);
   void send_rows(const admin::StatementResult& result, std::size_t from, std::size_t to,
@@ -251,7 +249,7 @@ class Session : public std::enable_shared_from_this<Session> {
   tcp::socket socket_;
   asio::steady_timer timer_;
   std::uint64_t arm_generation_ = 0;
-  Expired expired_ = Expired::none;
+  bool timed_out_ = false;  // the armed deadline passed (the read or write was cancelled)
   pgwire::MessageReader reader_;
   pgwire::MessageWriter out_;
   std::string peer_, address_, user_;
@@ -282,13 +280,13 @@ class Session : public std::enable_shared_from_this<Session> {
 
 // ---- reading, writing, timers ----
 
-void Session::arm(Clock::time_point deadline, Expired reason) {
+void Session::arm(Clock::time_point deadline) {
   const std::uint64_t generation = ++arm_generation_;
   timer_.expires_at(deadline);
-  timer_.async_wait([weak = weak_from_this(), generation, reason](boost::system::error_code ec) {
+  timer_.async_wait([weak = weak_from_this(), generation](boost::system::error_code ec) {
     auto self = weak.lock();
     if (ec || !self || self->arm_generation_ != generation) return;
-    self->expired_ = reason;
+    self->timed_out_ = true;
     boost::system::error_code ignored;
     self->socket_.cancel(ignored);
   });
@@ -299,9 +297,9 @@ void Session::disarm() {
   timer_.cancel();
 }
 
-awaitable<bool> Session::read_more(std::optional<Clock::time_point> deadline, Expired reason) {
+awaitable<bool> Session::read_more(std::optional<Clock::time_point> deadline) {
   char buffer[16 * 1024];
-  if (deadline) arm(*deadline, reason);
+  if (deadline) arm(*deadline);
   boost::system::error_code ec;
   std::size_t n = co_await socket_.async_read_some(
       asio::buffer(buffer), asio::redirect_error(use_awaitable, ec));
@@ -314,7 +312,7 @@ awaitable<bool> Session::read_more(std::optional<Clock::time_point> deadline, Ex
 awaitable<std::optional<pgwire::StartupPacket>> Session::read_startup(Clock::time_point deadline) {
   for (;;) {
     if (auto packet = reader_.next_startup()) co_return packet;
-    if (!co_await read_more(deadline, Expired::startup)) co_return std::nullopt;
+    if (!co_await read_more(deadline)) co_return std::nullopt;
   }
 }
 
@@ -322,14 +320,14 @@ awaitable<std::optional<pgwire::FrontendMessage>> Session::read_message(std::opt
   for (;;) {
     if (auto message = reader_.next()) co_return message;
     if (stopping_) co_return std::nullopt;
-    if (!co_await read_more(deadline, Expired::idle)) co_return std::nullopt;
+    if (!co_await read_more(deadline)) co_return std::nullopt;
   }
 }
 
 awaitable<void> Session::flush() {
   if (out_.empty()) co_return;
   std::string data = out_.take();
-  arm(Clock::now() + kWriteTimeout, Expired::write);
+  arm(Clock::now() + kWriteTimeout);
   boost::system::error_code ec;
   co_await asio::async_write(socket_, asio::buffer(data), asio::redirect_error(use_awaitable, ec));
   disarm();
@@ -481,7 +479,7 @@ awaitable<bool> Session::authenticate(const std::string& user) {
         if (auto* p = std::get_if<pgwire::PasswordData>(&*message)) co_return std::move(p->bytes);
         throw pgwire::ProtocolError("08P01", "expected a SASL response during authentication");
       }
-      if (!co_await read_more(deadline, Expired::startup)) co_return std::nullopt;
+      if (!co_await read_more(deadline)) co_return std::nullopt;
     }
   };
   bool ok = false;
@@ -546,7 +544,7 @@ awaitable<void> Session::serve() {
     if (!message) {
       if (stopping_)
         out_.error_response(fatal("57P01", "terminating connection: the dtx admin console is shutting down"));
-      else if (expired_ == Expired::idle)
+      else if (timed_out_)  // serve() arms only the idle deadline; a write timeout throws
         out_.error_response(fatal("57P05", "terminating connection due to idle-session timeout",
                                   "[admin] idle_timeout_s is " + std::to_string(idle_s)));
       if (!out_.empty()) {
@@ -599,12 +597,12 @@ void Session::send_rows(const admin::StatementResult& result, std::size_t from, 
   }
 }
 
-void Session::send_result(const admin::StatementResult& result, bool with_description) {
+void Session::send_result(const admin::StatementResult& result) {
   if (result.tag.empty()) {  // only comments: PostgreSQL's empty query
     out_.empty_query_response();
     return;
   }
-  if (result.has_rows && with_description) describe_columns(result.columns, {});
+  if (result.has_rows) describe_columns(result.columns, {});
   if (result.has_rows) send_rows(result, 0, result.rows.size(), {}, {});
   for (const std::string& notice : result.notices)
     out_.notice_response(error_fields("00000", notice, {}, {}, "NOTICE"));
@@ -617,7 +615,7 @@ awaitable<void> Session::simple_query(const pgwire::Query& query) {
   for (const std::string& sql : statements) {
     try {
       admin::StatementResult result = co_await execute(sql);
-      send_result(result, true);
+      send_result(result);
     } catch (const admin::StatementError& e) {
       send_error(error_fields(e.sqlstate, e.what(), e.detail, e.hint));
       break;
@@ -834,7 +832,5 @@ void AdminServer::stop() {
   });
   impl_->stop_sessions();
 }
-
-std::size_t AdminServer::open_sessions() const noexcept { return impl_->open; }
 
 }  // namespace dtx::server

@@ -4,7 +4,6 @@
 // user's guide.
 #pragma once
 
-#include <cstddef>
 #include <memory>
 
 #include "dtx/config.h"
@@ -40,8 +39,6 @@ class AdminServer {
   // result, and is then closed the same way. Thread-safe; returns at once
   // (the io_context runs out of work once every session has ended).
   void stop();
-
-  std::size_t open_sessions() const noexcept;
 
   struct Impl;
 

@@ -71,8 +71,6 @@ std::optional<long> age_seconds(const InDoubtBranch& b) {
       .count();
 }
 
-const char* decision_name(LoggedDecision d) { return d == LoggedDecision::commit ? "commit" : "none"; }
-
 json to_json(const InDoubtBranch& b) {
   json j = {{"resource", b.resource},
             {"gtrid", b.gtrid},
@@ -83,7 +81,7 @@ json to_json(const InDoubtBranch& b) {
             {"coordinator_id", b.coordinator_id.empty() ? json(nullptr) : json(b.coordinator_id)},
             {"incarnation", b.incarnation.empty() ? json(nullptr) : json(b.incarnation)},
             {"owner_alive", b.owner_alive ? json(*b.owner_alive) : json(nullptr)},
-            {"decision", decision_name(b.decision)},
+            {"decision", to_string(b.decision)},
             {"action", to_string(b.action)},
             {"detail", b.detail}};
   j["prepared_at"] = b.prepared.prepared_at ? json(iso_time(*b.prepared.prepared_at)) : json(nullptr);
@@ -118,7 +116,7 @@ void print_table(const std::vector<InDoubtBranch>& branches, bool with_action,
     std::string owner = !b.owner_alive ? "-" : (*b.owner_alive ? "alive" : "gone");
     std::cout << std::left << std::setw(12) << b.resource << std::setw(5) << to_string(b.prepared.mode) << std::setw(44) << b.gtrid << std::setw(8)
               << (age ? std::to_string(*age) + "s" : "?") << std::setw(18) << owner << std::setw(10)
-              << decision_name(b.decision) << to_string(b.action);
+              << to_string(b.decision) << to_string(b.action);
     if (!b.detail.empty() && is_left_in_doubt(b.action)) std::cout << "  (" << b.detail << ")";
     std::cout << "\n";
   }
@@ -176,7 +174,7 @@ int run_settle(const Options& o, bool commit, bool accept_current = false) {
     if (o.json) {
       json j;
       j["gtrid"] = o.gtrid;
-      j["decision"] = decision_name(r.decision);
+      j["decision"] = to_string(r.decision);
       j["owner_alive"] = r.owner_alive ? json(*r.owner_alive) : json(nullptr);
       j["branches"] = json::array();
       for (const auto& b : r.branches) j["branches"].push_back(to_json(b));
