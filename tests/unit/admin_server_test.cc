@@ -11,6 +11,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <libpq-fe.h>
 #include <pqxx/pqxx>
 
 #include "admin/console.h"
@@ -94,29 +95,35 @@ TEST_F(AdminServerTest, ManyClientsAtOnce) {
   EXPECT_EQ(answered, kClients * kRounds);
 }
 
+// libpq directly: its cancel handle is made before the statement starts and
+// PQcancel is thread-safe, while a libpqxx connection may not be touched
+// from two threads at once.
 TEST_F(AdminServerTest, CancelReachesTheRightSession) {
-  pqxx::connection busy(conninfo());
+  PGconn* busy = PQconnectdb(conninfo().c_str());
+  ASSERT_EQ(PQstatus(busy), CONNECTION_OK) << PQerrorMessage(busy);
+  PGcancel* cancel = PQgetCancel(busy);
   pqxx::connection bystander(conninfo());
   std::atomic<bool> done{false};
   std::string sqlstate;
   std::thread runner([&] {
-    try {
-      pqxx::nontransaction tx(busy);
-      tx.exec("WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n) SELECT count(*) FROM n");
-    } catch (const pqxx::sql_error& e) {
-      sqlstate = e.sqlstate();
-    }
+    PGresult* r =
+        PQexec(busy, "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n) SELECT count(*) FROM n");
+    if (const char* state = PQresultErrorField(r, PG_DIAG_SQLSTATE)) sqlstate = state;
+    PQclear(r);
     done = true;
   });
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
   while (!done && std::chrono::steady_clock::now() < deadline) {
-    busy.cancel_query();
+    char err[256];
+    PQcancel(cancel, err, sizeof err);
     // The other session is untouched by the cancels.
     pqxx::nontransaction tx(bystander);
     EXPECT_EQ(tx.exec1("SELECT 5")[0].as<int>(), 5);
   }
   runner.join();
   EXPECT_EQ(sqlstate, "57014");
+  PQfreeCancel(cancel);
+  PQfinish(busy);
 }
 
 TEST_F(AdminServerTest, StopEndsIdleSessions) {
