@@ -12,7 +12,6 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <libpq-fe.h>
-#include <pqxx/pqxx>
 
 #include "admin/console.h"
 #include "server/admin_server.h"
@@ -20,6 +19,17 @@
 
 namespace dtx::server {
 namespace {
+
+// The one value `r` holds (its error into *failure), and frees it.
+long scalar(PGconn* conn, PGresult* r, std::string* failure) {
+  long v = -1;
+  if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+    v = std::atol(PQgetvalue(r, 0, 0));
+  else
+    *failure = PQerrorMessage(conn);
+  PQclear(r);
+  return v;
+}
 
 class AdminServerTest : public ::testing::Test {
  protected:
@@ -77,18 +87,19 @@ TEST_F(AdminServerTest, ManyClientsAtOnce) {
   std::vector<std::thread> clients;
   for (int c = 0; c < kClients; ++c)
     clients.emplace_back([&, c] {
-      try {
-        pqxx::connection conn(conninfo());
-        for (int r = 0; r < kRounds; ++r) {
-          pqxx::nontransaction tx(conn);
-          // Simple protocol, then extended with a parameter.
-          pqxx::result all = tx.exec("SELECT count(*) FROM help");
-          pqxx::result some = tx.exec_params("SELECT count(*) FROM help WHERE kind = $1", "view");
-          if (all[0][0].as<long>() > some[0][0].as<long>() && some[0][0].as<long>() >= 8) ++answered;
-        }
-      } catch (const std::exception& e) {
-        failures[c] = e.what();
+      PGconn* conn = PQconnectdb(conninfo().c_str());
+      if (PQstatus(conn) != CONNECTION_OK) failures[c] = PQerrorMessage(conn);
+      for (int r = 0; r < kRounds && failures[c].empty(); ++r) {
+        // Simple protocol, then extended with a parameter.
+        const long all = scalar(conn, PQexec(conn, "SELECT count(*) FROM help"), &failures[c]);
+        const char* view = "view";
+        const long some = scalar(conn,
+                                 PQexecParams(conn, "SELECT count(*) FROM help WHERE kind = $1", 1, nullptr, &view,
+                                              nullptr, nullptr, 0),
+                                 &failures[c]);
+        if (all > some && some >= 8) ++answered;
       }
+      PQfinish(conn);
     });
   for (auto& t : clients) t.join();
   for (int c = 0; c < kClients; ++c) EXPECT_EQ(failures[c], "") << "client " << c;
@@ -102,7 +113,8 @@ TEST_F(AdminServerTest, CancelReachesTheRightSession) {
   PGconn* busy = PQconnectdb(conninfo().c_str());
   ASSERT_EQ(PQstatus(busy), CONNECTION_OK) << PQerrorMessage(busy);
   PGcancel* cancel = PQgetCancel(busy);
-  pqxx::connection bystander(conninfo());
+  PGconn* bystander = PQconnectdb(conninfo().c_str());
+  ASSERT_EQ(PQstatus(bystander), CONNECTION_OK) << PQerrorMessage(bystander);
   std::atomic<bool> done{false};
   std::string sqlstate;
   std::thread runner([&] {
@@ -117,32 +129,36 @@ TEST_F(AdminServerTest, CancelReachesTheRightSession) {
     char err[256];
     PQcancel(cancel, err, sizeof err);
     // The other session is untouched by the cancels.
-    pqxx::nontransaction tx(bystander);
-    EXPECT_EQ(tx.exec1("SELECT 5")[0].as<int>(), 5);
+    std::string failure;
+    EXPECT_EQ(scalar(bystander, PQexec(bystander, "SELECT 5"), &failure), 5) << failure;
   }
   runner.join();
   EXPECT_EQ(sqlstate, "57014");
   PQfreeCancel(cancel);
   PQfinish(busy);
+  PQfinish(bystander);
 }
 
 TEST_F(AdminServerTest, StopEndsIdleSessions) {
-  pqxx::connection c(conninfo());
-  EXPECT_EQ(pqxx::nontransaction(c).exec1("SELECT 1")[0].as<int>(), 1);
+  PGconn* c = PQconnectdb(conninfo().c_str());
+  ASSERT_EQ(PQstatus(c), CONNECTION_OK) << PQerrorMessage(c);
+  std::string failure;
+  EXPECT_EQ(scalar(c, PQexec(c, "SELECT 1"), &failure), 1) << failure;
   server_->stop();
   // The session is told and closed; the next statement fails.
   bool failed = false;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   while (!failed && std::chrono::steady_clock::now() < deadline) {
-    try {
-      pqxx::nontransaction(c).exec("SELECT 1");
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));  // poll interval while the stop lands
-    } catch (const std::exception&) {
-      failed = true;
-    }
+    PGresult* r = PQexec(c, "SELECT 1");
+    failed = PQresultStatus(r) != PGRES_TUPLES_OK;
+    PQclear(r);
+    if (!failed) std::this_thread::sleep_for(std::chrono::milliseconds(10));  // poll interval while the stop lands
   }
   EXPECT_TRUE(failed);
-  EXPECT_THROW(pqxx::connection{conninfo()}, std::exception) << "no new connection after stop";
+  PQfinish(c);
+  PGconn* late = PQconnectdb(conninfo().c_str());
+  EXPECT_NE(PQstatus(late), CONNECTION_OK) << "no new connection after stop";
+  PQfinish(late);
 }
 
 }  // namespace
