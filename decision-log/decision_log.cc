@@ -82,6 +82,7 @@
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -94,6 +95,7 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <thread>
 #include <unordered_map>
 
 #include "base/logging.h"
@@ -425,25 +427,68 @@ void DecisionLog::Impl::open() {
   opened_ = true;
 }
 
+// The lock file must never be seen unlocked by anyone who lists the
+// directory: recovery tests liveness by taking the lock of every lock file it
+// finds (incarnation_alive, adopt_incarnation), and a probe landing between
+// our open and our flock would make our own flock fail. So a new lock file is
+// made under a private name, locked, and linked into place already locked.
+// If the name exists (a prober created it for an incarnation it adopted, or
+// this incarnation is being reopened), it is taken over like
+// adopt_incarnation does, retrying for up to kLockPatience while a probe
+// holds it: probes hold it for a moment, a live owner for good. The lock
+// file's creation is made durable with the first segment's (start_segment
+// syncs the directory), before its claim is written.
 void DecisionLog::Impl::lock() {
-  lock_fd_ = ::open(lock_path_.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
-  if (lock_fd_ < 0) {
-    throw_io_error("create decision log lock file", lock_path_,
-                   "check that the log directory is writable");
+  constexpr auto kLockPatience = std::chrono::seconds(2);
+  const fs::path staging = lock_path_.string() + "." + std::to_string(::getpid()) + ".new";
+  ::unlink(staging.c_str());  // left by a crashed process that had our pid
+  const int fd = ::open(staging.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    throw_io_error("create decision log lock file", staging, "check that the log directory is writable");
   }
-  if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
-    const int err = errno;
+  if (::flock(fd, LOCK_EX | LOCK_NB) == 0 && ::link(staging.c_str(), lock_path_.c_str()) == 0) {
+    ::unlink(staging.c_str());
+    lock_fd_ = fd;
+    return;
+  }
+  const int link_err = errno;
+  ::unlink(staging.c_str());
+  ::close(fd);
+  if (link_err != EEXIST) {
+    errno = link_err;
+    throw_io_error("create decision log lock file", lock_path_, "check that the log directory is writable");
+  }
+  const auto deadline = std::chrono::steady_clock::now() + kLockPatience;
+  auto pause = std::chrono::milliseconds(1);
+  for (;;) {
+    lock_fd_ = ::open(lock_path_.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+    if (lock_fd_ < 0) {
+      throw_io_error("create decision log lock file", lock_path_, "check that the log directory is writable");
+    }
+    int err = 0;
+    if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+      err = errno;
+    } else {
+      // Locked, but perhaps a file its releaser unlinked meanwhile.
+      struct stat by_fd {}, by_name {};
+      if (::fstat(lock_fd_, &by_fd) == 0 && ::stat(lock_path_.c_str(), &by_name) == 0 &&
+          by_fd.st_ino == by_name.st_ino && by_fd.st_dev == by_name.st_dev)
+        return;
+      err = EWOULDBLOCK;
+    }
     ::close(lock_fd_);
     lock_fd_ = -1;
-    errno = err;
-    throw_io_error("lock decision log", lock_path_,
-                   err == EWOULDBLOCK
-                       ? "another live process uses incarnation " + incarnation_ +
-                             " of coordinator " + id_ + "; every process needs its own incarnation"
-                       : std::string());
+    if (err != EWOULDBLOCK || std::chrono::steady_clock::now() >= deadline) {
+      errno = err;
+      throw_io_error("lock decision log", lock_path_,
+                     err == EWOULDBLOCK
+                         ? "another live process uses incarnation " + incarnation_ + " of coordinator " +
+                               id_ + "; every process needs its own incarnation"
+                         : std::string());
+    }
+    std::this_thread::sleep_for(pause);  // flock has no timed wait
+    pause = std::min(pause * 2, std::chrono::milliseconds(50));
   }
-  // The lock file's creation is made durable with the first segment's
-  // (start_segment syncs the directory), before its claim is written.
 }
 
 void DecisionLog::Impl::adopt_existing_segments() {

@@ -21,6 +21,7 @@
 
 #include "decision-log/crc32c.h"
 #include "decision-log/decision_log.h"
+#include "decision-log/incarnation_lock.h"
 #include "decision-log/log_format.h"
 #include "decision-log/log_reader.h"
 #include "decision-log/log_writer.h"
@@ -599,6 +600,39 @@ TEST_F(LogDirTest, SecondOpenOfALiveIncarnationFails) {
   // The failed open left the live incarnation's files alone.
   EXPECT_TRUE(incarnation_alive(only_incarnation()));
   EXPECT_NO_THROW(open_log({}, "fedcba9876543210"));
+}
+
+// Recovery tests an incarnation's liveness by taking the lock of every lock
+// file it lists (incarnation_alive, adopt_incarnation). A process starting at
+// that moment must not lose its own lock to such a probe: the lock file
+// appears in the directory already locked. (dtx serve's frequent scans made
+// `dtx exec` fail with "another live process uses incarnation" before.)
+TEST_F(LogDirTest, LivenessProbesNeverStopAnIncarnationFromStarting) {
+  fs::create_directories(dir_);
+  constexpr int kStarts = 300;
+  for (int i = 0; i < kStarts; ++i) {
+    char incarnation[17];
+    std::snprintf(incarnation, sizeof incarnation, "%016x", 0xabc000 + i);
+    LogIncarnation probed{.coordinator_id = "node-1", .incarnation = incarnation,
+                          .lock_file = dir_ / ("node-1-" + std::string(incarnation) + ".lock")};
+    std::atomic<bool> stop{false};
+    std::thread prober([&] {
+      while (!stop.load(std::memory_order_relaxed)) {
+        (void)incarnation_alive(probed);
+        IncarnationLock adopted = adopt_incarnation(dir_, "node-1", incarnation);
+      }
+    });
+    try {
+      auto log = open_log({.preallocate_bytes = 0}, incarnation);
+      EXPECT_TRUE(incarnation_alive(probed));
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "start " << i << ": " << e.what();
+    }
+    stop = true;
+    prober.join();
+    if (HasFailure()) break;
+  }
+  EXPECT_TRUE(list_incarnations(dir_).empty());
 }
 
 TEST_F(LogDirTest, BadNamesAreRejected) {
