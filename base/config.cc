@@ -141,9 +141,16 @@ CoordinatorConfig read_coordinator(TableReader& top, const std::string& file,
   c.id = t.required_string("id");
   if (!is_valid_coordinator_id(c.id))
     t.fail(t.get("id"), "id", "'" + c.id + "' must be 1-16 characters of [A-Za-z0-9_-]");
-  c.log_dir = t.required_string("log_dir");
-  if (c.log_dir.empty()) t.fail(t.get("log_dir"), "log_dir", "must not be empty");
-  if (c.log_dir.is_relative()) {
+  if (auto v = t.string("decisions")) {
+    c.decisions = *v;
+    if (c.decisions.empty())
+      t.fail(t.get("decisions"), "decisions", "must name a resource (or leave the key out for the file log)");
+  }
+  if (c.decisions.empty() || t.get("log_dir")) {
+    c.log_dir = t.required_string("log_dir");
+    if (c.log_dir.empty()) t.fail(t.get("log_dir"), "log_dir", "must not be empty");
+  }
+  if (!c.log_dir.empty() && c.log_dir.is_relative()) {
     if (config_dir.empty())
       t.fail(t.get("log_dir"), "log_dir",
              "'" + c.log_dir.string() +
@@ -153,7 +160,7 @@ CoordinatorConfig read_coordinator(TableReader& top, const std::string& file,
   }
   // It need not exist yet, but it must be able to: its nearest existing
   // ancestor must be a directory.
-  for (std::filesystem::path p = c.log_dir; !p.empty(); p = p.parent_path()) {
+  for (std::filesystem::path p = c.log_dir; !c.log_dir.empty() && !p.empty(); p = p.parent_path()) {
     std::error_code ec;
     const auto status = std::filesystem::status(p, ec);
     if (status.type() == std::filesystem::file_type::not_found) {
@@ -170,7 +177,7 @@ CoordinatorConfig read_coordinator(TableReader& top, const std::string& file,
   if (auto v = t.integer("default_timeout_ms", 1, 24LL * 3600 * 1000))
     c.default_timeout = std::chrono::milliseconds(*v);
   if (auto v = t.integer("recovery_interval_s", 0, 24LL * 3600)) c.recovery_interval_s = static_cast<int>(*v);
-  t.reject_unknown({"id", "log_dir", "threads", "default_timeout_ms", "recovery_interval_s"});
+  t.reject_unknown({"id", "log_dir", "decisions", "threads", "default_timeout_ms", "recovery_interval_s"});
   return c;
 }
 
@@ -327,6 +334,13 @@ Config build(const toml::table& root, const std::string& source_name,
   }
   if (config.resources.empty())
     top.fail(resources, "resources", "no resource configured: add a [resources.<name>] table");
+  if (!config.coordinator.decisions.empty() && !config.resources.count(config.coordinator.decisions)) {
+    std::string names;
+    for (const auto& [name, _] : config.resources) names += (names.empty() ? "" : ", ") + name;
+    TableReader ct(as_table(top, top.get("coordinator"), "coordinator"), "coordinator", source_name);
+    ct.fail(ct.get("decisions"), "decisions",
+            "'" + config.coordinator.decisions + "' is not a configured resource (configured: " + names + ")");
+  }
   if (const toml::node* admin = top.get("admin")) config.admin = read_admin(top, admin, source_name);
   if (const toml::node* metrics = top.get("metrics"))
     config.metrics = read_metrics(top, metrics, source_name);

@@ -19,15 +19,26 @@ bool all_hex(std::string_view s) {
 
 }  // namespace
 
-std::string new_incarnation() {
+constexpr std::uint32_t kDatabaseStoreBit = 0x80000000u;
+
+std::string new_incarnation(DecisionStore store) {
   auto seconds = std::chrono::duration_cast<std::chrono::seconds>(
                      std::chrono::system_clock::now().time_since_epoch())
                      .count();
   std::random_device rd;
-  std::uint64_t value = (static_cast<std::uint64_t>(seconds) << 32) | rd();
+  std::uint32_t low = static_cast<std::uint32_t>(rd()) & ~kDatabaseStoreBit;
+  if (store == DecisionStore::database) low |= kDatabaseStoreBit;
+  std::uint64_t value = (static_cast<std::uint64_t>(seconds) << 32) | low;
   char buf[17];
   std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(value));
   return buf;
+}
+
+DecisionStore decision_store_of(std::string_view incarnation) noexcept {
+  if (incarnation.size() != 16 || !all_hex(incarnation)) return DecisionStore::file;
+  const char c = incarnation[8];  // the highest hex digit of the low 32 bits
+  const int digit = c <= '9' ? c - '0' : c - 'a' + 10;
+  return (digit & 0x8) ? DecisionStore::database : DecisionStore::file;
 }
 
 std::optional<GtridParts> parse_gtrid(std::string_view gtrid) {

@@ -128,7 +128,8 @@ CoordinatorCore::CoordinatorCore(Config config, ResourceFactory factory,
                                  DecisionLogOptions log_options, Phase2Options phase2)
     : config_(std::move(config)),
       phase2_(phase2),
-      ids_(config_.coordinator.id, new_incarnation()),
+      ids_(config_.coordinator.id, new_incarnation(config_.coordinator.decisions.empty() ? DecisionStore::file
+                                                                                       : DecisionStore::database)),
       fan_out_(config_.coordinator.threads),
       parallel_below_(std::max(1, static_cast<int>(std::thread::hardware_concurrency()))) {
   if (!is_valid_coordinator_id(config_.coordinator.id))
@@ -138,14 +139,34 @@ CoordinatorCore::CoordinatorCore(Config config, ResourceFactory factory,
     throw Error({.code = Errc::config}, "no resource configured");
   if (!factory) factory = undo::make_configured_resource_manager;
   for (const auto& [name, rc] : config_.resources) resources_.emplace(name, factory(rc));
-  log_ = DecisionLog::open(config_.coordinator.log_dir, config_.coordinator.id, ids_.incarnation(),
-                           log_options);
-  logger().info("coordinator {} incarnation {} started, log in {}", config_.coordinator.id,
-                ids_.incarnation(), config_.coordinator.log_dir.string());
+  if (config_.coordinator.decisions.empty()) {
+    log_ = DecisionLog::open(config_.coordinator.log_dir, config_.coordinator.id, ids_.incarnation(),
+                             log_options);
+    logger().info("coordinator {} incarnation {} started, log in {}", config_.coordinator.id,
+                  ids_.incarnation(), config_.coordinator.log_dir.string());
+  } else {
+    table_.emplace(config_.resource(config_.coordinator.decisions));
+    table_rm_ = &resource(config_.coordinator.decisions);
+    {
+      std::lock_guard lock(liveness_mu_);
+      hold_liveness();  // throws if R cannot be reached: no decision could be made
+    }
+    liveness_thread_ = std::thread([this] { liveness_loop(); });
+    logger().info("coordinator {} incarnation {} started, decisions in resource {}", config_.coordinator.id,
+                  ids_.incarnation(), table_->resource());
+  }
   if (config_.coordinator.recovery_interval_s > 0) recovery_thread_ = std::thread([this] { recovery_loop(); });
 }
 
 CoordinatorCore::~CoordinatorCore() {
+  if (liveness_thread_.joinable()) {
+    {
+      std::lock_guard lock(liveness_mu_);
+      liveness_stopping_ = true;
+    }
+    liveness_cv_.notify_all();
+    liveness_thread_.join();
+  }
   if (forget_thread_.joinable()) {
     {
       std::lock_guard lock(forget_mu_);
@@ -162,6 +183,55 @@ CoordinatorCore::~CoordinatorCore() {
     recovery_cv_.notify_all();
     recovery_thread_.join();
   }
+}
+
+// The incarnation's liveness lock on R (decision_table.cc, LIVENESS), on a
+// session kept for that alone. If that session dies (R restarted), the lock
+// is gone and recovery may fence this process's young transactions — which
+// is safe, only wasteful — until the loop below takes it again.
+void CoordinatorCore::hold_liveness() {
+  liveness_.discard();
+  SessionLease s = table_rm_->acquire();
+  table_->ensure_schema(*s);
+  if (!table_->try_hold_liveness(*s, config_.coordinator.id, ids_.incarnation()))
+    throw Error({.code = Errc::usage, .resource = table_->resource(),
+                 .hint = "every process needs its own incarnation; if none is running, a recovery pass holds it: "
+                         "retry"},
+                "cannot take the liveness lock of incarnation " + ids_.incarnation() + " of coordinator " +
+                    config_.coordinator.id + " on resource " + table_->resource() + ": another session holds it");
+  liveness_ = std::move(s);
+  liveness_takes_.fetch_add(1);
+}
+
+void CoordinatorCore::liveness_loop() {
+  std::unique_lock lock(liveness_mu_);
+  while (!liveness_stopping_) {
+    liveness_cv_.wait_for(lock, std::chrono::seconds(1), [this] { return liveness_stopping_; });
+    if (liveness_stopping_) break;
+    try {
+      if (liveness_ && !liveness_->broken()) {
+        liveness_->execute("SELECT 1", {});
+        continue;
+      }
+    } catch (const std::exception&) {
+    }
+    try {
+      hold_liveness();
+      logger().warn("liveness lock of incarnation {} taken again on {} (its session had ended)",
+                    ids_.incarnation(), table_->resource());
+    } catch (const std::exception& e) {
+      logger().warn("cannot take the liveness lock on {} again (retrying every second): {}", table_->resource(),
+                    e.what());
+    }
+  }
+  liveness_.discard();  // the server drops the lock with the session
+}
+
+void CoordinatorCore::decision_ended(const std::string& gtrid) {
+  if (log_)
+    log_->log_end(gtrid);
+  else
+    forget_later(gtrid, {}, /*end=*/true);
 }
 
 void CoordinatorCore::hand_to_recovery(const std::string& gtrid, LoggedDecision decision) {
@@ -186,7 +256,7 @@ RecoveryReport CoordinatorCore::recover_now() {
   std::lock_guard lock(recovery_mu_);
   for (const auto& [gtrid, decision] : options.own_orphans) {
     if (open.count(gtrid)) continue;
-    if (decision == LoggedDecision::commit) log_->log_end(gtrid);
+    if (decision == LoggedDecision::commit || table_) decision_ended(gtrid);
     orphans_.erase(gtrid);
   }
   return report;
@@ -230,13 +300,26 @@ void CoordinatorCore::forget_loop() {
         failed.insert(rm);
       }
     }
+    std::vector<std::string> ended;  // database mode: rows to delete
     for (const auto& f : batch) {
       const bool all = std::none_of(f.branches.begin(), f.branches.end(),
                                     [&](const AtBranch& b) { return failed.count(b.rm) > 0; });
       if (!all)
         hand_to_recovery(f.gtrid, LoggedDecision::commit);
-      else if (f.end)
+      else if (f.end && log_)
         log_->log_end(f.gtrid);
+      else if (f.end)
+        ended.push_back(f.gtrid);
+    }
+    if (!ended.empty()) {
+      // One DELETE for the batch. If it fails the rows stay; recovery deletes
+      // them once this incarnation is gone.
+      try {
+        SessionLease s = table_rm_->acquire();
+        table_->erase(*s, ended);
+      } catch (const std::exception& e) {
+        logger().warn("cannot delete {} finished decisions from {}: {}", ended.size(), table_->resource(), e.what());
+      }
     }
     lock.lock();
     forgets_in_flight_ = 0;
@@ -272,6 +355,9 @@ ResourceManager& CoordinatorCore::resource(std::string_view name) {
 
 std::unique_ptr<GlobalTransaction> CoordinatorCore::begin(TransactionOptions options) {
   auto timeout = options.timeout.count() > 0 ? options.timeout : config_.coordinator.default_timeout;
+  if (timeout > kLongestTransactionTimeout)
+    throw Error({.code = Errc::usage, .hint = "a transaction may run for 24 hours at most"},
+                "transaction timeout of " + std::to_string(timeout.count()) + " ms is too long");
   return std::make_unique<GlobalTransaction>(shared_from_this(), ids_.next(),
                                              std::chrono::steady_clock::now() + timeout, timeout);
 }
@@ -404,9 +490,17 @@ void GlobalTransaction::commit_one_phase() {
 
 void GlobalTransaction::commit_two_phase() {
   CoordinatorCore::CommitSlot slot(*core_);
+  // With decisions in a database, the branch on that resource (if any) is
+  // never prepared: its one-phase commit carries the decision.
+  ResourceManager* const decision_rm = core_->decision_resource();
+  Branch* on_decider = nullptr;
+  for (auto& b : branches_)
+    if (decision_rm && b.rm == decision_rm) on_decider = &b;
+
   // Phase 1.
-  auto votes = for_each_branch(core_->fan_out(), branches_, [](Branch& b) { b.session->prepare(); },
-                               slot.parallel());
+  auto votes = for_each_branch(core_->fan_out(), branches_, [on_decider](Branch& b) {
+    if (&b != on_decider) b.session->prepare();
+  }, slot.parallel());
   for (std::size_t i = 0; i < votes.size(); ++i)
     if (votes[i]) {
       logger().info("{}: prepare failed on {}, rolling back: {}", gtrid_, branches_[i].rm->name(),
@@ -417,22 +511,26 @@ void GlobalTransaction::commit_two_phase() {
   failpoint(Failpoint::after_prepare);
 
   // The commit point.
-  std::vector<BranchRef> refs;
-  refs.reserve(branches_.size());
-  for (const auto& b : branches_) refs.push_back({b.rm->name(), b.xid.bqual});
-  try {
-    core_->log().log_commit(gtrid_, refs);
-  } catch (const Error& e) {
-    // Unknown whether the record reached the disk: neither commit nor roll back.
-    set_end_state(state_, TransactionState::in_doubt);
-    branches_.clear();  // closing the connections leaves the branches prepared
-    logger().error("{}: commit decision could not be made durable; branches left prepared for "
-                   "recovery: {}", gtrid_, e.what());
-    throw Error({.code = Errc::log,
-                 .gtrid = gtrid_,
-                 .hint = "fix the log directory, then run `dtx recover`; the branches stay "
-                         "prepared until recovery decides them from the log"},
-                std::string("commit decision could not be made durable: ") + e.what());
+  if (decision_rm) {
+    decide_in_database(on_decider);
+  } else {
+    std::vector<BranchRef> refs;
+    refs.reserve(branches_.size());
+    for (const auto& b : branches_) refs.push_back({b.rm->name(), b.xid.bqual});
+    try {
+      core_->log().log_commit(gtrid_, refs);
+    } catch (const Error& e) {
+      // Unknown whether the record reached the disk: neither commit nor roll back.
+      set_end_state(state_, TransactionState::in_doubt);
+      branches_.clear();  // closing the connections leaves the branches prepared
+      logger().error("{}: commit decision could not be made durable; branches left prepared for "
+                     "recovery: {}", gtrid_, e.what());
+      throw Error({.code = Errc::log,
+                   .gtrid = gtrid_,
+                   .hint = "fix the log directory, then run `dtx recover`; the branches stay "
+                           "prepared until recovery decides them from the log"},
+                  std::string("commit decision could not be made durable: ") + e.what());
+    }
   }
 
   failpoint(Failpoint::after_decision);
@@ -449,7 +547,11 @@ void GlobalTransaction::commit_two_phase() {
         b.committed = true;
       }
   if (failpoint_armed(Failpoint::after_first_commit)) {
-    commit_branch(branches_.front());
+    for (auto& b : branches_)
+      if (!b.committed) {
+        commit_branch(b);
+        break;
+      }
     failpoint(Failpoint::after_first_commit);
   }
   auto acks = for_each_branch(core_->fan_out(), branches_, [this](Branch& b) {
@@ -464,7 +566,7 @@ void GlobalTransaction::commit_two_phase() {
     }
   if (!first) {
     if (at_branches.empty())
-      core_->log().log_end(gtrid_);
+      core_->decision_ended(gtrid_);
     else
       core_->forget_later(gtrid_, std::move(at_branches), /*end=*/true);
     branches_.clear();
@@ -483,6 +585,67 @@ void GlobalTransaction::commit_two_phase() {
                                 " could not be committed yet; it will be committed by recovery");
   branches_.clear();
   throw error;
+}
+
+// The decision as a row of R's dtx_decision, committed by R's own commit
+// (decision-table/decision_table.cc has the protocol). Returns once G is
+// committed on R; otherwise rolls back and throws, or — the answer lost —
+// leaves the others prepared for the fence to decide and throws in_doubt.
+void GlobalTransaction::decide_in_database(Branch* on_decider) {
+  const DecisionTable& table = *core_->decision_table();
+  std::vector<std::string> names;
+  for (const auto& b : branches_) names.push_back(b.rm->name());
+  failpoint(Failpoint::before_decision_commit);
+  const BatchStatement row = table.commit_row(gtrid_, names);
+  const auto started = std::chrono::steady_clock::now();
+  try {
+    FailpointInFlight in_flight(Failpoint::decision_commit_sent);
+    try {
+      if (on_decider) {
+        on_decider->session->commit_one_phase_with(row.sql, row.params);
+        on_decider->committed = true;
+      } else {
+        // A local transaction of its own on R, bounded by G's deadline.
+        SessionLease s = core_->decision_resource()->acquire();
+        s->begin_local(Xid::make(gtrid_, table.resource()));
+        s->set_deadline(deadline_);
+        s->commit_one_phase_with(row.sql, row.params);
+      }
+    } catch (...) {
+      in_flight.answered();
+      throw;
+    }
+    in_flight.answered();
+  } catch (const Error& e) {
+    if (e.code() == Errc::unavailable) {
+      // Sent, answer lost: R may have committed. Neither commit nor roll back.
+      set_end_state(state_, TransactionState::in_doubt);
+      branches_.clear();  // closing the connections leaves the others prepared
+      core_->hand_to_recovery(gtrid_, LoggedDecision::none);
+      logger().error("{}: the commit decision's outcome on {} is unknown; branches left prepared for "
+                     "recovery: {}", gtrid_, table.resource(), e.what());
+      Error::Details d = e.details();
+      d.code = Errc::in_doubt;
+      d.gtrid = gtrid_;
+      d.hint = "recovery decides from " + table.resource() + "'s dtx_decision (run `dtx recover`, or let the "
+               "coordinator's recovery run)";
+      throw Error(std::move(d), "the commit decision was sent to " + table.resource() +
+                                    " but its answer was lost; the transaction is in doubt: " + e.summary());
+    }
+    if (DecisionTable::is_duplicate_key(e)) {
+      logger().warn("{}: recovery fenced the transaction before its decision; rolling back", gtrid_);
+      fail_and_rollback(Error({.code = Errc::rolled_back, .resource = table.resource(), .gtrid = gtrid_,
+                               .hint = "a recovery pass took this process for gone (its liveness lock on " +
+                                       table.resource() + " was free); retry the transaction"},
+                              "rolled back: recovery had aborted the transaction (an abort row in " +
+                                  table.resource() + "'s dtx_decision) before its commit decision"));
+    }
+    if (e.code() == Errc::timeout)
+      fail_and_rollback(timeout_error(gtrid_, timeout_, "in the commit decision on " + table.resource(), &e));
+    fail_and_rollback(e.with_context(gtrid_, table.resource()));
+  }
+  metrics::decisions_flushed(1, std::chrono::steady_clock::now() - started);
+  failpoint(Failpoint::after_decision_commit);
 }
 
 // Commits one prepared branch; retries, on a fresh connection if needed.

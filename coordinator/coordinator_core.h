@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "decision-log/decision_log.h"
+#include "decision-table/decision_table.h"
 #include "coordinator/fan_out.h"
 #include "base/transaction_id.h"
 #include "drivers/resource_manager.h"
@@ -44,7 +45,15 @@ class CoordinatorCore : public std::enable_shared_from_this<CoordinatorCore> {
   const Config& config() const noexcept { return config_; }
   // Throws Errc::config naming the resource if it is not configured.
   ResourceManager& resource(std::string_view name);
+  // The file log; only without [coordinator] decisions.
   DecisionLog& log() noexcept { return *log_; }
+  bool has_file_log() const noexcept { return log_ != nullptr; }
+  // With [coordinator] decisions: R's table and manager; else null.
+  const DecisionTable* decision_table() const noexcept { return table_ ? &*table_ : nullptr; }
+  ResourceManager* decision_resource() const noexcept { return table_rm_; }
+  // Every branch of `gtrid` is finished: its decision can go (END in the
+  // file log; R's row deleted in the next batch).
+  void decision_ended(const std::string& gtrid);
   FanOut& fan_out() noexcept { return fan_out_; }
   const Phase2Options& phase2_options() const noexcept { return phase2_; }
 
@@ -85,18 +94,31 @@ class CoordinatorCore : public std::enable_shared_from_this<CoordinatorCore> {
     Xid xid;
   };
   void forget_later(const std::string& gtrid, std::vector<AtBranch> branches, bool end);
+  // Sessions of the decision resource that held the liveness lock since the
+  // process started (tests: how often it had to be taken again).
+  int liveness_takes() const noexcept { return liveness_takes_.load(); }
   // Waits until everything queued by forget_later() has been handled (tests, shutdown).
   void drain_forgets();
 
  private:
   void recovery_loop();
   void forget_loop();
+  void liveness_loop();
+  void hold_liveness();  // (re)takes the incarnation's lock on R; liveness_mu_ held
 
   Config config_;
   Phase2Options phase2_;
   std::map<std::string, std::unique_ptr<ResourceManager>, std::less<>> resources_;
   TransactionIdGenerator ids_;
-  std::unique_ptr<DecisionLog> log_;
+  std::unique_ptr<DecisionLog> log_;      // file mode
+  std::optional<DecisionTable> table_;    // database mode
+  ResourceManager* table_rm_ = nullptr;
+  std::mutex liveness_mu_;
+  std::condition_variable liveness_cv_;
+  bool liveness_stopping_ = false;
+  SessionLease liveness_;                 // holds the incarnation's lock on R
+  std::atomic<int> liveness_takes_{0};
+  std::thread liveness_thread_;
   FanOut fan_out_;
   std::atomic<int> committing_{0};
   int parallel_below_;
@@ -156,6 +178,7 @@ class GlobalTransaction {
   [[noreturn]] void fail_and_rollback(const Error& error);
   void commit_one_phase();
   void commit_two_phase();
+  void decide_in_database(Branch* on_decider);
   void commit_branch(Branch& branch);
   void rollback_all() noexcept;
 

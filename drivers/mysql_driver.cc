@@ -8,6 +8,7 @@
 //   prepare           XA END x; XA PREPARE x          (one round trip)
 //   commit            XA COMMIT x
 //   commit_one_phase  XA END x; XA COMMIT x ONE PHASE (one round trip)
+//   commit_one_phase_with(s)  s; XA END x; XA COMMIT x ONE PHASE (one round trip)
 //   rollback          active: XA END x (errors ignored); XA ROLLBACK x
 //                     prepared: XA ROLLBACK x
 //   recover           XA RECOVER, `data` split by gtrid_length / bqual_length
@@ -237,7 +238,7 @@ class MysqlSession final : public BranchSession {
   void prepare() override;
   FinishResult commit() override;
   void commit_one_phase() override;
-  void commit_local_with(std::string_view statement, std::span<const Param> params) override;
+  void commit_one_phase_with(std::string_view statement, std::span<const Param> params) override;
   void rollback() override;
   std::vector<PreparedXid> recover() override;
   ServerInfo server_info() override;
@@ -485,17 +486,16 @@ void MysqlSession::commit_one_phase() {
                               " failed; the branch was rolled back"));
 }
 
-void MysqlSession::commit_local_with(std::string_view statement, std::span<const Param> params) {
+void MysqlSession::commit_one_phase_with(std::string_view statement, std::span<const Param> params) {
   library();
   require(BranchState::active, "commit in one phase");
-  if (!local_) {
-    Session::commit_local_with(statement, params);
-    return;
-  }
   refuse_if_failed("committed");
   // One multi-statement query: the server stops at the first error, so a
   // failed statement is never followed by the COMMIT.
-  std::optional<ServerError> f = attempt(inline_params(statement, params) + "; COMMIT");
+  const std::string x = literal();
+  std::optional<ServerError> f =
+      attempt(inline_params(statement, params) +
+              (local_ ? std::string("; COMMIT") : "; XA END " + x + "; XA COMMIT " + x + " ONE PHASE"));
   if (!f) {
     finish();
     return;

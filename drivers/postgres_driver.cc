@@ -204,7 +204,7 @@ class PostgresSession final : public BranchSession {
   void prepare() override;
   FinishResult commit() override;
   void commit_one_phase() override;
-  void commit_local_with(std::string_view statement, std::span<const Param> params) override;
+  void commit_one_phase_with(std::string_view statement, std::span<const Param> params) override;
   void rollback() override;
   std::vector<PreparedXid> recover() override;
   ServerInfo server_info() override;
@@ -339,7 +339,7 @@ void PostgresSession::begin(const Xid& xid) {
 
 void PostgresSession::begin_local(const Xid& xid) {
   // No round trip: BEGIN goes with the first statement (execute), or with
-  // the last and its COMMIT (commit_local_with); a transaction that ran
+  // the last and its COMMIT (commit_one_phase_with); a transaction that ran
   // nothing has nothing to commit or roll back.
   require(BranchState::none, "begin a local transaction");
   started(xid, /*local=*/true);
@@ -401,7 +401,7 @@ void PostgresSession::commit_one_phase() {
   end_block_with("COMMIT", "COMMIT");
 }
 
-void PostgresSession::commit_local_with(std::string_view statement, std::span<const Param> params) {
+void PostgresSession::commit_one_phase_with(std::string_view statement, std::span<const Param> params) {
   require(BranchState::active, "commit in one phase");
   // One simple query: PostgreSQL stops at the first error, and the block is
   // then failed, so COMMIT cannot commit anything after a failure.

@@ -129,11 +129,13 @@ class Session {
   // session is broken and the branch stays prepared for recovery).
   virtual FinishResult commit() = 0;
   virtual void commit_one_phase() = 0;  // active -> none, no prepare
-  // A local transaction's (begin_local) last statement and its COMMIT, in one
-  // round trip where the driver can (`statement` is dtx's own SQL with `?`
-  // placeholders, which the driver inlines as literals). Fails like
-  // commit_one_phase(); a failed statement rolls the transaction back.
-  virtual void commit_local_with(std::string_view statement, std::span<const Param> params) {
+  // The active branch's (XA or local) last statement and its one-phase
+  // commit, in one round trip where the driver can (`statement` is dtx's own
+  // SQL with `?` placeholders, which the driver inlines as literals). Fails
+  // like commit_one_phase(); a failed statement rolls the branch back. AT
+  // mode's phase 1 writes its undo record so; the decisions resource's
+  // branch its COMMIT row (decision-table/decision_table.cc).
+  virtual void commit_one_phase_with(std::string_view statement, std::span<const Param> params) {
     execute(statement, params);
     commit_one_phase();
   }

@@ -453,14 +453,14 @@ void delete_lock_rows(Session& s, const std::vector<std::pair<std::string, std::
     }
   for (std::size_t i = 0; i < statements.size(); ++i) {
     if (commit && i + 1 == statements.size())
-      s.commit_local_with(statements[i].first, statements[i].second);
+      s.commit_one_phase_with(statements[i].first, statements[i].second);
     else
       s.execute(statements[i].first, statements[i].second);
   }
 }
 
 // `commit`: the last statement goes with the COMMIT of the local
-// transaction (Session::commit_local_with), in one round trip.
+// transaction (Session::commit_one_phase_with), in one round trip.
 std::uint64_t delete_record_and_locks(Session& s, std::span<const Xid> xids, sql::Dialect dialect,
                                       bool commit = false) {
   std::uint64_t deleted = 0;
@@ -483,7 +483,7 @@ std::uint64_t delete_record_and_locks(Session& s, std::span<const Xid> xids, sql
     const std::string locks = std::string("DELETE FROM ") + kLock +
                               " l USING unnest(?::text[], ?::text[]) AS x(g, b) WHERE l.gtrid = x.g AND l.branch = x.b";
     if (commit)
-      s.commit_local_with(locks, p);
+      s.commit_one_phase_with(locks, p);
     else
       s.execute(locks, p);
     return deleted;
@@ -651,6 +651,7 @@ class AtSession final : public Session {
   void prepare() override;
   FinishResult commit() override;
   void commit_one_phase() override;
+  void commit_one_phase_with(std::string_view statement, std::span<const Param> params) override;
   void rollback() override;
   BranchState state() const noexcept override { return state_; }
   const Xid* current_xid() const noexcept override { return xid_ ? &*xid_ : nullptr; }
@@ -1331,7 +1332,7 @@ void AtSession::prepare() {
     if (!record_.rows.empty() || !held_.empty()) {
       // The record and the COMMIT in one round trip.
       std::vector<Param> p{Param(gtrid()), Param(xid_->bqual), Param(encode(record_))};
-      inner_->commit_local_with(std::string("INSERT INTO ") + kUndo + " (gtrid, branch, kind, record) VALUES (?, ?, 0, ?)",
+      inner_->commit_one_phase_with(std::string("INSERT INTO ") + kUndo + " (gtrid, branch, kind, record) VALUES (?, ?, 0, ?)",
                                 p);
     } else {
       inner_->commit_one_phase();
@@ -1380,6 +1381,30 @@ void AtSession::commit_one_phase() {
   try {
     delete_lock_rows(*inner_, std::vector<std::pair<std::string, std::string>>(held_.begin(), held_.end()),
                      /*commit=*/true);
+  } catch (...) {
+    if (inner_->state() == BranchState::none || inner_->broken()) {
+      state_ = BranchState::none;
+      xid_.reset();
+    }
+    throw;
+  }
+  state_ = BranchState::none;
+  xid_.reset();
+}
+
+// The branch's own statement must not pass through execute(), which would
+// take row images of it: it goes to the inner session with the COMMIT.
+void AtSession::commit_one_phase_with(std::string_view statement, std::span<const Param> params) {
+  if (state_ != BranchState::active)
+    throw error(Errc::usage, "cannot commit in one phase: no active AT branch");
+  if (failed_) {
+    rollback();
+    throw error(Errc::rolled_back, "a statement of the AT branch failed; the branch was rolled back");
+  }
+  try {
+    delete_lock_rows(*inner_, std::vector<std::pair<std::string, std::string>>(held_.begin(), held_.end()),
+                     /*commit=*/false);
+    inner_->commit_one_phase_with(statement, params);
   } catch (...) {
     if (inner_->state() == BranchState::none || inner_->broken()) {
       state_ = BranchState::none;

@@ -71,7 +71,13 @@ struct ResourceConfig {
 
 struct CoordinatorConfig {
   std::string id;
+  // The decision log's directory. Optional with `decisions` (then only
+  // heuristics.log goes there, if set); required without.
   std::filesystem::path log_dir;
+  // The resource whose database keeps the commit decisions (table
+  // dtx_decision, docs/decisions-in-database.md); empty = the file log in
+  // log_dir. Every process of a coordinator id must use the same setting.
+  std::string decisions;
   int threads = 0;  // most fan-out threads ever started (they start on demand); 0 = automatic
   std::chrono::milliseconds default_timeout{60'000};
   // A live Coordinator runs a recovery pass when it starts and then every
