@@ -950,7 +950,7 @@ StatementResult ConsoleSession::Impl::settle(const ParsedStatement& p, std::stri
   SettleResult result;
   try {
     std::lock_guard pass(console->pass_mu);
-    DecisionLog& log = console->decision_log();
+    DecisionLog* log = console->config.coordinator.decisions.empty() ? &console->decision_log() : nullptr;
     result = settle_transaction(console->config, console->lookup, log,
                                 {.gtrid = p.gtrid, .commit = p.commit, .force = p.force,
                                  .accept_current = p.accept_current});

@@ -244,7 +244,7 @@ Snapshot heuristics_snapshot_from(std::string_view text, const std::string& file
 Snapshot heuristics_snapshot(const Config& config) {
   const fs::path file = config.coordinator.log_dir / "heuristics.log";
   std::error_code ec;
-  if (!fs::exists(file, ec)) {
+  if (config.coordinator.log_dir.empty() || !fs::exists(file, ec)) {
     Snapshot snap;
     snap.tables["heuristics"];
     return snap;

@@ -211,47 +211,54 @@ void DecisionTable::insert_commit(Session& session, std::string_view gtrid,
   session.execute(s.sql, s.params);
 }
 
-TableOutcome DecisionTable::fence(Session& session, std::string_view gtrid, std::chrono::seconds lock_wait) const {
+std::map<std::string, DecisionTable::Fenced, std::less<>> DecisionTable::fence(
+    Session& session, std::span<const std::string> gtrids, std::chrono::seconds lock_wait) const {
+  std::map<std::string, Fenced, std::less<>> out;
+  if (gtrids.empty()) return out;
   const bool mysql = type_ == ResourceType::mysql;
   const std::string wait = std::to_string(std::max<long long>(1, lock_wait.count()));
   session.execute(mysql ? "SET SESSION innodb_lock_wait_timeout = " + wait : "SET lock_timeout = '" + wait + "s'", {});
-  struct Restore {
-    Session& s;
-    bool mysql;
-    ~Restore() {
+  for (const std::string& gtrid : gtrids) {
+    Fenced& result = out[gtrid];
+    // Twice at most: a COMMIT row found by the key may be deleted (its
+    // branches all finished) before it is read; the second insert then
+    // fences nothing that is still prepared.
+    for (int attempt = 0; attempt < 2 && result.outcome == TableOutcome::none && !result.error; ++attempt) {
       try {
-        s.execute(mysql ? "SET SESSION innodb_lock_wait_timeout = DEFAULT" : "SET lock_timeout = DEFAULT", {});
-      } catch (...) {
-      }
-    }
-  } restore{session, mysql};
-  // Twice at most: a COMMIT row found by the key may be deleted (its branches
-  // all finished) before it is read; the second insert then fences nothing
-  // that is still prepared, and says abort.
-  for (int attempt = 0;; ++attempt) {
-    try {
-      session.execute("INSERT INTO dtx_decision (gtrid, outcome) VALUES (?, " + std::to_string(kAbort) + ")",
-                      std::vector<Param>{Param(gtrid)});
-      return TableOutcome::abort;
-    } catch (const Error& e) {
-      if (!is_duplicate_key(e)) {
+        session.execute("INSERT INTO dtx_decision (gtrid, outcome) VALUES (?, " + std::to_string(kAbort) + ")",
+                        std::vector<Param>{Param(gtrid)});
+        result.outcome = TableOutcome::abort;
+        break;
+      } catch (const Error& e) {
         if (e.sqlstate() == "55P03" || e.server_code() == 1205) {
           Error::Details d = e.details();
           d.code = Errc::timeout;
           d.resource = resource_;
-          d.gtrid = std::string(gtrid);
-          d.hint = "a transaction on " + resource_ + " holds dtx_decision's row of this gtrid (a commit in "
-                   "flight, or a DBA's lock); the next recovery pass tries again";
-          throw Error(std::move(d), "the recovery fence waited " + wait + " s for the decision row");
+          d.gtrid = gtrid;
+          d.hint = "a transaction on " + resource_ + " holds the decision row of this gtrid (a commit in flight, "
+                   "or a DBA's lock); the next recovery pass tries again";
+          result.error = Error(std::move(d), "the recovery fence waited " + wait + " s for the decision row");
+        } else if (!is_duplicate_key(e)) {
+          result.error = e;
         }
-        throw;
       }
+      if (result.error || session.broken()) break;
+      result.outcome = read_one(session, gtrid).outcome;
     }
-    const DecisionRow row = read_one(session, gtrid);
-    if (row.outcome != TableOutcome::none || attempt >= 1) return row.outcome == TableOutcome::commit
-                                                                      ? TableOutcome::commit
-                                                                      : TableOutcome::abort;
+    if (!result.error && result.outcome == TableOutcome::none) result.outcome = TableOutcome::abort;
+    if (session.broken()) break;
   }
+  if (!session.broken()) {
+    try {
+      session.execute(mysql ? "SET SESSION innodb_lock_wait_timeout = DEFAULT" : "SET lock_timeout = DEFAULT", {});
+    } catch (...) {
+    }
+  }
+  for (const std::string& gtrid : gtrids)  // those not reached: the connection broke
+    if (auto& r = out[gtrid]; r.outcome == TableOutcome::none && !r.error)
+      r.error = Error({.code = Errc::unavailable, .resource = resource_, .gtrid = gtrid},
+                      "the connection to " + resource_ + " broke during the recovery fence");
+  return out;
 }
 
 DecisionRow DecisionTable::read_one(Session& session, std::string_view gtrid) const {

@@ -69,12 +69,17 @@ class DecisionTable {
   void insert_commit(Session& session, std::string_view gtrid, std::span<const std::string> resources) const;
   static bool is_duplicate_key(const Error& e) noexcept;
 
-  // Recovery's fence: inserts gtrid's ABORT row. If a COMMIT insert is in
-  // flight the database makes this wait until it ends (bounded by
-  // `lock_wait`; then Errc::timeout). Returns what holds from now on: commit
-  // (a COMMIT row was there) or abort (ours, or an earlier fence's).
-  TableOutcome fence(Session& session, std::string_view gtrid,
-                     std::chrono::seconds lock_wait = std::chrono::seconds(30)) const;
+  // Recovery's fence: inserts each gtrid's ABORT row. If a COMMIT insert is
+  // in flight the database makes this wait until it ends (bounded by
+  // `lock_wait` each; then an Errc::timeout error for that gtrid). Gives
+  // what holds from now on: commit (a COMMIT row was there) or abort (ours,
+  // or an earlier fence's) — or the error that stopped it.
+  struct Fenced {
+    TableOutcome outcome = TableOutcome::none;  // commit or abort, unless error
+    std::optional<Error> error;
+  };
+  std::map<std::string, Fenced, std::less<>> fence(Session& session, std::span<const std::string> gtrids,
+                                                   std::chrono::seconds lock_wait = std::chrono::seconds(30)) const;
 
   // The rows of one coordinator id, or of one gtrid. A plain read: it does
   // not wait for an insert in flight, so it is for showing, never deciding.

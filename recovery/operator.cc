@@ -5,6 +5,7 @@
 
 #include "base/logging.h"
 #include "base/transaction_id.h"
+#include "decision-table/decision_table.h"
 #include "dtx/error.h"
 #include "recovery/finish_branch.h"
 
@@ -23,10 +24,28 @@ bool names(const PreparedXid& p, std::string_view gtrid) {
   return p.xid.gtrid == gtrid || (!p.is_dtx && p.raw == gtrid);
 }
 
+// An incarnation's liveness lock on the decisions resource, held by the
+// operator for the settlement (keeps recovery passes off it meanwhile). A
+// session whose locks were not released is closed, so the server drops them.
+struct TableHold {
+  const DecisionTable* table = nullptr;
+  SessionLease session;
+  std::string id, incarnation;
+  bool held = false;
+  ~TableHold() {
+    if (!session) return;
+    try {
+      if (held) table->release_liveness(*session, id, incarnation);
+    } catch (...) {
+      session.discard();
+    }
+  }
+};
+
 }  // namespace
 
 SettleResult settle_transaction(const Config& config, const ResourceLookup& resources,
-                                DecisionLog& own_log, const SettleRequest& request) {
+                                DecisionLog* own_log, const SettleRequest& request) {
   SettleResult result;
   const std::string& gtrid = request.gtrid;
   const char* verb = request.commit ? "commit" : "roll back";
@@ -54,11 +73,33 @@ SettleResult settle_transaction(const Config& config, const ResourceLookup& reso
   // Holding the owner's lock (adopting it) for the whole settlement keeps
   // recovery passes off these branches meanwhile.
   std::set<std::string> owner;
-  if (ours) owner.insert(parts->incarnation);
-  LogState logs = read_log_state(config.coordinator.log_dir, config.coordinator.id, owner);
-  if (ours) {
-    result.owner_alive = logs.alive(parts->incarnation);
-    if (logs.decision(gtrid)) result.decision = LoggedDecision::commit;
+  const bool in_table = ours && decision_store_of(parts->incarnation) == DecisionStore::database;
+  std::optional<DecisionTable> table;
+  TableHold hold;
+  LogState logs;
+  if (in_table) {
+    if (config.coordinator.decisions.empty())
+      throw Error({.code = Errc::config, .gtrid = gtrid,
+                   .hint = "set [coordinator] decisions to the resource its owner used"},
+                  "cannot settle " + gtrid + ": its incarnation keeps its decisions in a resource's dtx_decision "
+                  "table, and this configuration names none");
+    table.emplace(config.resource(config.coordinator.decisions));
+    hold.table = &*table;
+    hold.id = config.coordinator.id;
+    hold.incarnation = parts->incarnation;
+    hold.session = resources(table->resource()).acquire();
+    table->ensure_schema(*hold.session);
+    hold.held = table->try_hold_liveness(*hold.session, hold.id, hold.incarnation);
+    result.owner_alive = !hold.held;
+    if (table->read_one(*hold.session, gtrid).outcome == TableOutcome::commit)
+      result.decision = LoggedDecision::commit;
+  } else {
+    if (ours) owner.insert(parts->incarnation);
+    logs = read_log_state(config.coordinator.log_dir, config.coordinator.id, owner);
+    if (ours) {
+      result.owner_alive = logs.alive(parts->incarnation);
+      if (logs.decision(gtrid)) result.decision = LoggedDecision::commit;
+    }
   }
   for (auto& b : result.branches) {
     b.decision = result.decision;
@@ -71,6 +112,17 @@ SettleResult settle_transaction(const Config& config, const ResourceLookup& reso
   // A live owner may be deciding or finishing the branches this very moment:
   // acting beside it can split the transaction (a rollback here while it
   // commits there), so even --force waits for it to be gone.
+  if (result.owner_alive.value_or(false) && in_table)
+    throw Error({.code = Errc::usage, .gtrid = gtrid,
+                 .hint = "stop that process (it holds its liveness lock on " + table->resource() +
+                         ": " + (table->type() == ResourceType::mysql ? "IS_USED_LOCK('" +
+                         liveness_lock_name(hold.id, hold.incarnation) + "')" : "pg_locks, advisory key " +
+                         std::to_string(liveness_lock_key(hold.id, hold.incarnation))) +
+                         " shows its session), then retry; if it is gone, a recovery pass or another operator "
+                         "is finishing it: retry in a moment. --force does not override this"},
+                std::string("refusing to ") + verb + " " + gtrid + ": its owning process (incarnation " +
+                    parts->incarnation + " of coordinator " + parts->coordinator_id +
+                    ") is alive, or a recovery pass or operator is working on it");
   if (result.owner_alive.value_or(false))
     throw Error({.code = Errc::usage, .gtrid = gtrid,
                  .hint = "stop that process (it holds the lock file " +
@@ -127,6 +179,41 @@ SettleResult settle_transaction(const Config& config, const ResourceLookup& reso
                 std::string("refusing to ") + verb + " " + gtrid + ": it belongs to coordinator " +
                     parts->coordinator_id + " (this configuration is " + config.coordinator.id +
                     "), whose decision log this configuration does not read");
+  // An incarnation deciding in a table: the operator's decision is a row
+  // too, inserted by the key like recovery's fence, so a commit landing late
+  // cannot split the transaction.
+  bool against_abort = false, logged_here = false;
+  if (in_table && !request.accept_current) {
+    if (request.commit) {
+      if (result.decision == LoggedDecision::none) {
+        std::vector<std::string> names;
+        for (const auto& b : result.branches) names.push_back(b.resource);
+        try {
+          table->insert_commit(*hold.session, gtrid, names);
+          logged_here = true;
+          logger().warn("{}: operator commits a transaction that had no COMMIT decision", gtrid);
+        } catch (const Error& e) {
+          if (!DecisionTable::is_duplicate_key(e)) throw;
+          if (table->read_one(*hold.session, gtrid).outcome == TableOutcome::commit)
+            result.decision = LoggedDecision::commit;
+          else
+            against_abort = true;
+        }
+      }
+    } else {
+      const std::string g[] = {gtrid};
+      auto fenced = table->fence(*hold.session, g);
+      if (fenced[gtrid].error) throw *fenced[gtrid].error;
+      if (fenced[gtrid].outcome == TableOutcome::commit) result.decision = LoggedDecision::commit;
+    }
+    for (auto& b : result.branches) b.decision = result.decision;
+  }
+  if (against_abort && !request.force)
+    throw Error({.code = Errc::usage, .gtrid = gtrid,
+                 .hint = "`dtx rollback` finishes it as decided; --force commits anyway and records a heuristic "
+                         "outcome"},
+                "refusing to commit: " + table->resource() + "'s dtx_decision holds an ABORT row for it (recovery "
+                "or an operator aborted it; some branches may be rolled back already)");
   const bool against_decision = !request.commit && result.decision == LoggedDecision::commit;
   if (against_decision && !request.force)
     throw Error({.code = Errc::usage, .gtrid = gtrid,
@@ -136,12 +223,16 @@ SettleResult settle_transaction(const Config& config, const ResourceLookup& reso
 
   // A commit the logs do not hold yet is made durable first, so that a crash
   // half-way leaves a decision for recovery instead of a split transaction.
-  bool logged_here = false;
-  if (request.commit && result.decision == LoggedDecision::none) {
+  if (!in_table && request.commit && result.decision == LoggedDecision::none) {
     std::vector<BranchRef> refs;
     for (const auto& b : result.branches) refs.push_back({b.resource, b.prepared.xid.bqual});
     if (ours) {
-      own_log.log_commit(gtrid, refs);
+      if (!own_log)
+        throw Error({.code = Errc::config, .gtrid = gtrid,
+                     .hint = "run it with the configuration (log_dir) of its owner"},
+                    "cannot commit " + gtrid + ": it has no COMMIT decision, and this process has no decision "
+                    "log to write one to first");
+      own_log->log_commit(gtrid, refs);
       logged_here = true;
     }
     logger().warn("{}: operator commits a transaction that had no COMMIT decision", gtrid);
@@ -149,6 +240,7 @@ SettleResult settle_transaction(const Config& config, const ResourceLookup& reso
 
   const DecisionBasis basis = other_coordinator ? DecisionBasis::other_coordinator
                               : !ours             ? DecisionBasis::foreign
+                              : against_abort     ? DecisionBasis::none  // forced: heuristic
                               : request.commit || result.decision == LoggedDecision::commit
                                   ? DecisionBasis::commit  // a commit was logged above if need be
                                   : DecisionBasis::none;
@@ -173,7 +265,17 @@ SettleResult settle_transaction(const Config& config, const ResourceLookup& reso
     }
     result.heuristics.push_back(std::move(*v.heuristic));
   }
-  if (logged_here && result.finished()) own_log.log_end(gtrid);
+  if (logged_here && result.finished()) {
+    if (in_table) {
+      const std::string g[] = {gtrid};
+      try {
+        table->erase(*hold.session, g);
+      } catch (const std::exception&) {
+      }  // a later recovery pass deletes it
+    } else {
+      own_log->log_end(gtrid);
+    }
+  }
   publish_prepared(listed, result.branches);
   return result;
 }

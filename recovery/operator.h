@@ -36,7 +36,11 @@ struct SettleResult {
 // id is matched by its raw gtrid / gid) and commits or rolls back all of them;
 // what each database answer means is recovery/finish_branch.h's rule.
 //   commit with no logged decision: a COMMIT record naming the branches found
-//     is forced to `own_log` first, so a crash half-way is finished by recovery;
+//     is forced to `own_log` first (file mode), or inserted into the decisions
+//     resource's dtx_decision (an incarnation that decides there), so a crash
+//     half-way is finished by recovery;
+//   rollback of an incarnation that decides in a table: its ABORT row (the
+//     fence) first; a COMMIT row found there is a decision like a logged one;
 //   rollback against a logged COMMIT: needs force; recorded as heuristic;
 //   another coordinator id's transaction: needs force (its log is not read
 //     here); recorded as heuristic;
@@ -44,7 +48,8 @@ struct SettleResult {
 //     transaction): stop the owner first.
 // Throws dtx::Error(Errc::usage) for a refusal or when nothing is prepared
 // under that id.
+// `own_log`: this process's file log; may be null with [coordinator] decisions.
 SettleResult settle_transaction(const Config& config, const ResourceLookup& resources,
-                                DecisionLog& own_log, const SettleRequest& request);
+                                DecisionLog* own_log, const SettleRequest& request);
 
 }  // namespace dtx

@@ -68,6 +68,7 @@
 #include <utility>
 
 #include "decision-log/decision_log.h"
+#include "decision-table/decision_table.h"
 #include "base/transaction_id.h"
 #include "base/logging.h"
 #include "dtx/error.h"
@@ -93,6 +94,7 @@ const char* to_string(BranchAction action) noexcept {
     case BranchAction::left_other_coordinator: return "left_other_coordinator";
     case BranchAction::left_dirty_write: return "left_dirty_write";
     case BranchAction::left_record_damaged: return "left_record_damaged";
+    case BranchAction::left_decisions_unreachable: return "left_decisions_unreachable";
     case BranchAction::failed: return "failed";
   }
   return "unknown";
@@ -202,11 +204,47 @@ void publish_pass(const RecoveryReport& report, bool dry_run) {
                           .dry_run = dry_run});
 }
 
+// What a pass knows of the incarnations that keep their decisions in R's
+// table (decision_table.cc): which are gone — their liveness lock taken by
+// this pass, on `session`, and held until release() — and, once fenced,
+// each gtrid's decision. The session is closed rather than pooled if the
+// locks could not be released, so the server drops them.
+struct DatabaseDecisions {
+  const DecisionTable* table = nullptr;  // null: [coordinator] decisions not set
+  SessionLease session;
+  std::string error;                     // R unusable this pass: why
+  std::set<std::string> gone;            // incarnations whose lock this pass holds
+  std::string coordinator_id;
+
+  bool usable() const { return table && session && error.empty(); }
+  void release() noexcept {
+    if (!session) return;
+    try {
+      for (const std::string& inc : gone) table->release_liveness(*session, coordinator_id, inc);
+    } catch (...) {
+      session.discard();
+      return;
+    }
+    if (session->broken()) session.discard();
+    session = SessionLease();
+  }
+  ~DatabaseDecisions() {
+    if (session && !gone.empty()) session.discard();  // not released: let the server drop the locks
+  }
+};
+
 }  // namespace
 
 void record_heuristic(const fs::path& log_dir, const HeuristicOutcome& h) {
   metrics::heuristic_outcome(h.by);  // it happened, whether or not it can be recorded
-  fs::create_directories(log_dir);
+  if (log_dir.empty()) {  // decisions in a database and no log_dir: the process log only
+    logger().error("{}: HEURISTIC outcome on {}: decision {}, branch {} by {}{}{} (no log_dir configured: not "
+                   "recorded in a heuristics.log)",
+                   h.gtrid, h.resource, h.decision, h.outcome, h.by, h.detail.empty() ? "" : ": ", h.detail);
+    return;
+  }
+  std::error_code dir_error;
+  fs::create_directories(log_dir, dir_error);
   fs::path file = log_dir / "heuristics.log";
   std::time_t now = std::time(nullptr);
   char when[32];
@@ -344,11 +382,30 @@ RecoveryReport RecoveryScanner::run(const RecoveryOptions& options) {
   Scan first = scan("scan 1");
 
   // 2. Liveness (adopting the incarnations nobody holds), then 3. their logs.
-  std::set<std::string> referenced;
+  std::set<std::string> referenced, in_table;  // incarnations owning branches, by where they decide
   for (const auto& [resource, list] : first)
     for (const auto& p : list)
       if (auto parts = p.is_dtx ? parse_gtrid(p.xid.gtrid) : std::nullopt; parts && parts->coordinator_id == my_id)
-        referenced.insert(parts->incarnation);
+        (decision_store_of(parts->incarnation) == DecisionStore::database ? in_table : referenced)
+            .insert(parts->incarnation);
+  // Incarnations deciding in R's table: gone if this pass can take their
+  // liveness lock (kept for the pass, like a file log's flock).
+  std::optional<DecisionTable> table;
+  DatabaseDecisions db;
+  db.coordinator_id = my_id;
+  if (!config_.coordinator.decisions.empty()) {
+    table.emplace(config_.resource(config_.coordinator.decisions));
+    db.table = &*table;
+    try {
+      db.session = resources_(table->resource()).acquire();
+      table->ensure_schema(*db.session);
+      for (const std::string& inc : in_table)
+        if (inc != options.own_incarnation && table->try_hold_liveness(*db.session, my_id, inc)) db.gone.insert(inc);
+    } catch (const std::exception& e) {
+      db.error = std::string("cannot read the decisions on ") + table->resource() + ": " + e.what();
+      if (!in_table.empty()) report.errors.push_back(db.error);
+    }
+  }
   LogState logs;
   try {
     logs = read_log_state(config_.coordinator.log_dir, my_id, referenced);
@@ -382,6 +439,7 @@ RecoveryReport RecoveryScanner::run(const RecoveryOptions& options) {
     bool commit;
   };
   std::map<std::string, std::vector<Work>, std::less<>> work;  // by resource
+  std::vector<std::size_t> to_fence;  // branches decided by R's table, to fence (or read, dry run)
 
   for (auto& [resource, list] : second) {
     for (auto& p : list) {
@@ -396,6 +454,27 @@ RecoveryReport RecoveryScanner::run(const RecoveryOptions& options) {
         b.incarnation = parts->incarnation;
         auto own = b.incarnation == options.own_incarnation ? options.own_orphans.find(b.gtrid)
                                                             : options.own_orphans.end();
+        if (b.coordinator_id == my_id && decision_store_of(b.incarnation) == DecisionStore::database) {
+          if (db.usable()) b.owner_alive = b.incarnation == options.own_incarnation || !db.gone.count(b.incarnation);
+          if (!seen_first.count(resource + '\0' + xid_key(p.xid))) {
+            b.action = BranchAction::left_seen_once;
+            b.detail = "prepared during this pass; judged next pass";
+          } else if (!db.usable()) {
+            b.action = BranchAction::left_decisions_unreachable;
+            b.detail = db.table ? db.error
+                                : "its incarnation keeps its decisions in a resource's dtx_decision table; run "
+                                  "recovery with the same [coordinator] decisions setting as its owner";
+          } else if (b.owner_alive.value_or(false) && own == options.own_orphans.end()) {
+            b.action = BranchAction::left_owner_alive;
+            b.detail = "incarnation " + b.incarnation +
+                       " is alive (holds its liveness lock on " + table->resource() +
+                       ") and may still decide, or another recovery pass holds it";
+          } else {
+            to_fence.push_back(report.branches.size());
+          }
+          report.branches.push_back(std::move(b));
+          continue;
+        }
         auto inc = incarnations.find(b.incarnation);
         if (logs.decision(b.gtrid)) b.decision = LoggedDecision::commit;
         if (own != options.own_orphans.end()) b.decision = own->second;
@@ -435,6 +514,52 @@ RecoveryReport RecoveryScanner::run(const RecoveryOptions& options) {
         }
       }
       report.branches.push_back(std::move(b));
+    }
+  }
+
+  // Branches decided in R's table: the fence decides (a dry run only reads,
+  // which cannot see a commit in flight: it says what would be done now).
+  if (!to_fence.empty()) {
+    std::vector<std::string> gtrids;
+    for (std::size_t k : to_fence) gtrids.push_back(report.branches[k].gtrid);
+    std::sort(gtrids.begin(), gtrids.end());
+    gtrids.erase(std::unique(gtrids.begin(), gtrids.end()), gtrids.end());
+    std::map<std::string, DecisionTable::Fenced, std::less<>> decided;
+    try {
+      if (options.dry_run) {
+        for (const std::string& g : gtrids) {
+          const TableOutcome o = table->read_one(*db.session, g).outcome;
+          decided[g].outcome = o == TableOutcome::commit ? o : TableOutcome::abort;
+        }
+      } else {
+        decided = table->fence(*db.session, gtrids);
+      }
+    } catch (const Error& e) {
+      for (const std::string& g : gtrids)
+        if (!decided.count(g)) decided[g].error = e;
+    }
+    for (std::size_t k : to_fence) {
+      InDoubtBranch& b = report.branches[k];
+      const DecisionTable::Fenced& f = decided[b.gtrid];
+      if (f.error) {
+        b.action = BranchAction::failed;
+        b.detail = std::string("cannot fence the transaction on ") + table->resource() + ": " + f.error->what();
+        continue;
+      }
+      const bool commit = f.outcome == TableOutcome::commit;
+      b.decision = commit ? LoggedDecision::commit : LoggedDecision::none;
+      if (options.dry_run) {
+        b.action = commit ? BranchAction::would_commit : BranchAction::would_roll_back;
+        if (!commit && b.prepared.mode == BranchMode::at) {
+          try {
+            b.detail = resources_(b.resource).acquire()->describe_rollback(b.prepared.xid);
+          } catch (const std::exception& e) {
+            b.detail = std::string("cannot look at the rows: ") + e.what();
+          }
+        }
+      } else {
+        work[b.resource].push_back({k, commit});
+      }
     }
   }
 
@@ -538,6 +663,25 @@ RecoveryReport RecoveryScanner::run(const RecoveryOptions& options) {
       }
     }
   }
+
+  // ... and the rows of gone incarnations in R's table whose branches are
+  // all finished (ABORT rows only once old enough, decision_table.cc), if
+  // every resource was listed.
+  if (!options.dry_run && db.usable() && second.size() == config_.resources.size()) {
+    for (const std::string& inc : db.gone) {
+      std::vector<std::string> keep;
+      for (const auto& b : report.branches)
+        if (b.incarnation == inc && is_left_in_doubt(b.action)) keep.push_back(b.gtrid);
+      try {
+        report.decisions_dropped += table->erase_settled(*db.session, my_id, inc, keep);
+      } catch (const std::exception& e) {
+        report.errors.push_back(std::string("cannot delete settled decisions from ") + table->resource() + ": " +
+                                e.what());
+        break;
+      }
+    }
+  }
+  db.release();
 
   for (const auto& b : report.branches)
     if (b.action == BranchAction::failed)

@@ -37,6 +37,8 @@ enum class BranchAction {
   left_dirty_write,      // AT rollback met rows changed outside the branch since phase 1:
                          // nothing undone, locks kept; an operator decides (docs/at-mode.md)
   left_record_damaged,   // AT: the undo record cannot be read; decide by hand
+  left_decisions_unreachable,  // its decision is in a resource's dtx_decision that this pass
+                               // cannot read ([coordinator] decisions unset, or down)
   failed,                // the commit/rollback failed (see detail); retried next pass
 };
 

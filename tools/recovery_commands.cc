@@ -167,8 +167,10 @@ int run_settle(const Options& o, bool commit, bool accept_current = false) {
   if (!config) return kExitUsage;
   Resources resources(*config);
   try {
-    auto log = DecisionLog::open(config->coordinator.log_dir, config->coordinator.id, new_incarnation());
-    SettleResult r = settle_transaction(*config, resources.lookup(), *log,
+    std::unique_ptr<DecisionLog> log;
+    if (config->coordinator.decisions.empty())
+      log = DecisionLog::open(config->coordinator.log_dir, config->coordinator.id, new_incarnation());
+    SettleResult r = settle_transaction(*config, resources.lookup(), log.get(),
                                         {.gtrid = o.gtrid, .commit = commit, .force = o.force,
                                          .accept_current = accept_current});
     if (o.json) {
