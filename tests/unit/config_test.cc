@@ -102,6 +102,28 @@ TEST(Config, MissingPieces) {
             std::string::npos);
 }
 
+// [coordinator] decisions names a configured resource; log_dir is then
+// optional (a coordinator with no local disk).
+TEST(Config, DecisionsInAResourceMakeLogDirOptional) {
+  ::setenv("DTX_CONFIG_TEST_PW", "x", 1);
+  Config c = parse_config(replace(kGood, "log_dir = \"/tmp/dtx-log\"", "decisions = \"bank2\""));
+  EXPECT_EQ(c.coordinator.decisions, "bank2");
+  EXPECT_TRUE(c.coordinator.log_dir.empty());
+  Config both = parse_config(replace(kGood, "log_dir = ", "decisions = \"bank1\"\nlog_dir = "));
+  EXPECT_EQ(both.coordinator.decisions, "bank1");
+  EXPECT_EQ(both.coordinator.log_dir, "/tmp/dtx-log");
+  EXPECT_TRUE(parse_config(kGood).coordinator.decisions.empty());
+
+  std::string m = error_of(replace(kGood, "log_dir = \"/tmp/dtx-log\"", "decisions = \"bank3\""));
+  EXPECT_NE(m.find("coordinator.decisions"), std::string::npos) << m;
+  EXPECT_NE(m.find("bank3"), std::string::npos) << m;
+  EXPECT_NE(m.find("bank1, bank2"), std::string::npos) << m;
+  m = error_of(replace(kGood, "log_dir = \"/tmp/dtx-log\"", "decisions = \"\""));
+  EXPECT_NE(m.find("coordinator.decisions"), std::string::npos) << m;
+  m = error_of(replace(kGood, "log_dir = \"/tmp/dtx-log\"", ""));
+  EXPECT_NE(m.find("log_dir"), std::string::npos) << m;
+}
+
 TEST(Config, UnsetPasswordEnvIsAnError) {
   ::unsetenv("DTX_CONFIG_TEST_PW");
   std::string m = error_of(kGood);

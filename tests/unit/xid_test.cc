@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include "base/transaction_id.h"
 #include "base/xid.h"
 #include "dtx/error.h"
 
@@ -54,6 +55,30 @@ TEST(Xid, ForeignXidPrintsAsHex) {
   Xid x{7, std::string("a\0b", 3), "q"};
   EXPECT_EQ(x.to_string(), "7:610062:71");
   EXPECT_THROW(x.postgres_gid(), Error);
+}
+
+}  // namespace
+}  // namespace dtx
+
+namespace dtx {
+namespace {
+
+// An incarnation id carries where its process keeps its decisions, so a
+// recovery pass knows for each branch whether to read a file log or a table.
+TEST(Incarnation, IsMarkedWithItsDecisionStore) {
+  for (int i = 0; i < 200; ++i) {
+    const std::string file = new_incarnation(DecisionStore::file);
+    const std::string table = new_incarnation(DecisionStore::database);
+    ASSERT_EQ(file.size(), 16u);
+    ASSERT_EQ(table.size(), 16u);
+    EXPECT_EQ(decision_store_of(file), DecisionStore::file) << file;
+    EXPECT_EQ(decision_store_of(table), DecisionStore::database) << table;
+    EXPECT_TRUE(parse_gtrid("n." + table + ".1").has_value());
+  }
+  EXPECT_EQ(decision_store_of(new_incarnation()), DecisionStore::file);
+  EXPECT_EQ(decision_store_of("6b0f4daf8774e611"), DecisionStore::database);
+  EXPECT_EQ(decision_store_of("6b0f4daf7774e611"), DecisionStore::file);
+  EXPECT_EQ(decision_store_of("not-an-id"), DecisionStore::file);
 }
 
 }  // namespace
