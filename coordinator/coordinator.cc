@@ -148,8 +148,17 @@ CoordinatorCore::CoordinatorCore(Config config, ResourceFactory factory,
     table_.emplace(config_.resource(config_.coordinator.decisions));
     table_rm_ = &resource(config_.coordinator.decisions);
     {
+      // R down at start: the process starts anyway (its databases may come up
+      // after it); the loop below takes the lock once R answers, and until
+      // then a transaction that needs a decision fails at it, rolled back.
       std::lock_guard lock(liveness_mu_);
-      hold_liveness();  // throws if R cannot be reached: no decision could be made
+      try {
+        hold_liveness();
+      } catch (const Error& e) {
+        if (e.code() != Errc::unavailable) throw;
+        logger().warn("decisions resource {} unreachable at start (retrying every second): {}",
+                      table_->resource(), e.what());
+      }
     }
     liveness_thread_ = std::thread([this] { liveness_loop(); });
     logger().info("coordinator {} incarnation {} started, decisions in resource {}", config_.coordinator.id,
@@ -598,19 +607,25 @@ void GlobalTransaction::decide_in_database(Branch* on_decider) {
   failpoint(Failpoint::before_decision_commit);
   const BatchStatement row = table.commit_row(gtrid_, names);
   const auto started = std::chrono::steady_clock::now();
+  // Without a branch on R: a local transaction of its own there, bounded by
+  // G's deadline. Nothing is decided yet if it cannot even begin.
+  SessionLease own;
+  Session* decider = on_decider ? &*on_decider->session : nullptr;
+  if (!decider) {
+    try {
+      own = core_->decision_resource()->acquire();
+      own->begin_local(Xid::make(gtrid_, table.resource()));
+      own->set_deadline(deadline_);
+      decider = &*own;
+    } catch (const Error& e) {
+      fail_and_rollback(e.with_context(gtrid_, table.resource()));
+    }
+  }
   try {
     FailpointInFlight in_flight(Failpoint::decision_commit_sent);
     try {
-      if (on_decider) {
-        on_decider->session->commit_one_phase_with(row.sql, row.params);
-        on_decider->committed = true;
-      } else {
-        // A local transaction of its own on R, bounded by G's deadline.
-        SessionLease s = core_->decision_resource()->acquire();
-        s->begin_local(Xid::make(gtrid_, table.resource()));
-        s->set_deadline(deadline_);
-        s->commit_one_phase_with(row.sql, row.params);
-      }
+      decider->commit_one_phase_with(row.sql, row.params);
+      if (on_decider) on_decider->committed = true;
     } catch (...) {
       in_flight.answered();
       throw;

@@ -245,12 +245,17 @@ TEST_P(DecisionsTest, TheFenceWaitsForACommitInFlight) {
     // The fence is waiting for the writer's row lock.
     const std::string waiting =
         GetParam() == "my"
-            ? std::string("SELECT count(*) FROM information_schema.INNODB_TRX WHERE trx_state = 'LOCK WAIT' AND "
-                          "trx_query LIKE 'INSERT INTO dtx_decision%'")
+            ? "SELECT count(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE 'INSERT INTO dtx_decision%" +
+                  gtrid + "%' AND STATE = 'Update'"
             : "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'INSERT INTO dtx_decision%' AND "
               "wait_event_type = 'Lock'";
-    EXPECT_TRUE(eventually([&] { return r().scalar(waiting) > 0; }))
-        << "the fence did not wait for the row in flight";
+    if (!eventually([&] { return r().scalar(waiting) > 0; })) {
+      std::string seen;
+      for (const auto& line : r().run(GetParam() == "my" ? "SELECT concat(ID, ' ', STATE), INFO FROM information_schema.PROCESSLIST"
+                                                        : "SELECT state, query FROM pg_stat_activity"))
+        seen += line.cell(0).value_or("-") + " | " + line.cell(1).value_or("-") + "\n";
+      ADD_FAILURE() << "the fence did not wait for the row in flight; the server shows:\n" << seen;
+    }
     EXPECT_EQ(fenced.wait_for(0ms), std::future_status::timeout);
     if (lands)
       writer->commit_one_phase();
@@ -371,6 +376,31 @@ TEST_P(DecisionsTest, OperatorSettlesThroughTheTable) {
   EXPECT_EQ(r().scalar("SELECT outcome FROM dtx_decision WHERE gtrid = '" + owned + "'"), 2);
   EXPECT_EQ(balance(my_, 5), kInitialBalance);
   EXPECT_EQ(balance(pg_, 5), kInitialBalance);
+}
+
+// R unreachable: the coordinator still starts, and a transaction that needs
+// a decision is rolled back at it (nothing was sent to R: not in doubt).
+TEST_P(DecisionsTest, AnUnreachableDecisionResourceRollsBackAtTheDecision) {
+  Config config = config_;
+  config.resources["r"] = GetParam() == "my" ? test::mysql_resource("r") : test::postgres_resource("r");
+  config.resources["r"].port = 1;  // nothing listens there
+  config.resources["r"].connect_timeout_s = 1;
+  config.coordinator.decisions = "r";
+  Coordinator coord(config);
+  Transaction tx = coord.begin();
+  tx.execute("my", move_sql(2, -5));
+  tx.execute("pg", move_sql(2, +5));
+  try {
+    tx.commit();
+    FAIL() << "committed without its decision";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Errc::unavailable) << e.what();
+    EXPECT_EQ(e.resource(), "r") << e.what();
+    EXPECT_EQ(e.gtrid(), tx.id()) << e.what();
+  }
+  EXPECT_EQ(tx.state(), TransactionState::rolled_back);
+  EXPECT_EQ(balance(my_, 2), kInitialBalance);
+  EXPECT_EQ(balance(pg_, 2), kInitialBalance);
 }
 
 // A transaction may not outlive the ABORT rows' retention.
