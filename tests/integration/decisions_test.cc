@@ -403,6 +403,37 @@ TEST_P(DecisionsTest, AnUnreachableDecisionResourceRollsBackAtTheDecision) {
   EXPECT_EQ(balance(pg_, 2), kInitialBalance);
 }
 
+// AT mode: an AT branch on R carries the decision in its own local commit
+// (no undo record, no prepare, no extra flush), beside an XA branch or an
+// AT one on the other database.
+TEST_P(DecisionsTest, AnAtBranchOnTheDecisionResourceCarriesTheDecision) {
+  for (bool other_at : {false, true}) {
+    SCOPED_TRACE(other_at ? "all AT" : "AT on R, XA on the other");
+    Config config = config_;
+    config.resources[GetParam()].mode = BranchMode::at;
+    const std::string other = GetParam() == "my" ? "pg" : "my";
+    if (other_at) config.resources[other].mode = BranchMode::at;
+    std::string gtrid;
+    {
+      auto c = std::make_shared<detail::CoordinatorCore>(config);
+      Coordinator coord = detail::CoordinatorAccess::wrap(c);
+      Transaction tx = coord.begin();
+      tx.execute(GetParam(), move_sql(2, -1));
+      tx.execute(other, move_sql(2, +1));
+      gtrid = tx.id();
+      tx.commit();
+      c->drain_forgets();
+    }
+    const int sign = other_at ? 2 : 1;  // the second round moves again
+    EXPECT_EQ(balance(r(), 2), kInitialBalance - sign);
+    EXPECT_EQ(balance(GetParam() == "my" ? pg_ : my_, 2), kInitialBalance + sign);
+    EXPECT_EQ(rows_of(gtrid), 0);
+    EXPECT_EQ(r().scalar("SELECT count(*) FROM dtx_undo_log WHERE gtrid = '" + gtrid + "'"), 0)
+        << "R's AT branch left an undo record behind";
+    EXPECT_EQ(r().scalar("SELECT count(*) FROM dtx_global_lock WHERE gtrid = '" + gtrid + "'"), 0);
+  }
+}
+
 // A transaction may not outlive the ABORT rows' retention.
 TEST_P(DecisionsTest, TransactionTimeoutsAreCapped) {
   Coordinator coord(config_);
