@@ -24,10 +24,16 @@
 #      127.0.0.1:7432 and metrics on 127.0.0.1:9464; a transfer is killed after its decision;
 #      psql shows it in the in_doubt view (decision commit, owner gone) and settles it with
 #      COMMIT PREPARED                                                               9600 / 400
+#   m. decisions kept in bank2's own database ([coordinator] decisions = "bank2", no log_dir;
+#      docs/decisions-in-database.md): a transfer commits (bank2's branch commits in one phase
+#      with the decision row)                                                        9500 / 500
+#      then one is killed right after bank2's commit: bank2 credited, bank1 prepared  9500 / 600;
+#      dtx_decision in bank2 holds its COMMIT row; dtx recover (a process with no log_dir, as
+#      on another machine) commits bank1 from it                                    9400 / 600
 #
 # Balances are printed and checked after every step; the expected non-zero exits are captured,
 # not fatal. Exits 0 only if every step behaved as expected and the final balances are
-# Zhang San 9600, Li Si 400. The databases and dtx serve are left running: stop them with
+# Zhang San 9400, Li Si 600. The databases and dtx serve are left running: stop them with
 # scripts/db.sh stop and kill "$(cat build/demo/serve.pid)".
 #
 # Environment: DTX_BUILD_DIR (default build), DTX_SKIP_BUILD=1 (do not build; for trying the
@@ -277,10 +283,28 @@ sed 's/^/   | /' <<<"$out"
 ((settled)) || fail "l: COMMIT PREPARED did not settle $gtrid"
 check_balances 9600 400
 
+# m. Decisions in bank2's own database: no decision log, no local disk.
+CONFIG_DB=$DEMO_DIR/dtx-decisions.toml
+sed 's/^log_dir = .*$/decisions = "bank2"/' "$CONFIG" >"$CONFIG_DB"
+printf '\n== m. decisions in bank2 (%s):\n' "$CONFIG_DB"
+sed -n '/^\[coordinator\]/,/^$/p' "$CONFIG_DB" | sed 's/^/   | /'
+step "m. dtx exec: bank2's branch commits in one phase with the decision row; no fdatasync" 0 '^committed ' 9500 500 -- \
+  "$DTX" exec --config "$CONFIG_DB" "bank1=$debit" "bank2=$credit"
+step "m. dtx exec: killed right after bank2's commit (the decision): bank2 credited, bank1 prepared" 137 '' 9500 600 -- \
+  /usr/bin/env DTX_FAILPOINT=after-decision-commit "$DTX" exec --config "$CONFIG_DB" "bank1=$debit" "bank2=$credit"
+printf '\n$ psql bank2 -c "SELECT gtrid, outcome, branches FROM dtx_decision"\n'
+pg -d bank2 -c "SELECT gtrid, outcome, branches FROM dtx_decision" | sed 's/^/   | /'
+step "m. dtx in-doubt: bank1's branch, decision commit (read from bank2)" 0 ' commit ' 9500 600 -- \
+  "$DTX" in-doubt --config "$CONFIG_DB"
+step "m. dtx recover (no log_dir: any machine): the fence finds the COMMIT row, bank1 is committed" 0 '' 9400 600 -- \
+  "$DTX" recover --config "$CONFIG_DB"
+left_rows=$(pg -d bank2 -c "SELECT count(*) FROM dtx_decision WHERE outcome = 1")
+[[ $left_rows == 0 ]] || fail "m: $left_rows COMMIT row(s) left in bank2.dtx_decision after recovery"
+
 # ---------------------------------------------------------------- verdict
 
 printf '\n== final state\n'
-check_balances 9600 400
+check_balances 9400 600
 leftover_pg=$(pg -d dtx_test -c "SELECT count(*) FROM pg_prepared_xacts WHERE database = 'bank2'")
 if [[ $leftover_pg != 0 ]]; then
   fail "$leftover_pg prepared transaction(s) of bank2 left in pg_prepared_xacts"
@@ -294,4 +318,4 @@ if ((failures)); then
   say "FAILED: $failures check(s) did not hold"
   exit 1
 fi
-say "OK: every step behaved as expected; Zhang San has 9600, Li Si 400"
+say "OK: every step behaved as expected; Zhang San has 9400, Li Si 600"
