@@ -48,6 +48,16 @@
 // resource and the statement. Once the decision is logged the deadline no
 // longer applies: phase 2 runs to the end.
 //
+// DECISIONS IN A DATABASE ([coordinator] decisions = "R")
+// The decision is a row of R's dtx_decision instead of a log record: the
+// branch on R (if any) is not prepared in phase 1; decide_in_database()
+// inserts the row as its last statement and commits it in one phase — that
+// commit is the decision — or, with no branch on R, commits the row in a
+// local transaction of its own. A duplicate key means recovery fenced the
+// transaction first (roll back); a lost answer leaves it in doubt for the
+// fence to decide. The process holds its liveness lock on R for its life
+// (liveness_loop). The protocol: decision-table/decision_table.cc.
+//
 // FAILURE OF THE DECISION LOG
 // If the COMMIT record cannot be made durable we cannot know whether it
 // reached the disk, so we must not roll back either: the branches stay
