@@ -219,7 +219,6 @@ void CoordinatorCore::hold_liveness() {
                 "cannot take the liveness lock of incarnation " + ids_.incarnation() + " of coordinator " +
                     config_.coordinator.id + " on resource " + table_->resource() + ": another session holds it");
   liveness_ = std::move(s);
-  liveness_takes_.fetch_add(1);
 }
 
 void CoordinatorCore::liveness_loop() {

@@ -94,9 +94,6 @@ class CoordinatorCore : public std::enable_shared_from_this<CoordinatorCore> {
     Xid xid;
   };
   void forget_later(const std::string& gtrid, std::vector<AtBranch> branches, bool end);
-  // Sessions of the decision resource that held the liveness lock since the
-  // process started (tests: how often it had to be taken again).
-  int liveness_takes() const noexcept { return liveness_takes_.load(); }
   // Waits until everything queued by forget_later() has been handled (tests, shutdown).
   void drain_forgets();
 
@@ -117,7 +114,6 @@ class CoordinatorCore : public std::enable_shared_from_this<CoordinatorCore> {
   std::condition_variable liveness_cv_;
   bool liveness_stopping_ = false;
   SessionLease liveness_;                 // holds the incarnation's lock on R
-  std::atomic<int> liveness_takes_{0};
   std::thread liveness_thread_;
   FanOut fan_out_;
   std::atomic<int> committing_{0};

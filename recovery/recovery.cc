@@ -14,6 +14,15 @@
 // taken (decision_log.h); a live one may be between phase 1 and its
 // decision, so its undecided branches are left alone. Age is never used.
 //
+// DECISIONS IN A DATABASE ([coordinator] decisions = "R"). An incarnation
+// that keeps its decisions in R's dtx_decision (its id says so) is gone when
+// the pass can take its liveness lock on R (held for the pass); a branch of
+// it is decided by the fence — an ABORT row inserted under the gtrid's key,
+// which waits for a COMMIT in flight — never by a read (dry runs excepted).
+// Steps 2-3 and 7 below then read "R's table" for "the logs". Without R
+// configured, or with R down, such branches are left, never presumed
+// aborted. decision-table/decision_table.cc has the protocol.
+//
 // ONE PASS (Citus's double scan, with liveness in the middle)
 //   1. list prepared branches on every resource            (scan 1)
 //   2. adopt every incarnation of our coordinator id that nobody holds: take
@@ -399,6 +408,11 @@ RecoveryReport RecoveryScanner::run(const RecoveryOptions& options) {
     try {
       db.session = resources_(table->resource()).acquire();
       table->ensure_schema(*db.session);
+      // Incarnations with rows but nothing prepared any more are looked at
+      // too, so their rows are deleted once they are gone.
+      for (const auto& [gtrid, row] : table->read(*db.session, my_id))
+        if (auto parts = parse_gtrid(gtrid); parts && decision_store_of(parts->incarnation) == DecisionStore::database)
+          in_table.insert(parts->incarnation);
       for (const std::string& inc : in_table)
         if (inc != options.own_incarnation && table->try_hold_liveness(*db.session, my_id, inc)) db.gone.insert(inc);
     } catch (const std::exception& e) {

@@ -322,6 +322,30 @@ TEST_P(DecisionsTest, RecoveryDecidesFromTheTable) {
   EXPECT_EQ(balance(pg_, 5), kInitialBalance);
 }
 
+// Rows of a gone incarnation with nothing prepared any more are deleted by
+// the next pass: its COMMIT rows at once, its ABORT rows only once older
+// than the retention (a late commit must keep failing on them till then).
+TEST_P(DecisionsTest, RecoveryDeletesTheRowsOfGoneIncarnations) {
+  const std::string inc = new_incarnation(DecisionStore::database);
+  const std::string commit = id_ + "." + inc + ".1", young_abort = id_ + "." + inc + ".2",
+                    old_abort = id_ + "." + inc + ".3";
+  {
+    SessionLease s = r().rm().acquire();
+    table().ensure_schema(*s);
+    const std::string resources[] = {"my", "pg"};
+    table().insert_commit(*s, commit, resources);
+    const std::string g[] = {young_abort, old_abort};
+    table().fence(*s, g);
+  }
+  r().run(std::string("UPDATE dtx_decision SET created = created - ") +
+          (GetParam() == "my" ? "INTERVAL 26 HOUR" : "interval '26 hours'") + " WHERE gtrid = '" + old_abort + "'");
+  RecoveryReport pass = recover(config_);
+  EXPECT_TRUE(pass.errors.empty()) << pass.errors.front();
+  EXPECT_EQ(rows_of(commit), 0);
+  EXPECT_EQ(rows_of(old_abort), 0);
+  EXPECT_EQ(rows_of(young_abort), 1) << "an ABORT row younger than the retention was deleted";
+}
+
 // dtx rollback / dtx commit by an operator: the rollback fences first (and a
 // COMMIT row found makes it a refusal without --force), a commit with no row
 // writes one first, and a live owner is refused.
