@@ -132,6 +132,9 @@ class CoordinatorCore : public std::enable_shared_from_this<CoordinatorCore> {
   std::mutex forget_mu_;
   std::condition_variable forget_cv_;
   std::vector<Forget> forget_queue_;
+  std::vector<std::string> ended_rows_;  // database mode: decision rows to delete
+  std::chrono::steady_clock::time_point rows_due_;
+  bool flush_rows_ = false;              // drain_forgets: delete them now
   std::size_t forgets_in_flight_ = 0;
   bool forget_stopping_ = false;
   std::thread forget_thread_;  // started on first use
