@@ -401,6 +401,17 @@ RecoveryReport RecoveryScanner::run(const RecoveryOptions& options) {
       table->ensure_schema(*db.session);
       for (const std::string& inc : in_table)
         if (inc != options.own_incarnation && table->try_hold_liveness(*db.session, my_id, inc)) db.gone.insert(inc);
+      // Incarnations with rows but no prepared branch (each branch finished
+      // after a crash, or settled by an operator): adopted too, so that step
+      // 7 deletes their rows; nothing else would.
+      if (!options.dry_run) {
+        std::set<std::string> with_rows;
+        for (const auto& [gtrid, row] : table->read(*db.session, my_id))
+          if (auto parts = parse_gtrid(gtrid); parts && !in_table.count(parts->incarnation))
+            with_rows.insert(parts->incarnation);
+        for (const std::string& inc : with_rows)
+          if (inc != options.own_incarnation && table->try_hold_liveness(*db.session, my_id, inc)) db.gone.insert(inc);
+      }
     } catch (const std::exception& e) {
       db.error = std::string("cannot read the decisions on ") + table->resource() + ": " + e.what();
       if (!in_table.empty()) report.errors.push_back(db.error);

@@ -638,7 +638,7 @@ TEST_P(SoakTest, RandomTransfersFailpointsAndKillsKeepBothDatabasesConsistent) {
 }
 
 INSTANTIATE_TEST_SUITE_P(DecisionStores, SoakTest, ::testing::Values(Store::file, Store::postgres, Store::mysql),
-                         [](const ::testing::TestParamInfo<Store>& info) { return kStoreNames[int(info.param)]; });
+                         [](const ::testing::TestParamInfo<Store>& p) { return kStoreNames[int(p.param)]; });
 
 }  // namespace
 }  // namespace dtx
