@@ -106,6 +106,7 @@ constexpr const char* kModeNames[] = {"none",
 // Where the coordinators keep their commit decisions.
 enum class Store { file, postgres, mysql };
 constexpr const char* kStoreNames[] = {"file", "postgres", "mysql"};
+void PrintTo(Store store, std::ostream* out) { *out << kStoreNames[int(store)]; }  // gtest's test listings
 
 // The modes of a transfer's branches: MariaDB's and PostgreSQL's.
 enum class Kind { xa, at, my_at_pg_xa, my_xa_pg_at };
