@@ -71,12 +71,15 @@ const std::vector<View>& views() {
         {"prepared", I, "prepared branches on it (all of them, dtx's or not; AT: undo records too)"},
         {"error", T, "why it could not be reached"}}},
       {"incarnations", Source::logs,
-       "coordinator processes known from the decision log directory",
+       "coordinator processes known from the decision log directory, and with [coordinator] decisions from "
+       "that resource's dtx_decision (its rows, the prepared branches of this id)",
        {{"coordinator_id", T, "coordinator id"},
         {"incarnation", T, "process incarnation"},
-        {"alive", B, "its lock is held: the process (or a recovery pass, or an operator) is working"},
-        {"open_decisions", I, "COMMIT decisions not yet ended"},
-        {"damaged", B, "its log is damaged in a way a crash cannot cause (NULL: not checked, another id or alive)"},
+        {"alive", B, "its lock (file lock, or liveness lock on the decisions resource) is held: the process (or a "
+                     "recovery pass, or an operator) is working"},
+        {"open_decisions", I, "COMMIT decisions not yet ended (log records, or dtx_decision COMMIT rows)"},
+        {"damaged", B, "its log is damaged in a way a crash cannot cause (NULL: not checked, another id, alive, or "
+                       "decisions in a table)"},
         {"this_process", B, "the console's own incarnation (used when an operator commits without a decision)"}}},
       {"heuristics", Source::heuristics,
        "every heuristic outcome recorded in <log_dir>/heuristics.log (a damaged line is shown with its text)",

@@ -215,7 +215,7 @@ struct Console::Impl {
                 parts && parts->coordinator_id == config.coordinator.id)
               referenced.insert(parts->incarnation);
         std::lock_guard pass(pass_mu);
-        return logs_snapshot(config, incarnation(), referenced);
+        return logs_snapshot(config, lookup, incarnation(), referenced);
       }
       case Source::heuristics: return heuristics_snapshot(config);
       default: return {};

@@ -15,6 +15,7 @@
 
 #include "base/transaction_id.h"
 #include "decision-log/decision_log.h"
+#include "decision-table/decision_table.h"
 #include "undo-log/at_session.h"
 
 namespace dtx::admin {
@@ -172,16 +173,53 @@ Snapshot resources_snapshot(const Config& config, const ResourceLookup& resource
   return snap;
 }
 
-Snapshot logs_snapshot(const Config& config, std::string_view own_incarnation,
+namespace {
+
+// The incarnations of this coordinator id that keep their decisions in R's
+// dtx_decision: those with rows there and those owning prepared branches.
+// Liveness is looked at, never taken (a console must not hold an owner's
+// lock); open_decisions counts the COMMIT rows; damaged is NULL (no log).
+void table_incarnations(const Config& config, const ResourceLookup& resources, std::string_view own_incarnation,
+                        const std::set<std::string>& referenced, Snapshot& snap) {
+  const std::string& my_id = config.coordinator.id;
+  const DecisionTable table(config.resource(config.coordinator.decisions));
+  try {
+    SessionLease session = resources(table.resource()).acquire();
+    std::map<std::string, std::int64_t> commits;  // by incarnation
+    for (const std::string& inc : referenced)
+      if (decision_store_of(inc) == DecisionStore::database) commits[inc];
+    for (const auto& [gtrid, row] : table.read(*session, my_id))
+      if (auto parts = parse_gtrid(gtrid); parts && parts->coordinator_id == my_id)
+        commits[parts->incarnation] += row.outcome == TableOutcome::commit ? 1 : 0;
+    Table& t = snap.tables["incarnations"];
+    for (const auto& [inc, open] : commits)
+      t.push_back({my_id, inc, std::int64_t{table.liveness_held(*session, my_id, inc) ? 1 : 0}, open,
+                   std::monostate{}, std::int64_t{inc == own_incarnation ? 1 : 0}});
+  } catch (const std::exception& e) {
+    snap.problems.push_back({"decision log", "cannot read the decisions of coordinator " + my_id + " in " +
+                                                 table.resource() + "'s dtx_decision: " + e.what()});
+  }
+}
+
+}  // namespace
+
+Snapshot logs_snapshot(const Config& config, const ResourceLookup& resources, std::string_view own_incarnation,
                        const std::set<std::string>& referenced) {
   Snapshot snap;
   Table& t = snap.tables["incarnations"];
   const fs::path& dir = config.coordinator.log_dir;
   const std::string& my_id = config.coordinator.id;
+  if (!config.coordinator.decisions.empty())
+    table_incarnations(config, resources, own_incarnation, referenced, snap);
+  if (dir.empty()) return snap;  // decisions in a database and no log_dir: nothing more to read
   try {
     // This coordinator id's logs, read as recovery reads them (the dead ones
-    // adopted for the look, so their damage can be told).
-    LogState state = read_log_state(dir, my_id, referenced);
+    // adopted for the look, so their damage can be told). Incarnations that
+    // keep their decisions in a table have no log to miss.
+    std::set<std::string> in_logs;
+    for (const std::string& inc : referenced)
+      if (decision_store_of(inc) == DecisionStore::file) in_logs.insert(inc);
+    LogState state = read_log_state(dir, my_id, in_logs);
     for (const auto& p : state.problems) snap.problems.push_back({"decision log", p});
     for (const auto& [id, inc] : state.incarnations)
       t.push_back({my_id, id, std::int64_t{inc.alive() ? 1 : 0}, static_cast<std::int64_t>(inc.decisions.size()),

@@ -35,11 +35,14 @@ Snapshot scan_snapshot(const Config& config, const ResourceLookup& resources, co
 // resources: each resource reached in parallel (version, settings, prepared count).
 Snapshot resources_snapshot(const Config& config, const ResourceLookup& resources);
 
-// incarnations: the decision logs in log_dir, read as recovery reads them.
+// incarnations: the decision logs in log_dir, read as recovery reads them,
+// and with [coordinator] decisions set the incarnations known from that
+// resource's dtx_decision (rows, liveness lock).
 // `own_incarnation`: the console's own (empty when it has none open);
 // `referenced`: the incarnations of this coordinator id that own prepared
-// branches (for them a cut or emptied log is damage, recovery.h).
-Snapshot logs_snapshot(const Config& config, std::string_view own_incarnation,
+// branches (for them a cut or emptied log is damage, recovery.h; those
+// deciding in a table are listed even with no row).
+Snapshot logs_snapshot(const Config& config, const ResourceLookup& resources, std::string_view own_incarnation,
                        const std::set<std::string>& referenced);
 
 // heuristics: <log_dir>/heuristics.log; a line that is not a JSON object is

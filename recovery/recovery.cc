@@ -223,6 +223,7 @@ struct DatabaseDecisions {
   SessionLease session;
   std::string error;                     // R unusable this pass: why
   std::set<std::string> gone;            // incarnations whose lock this pass holds
+  std::map<std::string, std::vector<DecisionRow>> rows;  // read before scan 2, by incarnation
   std::string coordinator_id;
 
   bool usable() const { return table && session && error.empty(); }
@@ -415,6 +416,19 @@ RecoveryReport RecoveryScanner::run(const RecoveryOptions& options) {
           in_table.insert(parts->incarnation);
       for (const std::string& inc : in_table)
         if (inc != options.own_incarnation && table->try_hold_liveness(*db.session, my_id, inc)) db.gone.insert(inc);
+      // The rows step 7 may delete: read before scan 2, so every branch of
+      // their gtrids that is still prepared shows in scan 2 (a decision
+      // follows every prepare). Incarnations with rows but no prepared
+      // branch (each finished after a crash, or by an operator) are adopted
+      // too: nothing else would delete their rows.
+      if (!options.dry_run) {
+        for (auto& [gtrid, row] : table->read(*db.session, my_id))
+          if (auto parts = parse_gtrid(gtrid)) db.rows[parts->incarnation].push_back(std::move(row));
+        for (const auto& [inc, rows] : db.rows)
+          if (!in_table.count(inc) && inc != options.own_incarnation &&
+              table->try_hold_liveness(*db.session, my_id, inc))
+            db.gone.insert(inc);
+      }
     } catch (const std::exception& e) {
       db.error = std::string("cannot read the decisions on ") + table->resource() + ": " + e.what();
       if (!in_table.empty()) report.errors.push_back(db.error);
@@ -680,19 +694,25 @@ RecoveryReport RecoveryScanner::run(const RecoveryOptions& options) {
 
   // ... and the rows of gone incarnations in R's table whose branches are
   // all finished (ABORT rows only once old enough, decision_table.cc), if
-  // every resource was listed.
+  // every resource was listed. Only rows read before scan 2: a row inserted
+  // since (by an owner taken for gone, its liveness session lost) may have
+  // branches scan 2 did not see.
   if (!options.dry_run && db.usable() && second.size() == config_.resources.size()) {
-    for (const std::string& inc : db.gone) {
-      std::vector<std::string> keep;
-      for (const auto& b : report.branches)
-        if (b.incarnation == inc && is_left_in_doubt(b.action)) keep.push_back(b.gtrid);
-      try {
-        report.decisions_dropped += table->erase_settled(*db.session, my_id, inc, keep);
-      } catch (const std::exception& e) {
-        report.errors.push_back(std::string("cannot delete settled decisions from ") + table->resource() + ": " +
-                                e.what());
-        break;
-      }
+    std::set<std::string, std::less<>> keep;
+    for (const auto& b : report.branches)
+      if (is_left_in_doubt(b.action)) keep.insert(b.gtrid);
+    std::vector<std::string> settled;
+    for (const std::string& inc : db.gone)
+      for (const DecisionRow& row : db.rows[inc])
+        if (!keep.count(row.gtrid) &&
+            (row.outcome == TableOutcome::commit ||
+             row.age_s > std::chrono::duration<double>(kAbortRowRetention).count()))
+          settled.push_back(row.gtrid);
+    try {
+      report.decisions_dropped += table->erase(*db.session, settled);
+    } catch (const std::exception& e) {
+      report.errors.push_back(std::string("cannot delete settled decisions from ") + table->resource() + ": " +
+                              e.what());
     }
   }
   db.release();

@@ -8,6 +8,7 @@
 // DTX_FAILPOINT set; waits are bounded polls.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <latch>
@@ -18,6 +19,7 @@
 
 #include "admin/console.h"
 #include "admin/statement.h"
+#include "base/transaction_id.h"
 #include "drivers/resource_manager.h"
 #include "dtx/dtx.h"
 #include "support/direct.h"
@@ -73,6 +75,7 @@ class AdminConsoleTest : public ::testing::Test {
     bool keep = false;
     for (Direct* d : {&my_, &pg_}) {
       try {
+        if (d->rm().name() == decisions_) d->run("DELETE FROM dtx_decision WHERE gtrid LIKE '" + id_ + ".%'");
         for (const auto& p : d->prepared()) {
           if (!ours(p)) continue;
           ADD_FAILURE() << "left prepared on " << d->rm().name() << ": " << p.raw;
@@ -100,13 +103,17 @@ class AdminConsoleTest : public ::testing::Test {
   }
 
   // The config file: resources my (MariaDB) and pg (PostgreSQL, `pg_mode`),
-  // plus `extra` TOML.
-  void write_config(BranchMode pg_mode = BranchMode::xa, const std::string& extra = "") {
+  // plus `extra` TOML. With `decisions` (a resource), no log_dir: the
+  // decisions are in that resource's dtx_decision.
+  void write_config(BranchMode pg_mode = BranchMode::xa, const std::string& extra = "",
+                    const std::string& decisions = "") {
     config_file_ = dir_ / "dtx.toml";
+    decisions_ = decisions;
     auto my = test::mysql_resource(), pg = test::postgres_resource();
     std::ofstream out(config_file_);
-    out << "[coordinator]\nid = \"" << id_ << "\"\nlog_dir = \"" << log_dir_.string()
-        << "\"\nrecovery_interval_s = 0\n\n";
+    out << "[coordinator]\nid = \"" << id_ << "\"\n"
+        << (decisions.empty() ? "log_dir = \"" + log_dir_.string() + "\"\n" : "decisions = \"" + decisions + "\"\n")
+        << "recovery_interval_s = 0\n\n";
     for (const auto* r : {&my, &pg})
       out << "[resources." << r->name << "]\ntype = \"" << (r == &my ? "mysql" : "postgres") << "\"\nhost = \""
           << r->host << "\"\nport = " << r->port << "\nuser = \"" << r->user << "\"\npassword = \"" << r->password
@@ -180,26 +187,31 @@ class AdminConsoleTest : public ::testing::Test {
             "pg=UPDATE " + acct_ + " SET balance = balance + 10" + where};
   }
   // A transfer of 10 on `account` killed at `failpoint`; returns its gtrid
-  // (prepared on pg in every case).
-  std::string crash(const std::string& failpoint, int account = 1) {
-    auto before = prepared_gtrids(pg_);
+  // (prepared on `on`, by default pg: with decisions in a resource, the
+  // other one, as the branch on that resource is never prepared).
+  std::string crash(const std::string& failpoint, int account = 1, Direct* on = nullptr) {
+    Direct& d = on ? *on : pg_;
+    auto before = prepared_gtrids(d);
     test::ChildRun run = test::run_dtx_child(dir_, "exec" + std::to_string(children_++), transfer_args(account),
                                              {{"DTX_FAILPOINT", failpoint}});
     EXPECT_TRUE(run.status.killed_by(SIGKILL)) << run.out << run.err;
-    std::set<std::string> now = prepared_gtrids(pg_);
+    std::set<std::string> now = prepared_gtrids(d);
     for (const auto& g : before) now.erase(g);
     EXPECT_EQ(now.size(), 1u) << run.err;
     return now.empty() ? "" : *now.begin();
   }
   // A transfer hanging at `failpoint` (its process alive); returns the child.
-  // Its gtrid is found on MariaDB, where the branch is always XA.
-  std::unique_ptr<test::Child> hang(const std::string& failpoint, int account, std::string* gtrid) {
-    auto before = prepared_gtrids(my_);
+  // Its gtrid is found on `on`: by default MariaDB, where the branch is
+  // always XA (and prepared unless MariaDB holds the decisions).
+  std::unique_ptr<test::Child> hang(const std::string& failpoint, int account, std::string* gtrid,
+                                    Direct* on = nullptr) {
+    Direct& d = on ? *on : my_;
+    auto before = prepared_gtrids(d);
     auto child = std::make_unique<test::Child>(test::dtx_binary(), transfer_args(account),
                                                std::map<std::string, std::string>{{"DTX_FAILPOINT", failpoint + ":hang"}},
                                                dir_, "hang" + std::to_string(children_++));
     EXPECT_TRUE(test::eventually([&] {
-      std::set<std::string> now = prepared_gtrids(my_);
+      std::set<std::string> now = prepared_gtrids(d);
       for (const auto& g : before) now.erase(g);
       if (now.size() != 1) return false;
       *gtrid = *now.begin();
@@ -208,7 +220,12 @@ class AdminConsoleTest : public ::testing::Test {
     return child;
   }
 
-  std::string tag_, id_, acct_;
+  // With decisions in `resource` (no log_dir): crashes before and after the
+  // decision's commit are shown with what the table says and settled by SQL;
+  // `incarnations` lists the owners known from the table and their liveness.
+  void decisions_in_a_table_are_shown_and_settled(const std::string& resource);
+
+  std::string tag_, id_, acct_, decisions_;
   fs::path dir_, log_dir_, config_file_;
   Direct my_{test::mysql_resource("my")};
   Direct pg_{test::postgres_resource("pg")};
@@ -412,6 +429,100 @@ TEST_F(AdminConsoleTest, ADamagedDecisionLogIsShown) {
   EXPECT_EQ(balance(my_), kInitial - 10);
   EXPECT_EQ(balance(pg_), kInitial + 10);
   EXPECT_TRUE(prepared_gtrids(pg_).empty());
+}
+
+void AdminConsoleTest::decisions_in_a_table_are_shown_and_settled(const std::string& resource) {
+  write_config(BranchMode::xa, "", resource);
+  Direct& decider = resource == "my" ? my_ : pg_;
+  Direct& other = resource == "my" ? pg_ : my_;
+  const std::string other_name = other.rm().name();
+  const std::string undecided = crash("before-decision-commit", 1, &other);
+  const std::string decided = crash("after-decision-commit", 2, &other);
+  ASSERT_FALSE(undecided.empty());
+  ASSERT_FALSE(decided.empty());
+  EXPECT_TRUE(prepared_gtrids(decider).empty()) << "the branch on " << resource << " was prepared";
+  const std::string undecided_inc = parse_gtrid(undecided)->incarnation;
+  const std::string decided_inc = parse_gtrid(decided)->incarnation;
+  auto our_rows = [&](const std::string& where) {
+    return decider.scalar("SELECT count(*) FROM dtx_decision WHERE gtrid LIKE '" + id_ + ".%' AND " + where);
+  };
+  EXPECT_EQ(our_rows("gtrid = '" + decided + "' AND outcome = 1"), 1);
+  EXPECT_EQ(our_rows("gtrid = '" + undecided + "'"), 0);
+
+  // The killed processes' liveness locks go with their sessions, which the
+  // server ends once it sees the connection closed.
+  std::vector<std::string> incarnations;
+  const std::vector<std::string> gone{undecided_inc + "|f|0|1|f", decided_inc + "|f|1|1|f"};
+  EXPECT_TRUE(test::eventually([&] {
+    incarnations = rows("SELECT incarnation, alive, open_decisions, damaged IS NULL, this_process FROM incarnations "
+                        "WHERE coordinator_id = $1 ORDER BY open_decisions",
+                        {id_});
+    return incarnations == gone;
+  }, 20s)) << ::testing::PrintToString(incarnations);
+  EXPECT_EQ(rows("SELECT resource, owner_alive, decision, action FROM in_doubt WHERE gtrid = $1", {decided}),
+            (std::vector<std::string>{other_name + "|f|commit|would_commit"}));
+  EXPECT_EQ(rows("SELECT resource, owner_alive, decision, action FROM in_doubt WHERE gtrid = $1", {undecided}),
+            (std::vector<std::string>{other_name + "|f|none|would_roll_back"}));
+  EXPECT_EQ(rows("SELECT branches, resources, decision, owner_alive, action FROM transactions WHERE gtrid = $1",
+                 {decided}),
+            (std::vector<std::string>{"1|" + other_name + "|commit|f|would_commit"}));
+  EXPECT_EQ(rows("SELECT count(*) FROM problems"), (std::vector<std::string>{"0"}));
+
+  // The committed branch on the decider is there already; the other comes with the settle.
+  EXPECT_EQ(balance(decider, 2), kInitial + (resource == "my" ? -10 : 10));
+  EXPECT_EQ(balance(other, 2), kInitial);
+  StatementResult commit = settle("COMMIT PREPARED " + quote_literal(decided));
+  EXPECT_EQ(commit.tag, "COMMIT PREPARED");
+  EXPECT_EQ(balance(my_, 2), kInitial - 10);
+  EXPECT_EQ(balance(pg_, 2), kInitial + 10);
+  StatementResult rollback = settle("ROLLBACK PREPARED " + quote_literal(undecided));
+  EXPECT_EQ(rollback.tag, "ROLLBACK PREPARED");
+  EXPECT_EQ(balance(my_, 1), kInitial);
+  EXPECT_EQ(balance(pg_, 1), kInitial);
+  // The rollback fenced the gtrid: its ABORT row stays (kAbortRowRetention).
+  EXPECT_EQ(our_rows("gtrid = '" + undecided + "' AND outcome = 2"), 1);
+
+  // A live owner: listed from its prepared branch alone (no row yet), alive.
+  std::string hung;
+  auto child = hang("before-decision-commit", 1, &hung, &other);
+  ASSERT_FALSE(hung.empty());
+  const std::string hung_inc = parse_gtrid(hung)->incarnation;
+  EXPECT_EQ(rows("SELECT alive, open_decisions FROM incarnations WHERE incarnation = $1", {hung_inc}),
+            (std::vector<std::string>{"t|0"}));
+  EXPECT_EQ(rows("SELECT resource, owner_alive, decision, action FROM in_doubt WHERE gtrid = $1", {hung}),
+            (std::vector<std::string>{other_name + "|t|none|left_owner_alive"}));
+  EXPECT_EQ(error_of("ROLLBACK PREPARED " + quote_literal(hung)).sqlstate, "55000");
+  child->kill();
+  child->wait();
+  EXPECT_TRUE(test::eventually([&] {
+    return rows("SELECT alive FROM incarnations WHERE incarnation = $1", {hung_inc}) ==
+           std::vector<std::string>{"f"};
+  }, 20s)) << "the killed owner's liveness lock stayed held";
+  settle("ROLLBACK PREPARED " + quote_literal(hung));
+
+  // Everything settled: nothing prepared. The settled COMMIT row goes with
+  // the next recovery pass (dtx serve's timer, here CALL recover()); the
+  // incarnations left are those of the ABORT rows (kept 25 h).
+  EXPECT_EQ(sql("CALL recover()").tag, "CALL");
+  EXPECT_TRUE(prepared_gtrids(my_).empty());
+  EXPECT_TRUE(prepared_gtrids(pg_).empty());
+  EXPECT_EQ(balance(my_, 1), kInitial);
+  EXPECT_EQ(balance(pg_, 1), kInitial);
+  EXPECT_EQ(our_rows("outcome = 1"), 0) << "a settled transaction's COMMIT row is left in " << resource;
+  EXPECT_EQ(rows("SELECT count(*) FROM in_doubt WHERE coordinator_id = $1", {id_}), (std::vector<std::string>{"0"}));
+  std::vector<std::string> left = rows("SELECT incarnation, alive, open_decisions FROM incarnations "
+                                       "WHERE coordinator_id = $1 ORDER BY incarnation", {id_});
+  std::vector<std::string> expected{undecided_inc + "|f|0", hung_inc + "|f|0"};
+  std::sort(expected.begin(), expected.end());
+  EXPECT_EQ(left, expected);
+}
+
+TEST_F(AdminConsoleTest, DecisionsInPostgresAreShownAndSettledBySql) {
+  decisions_in_a_table_are_shown_and_settled("pg");
+}
+
+TEST_F(AdminConsoleTest, DecisionsInMariadbAreShownAndSettledBySql) {
+  decisions_in_a_table_are_shown_and_settled("my");
 }
 
 TEST_F(AdminConsoleTest, AtBranchesAndTheirGlobalLocksAreListed) {

@@ -1,9 +1,14 @@
-// A bounded randomized soak: for DTX_SOAK_SECONDS (default 60) four workers
-// launch `dtx exec` transfers between random accounts on MariaDB and
-// PostgreSQL (MariaDB first), each with a marker row on both databases. Of
-// the processes, 60% run plainly, 8% each stop at a failpoint (after-prepare,
-// after-decision, after-first-commit) and 16% get SIGKILL at a random moment
-// of their life, while `dtx recover` passes run every ~200 ms.
+// A bounded randomized soak, run once per place the commit decisions are
+// kept: the file log (log_dir), and [coordinator] decisions = "pg" and = "my"
+// (the table dtx_decision of PostgreSQL / MariaDB, decision_table.cc). For
+// its duration four workers launch `dtx exec` transfers between random
+// accounts on MariaDB and PostgreSQL (MariaDB first), each with a marker row
+// on both databases. Of the processes, 60% run plainly, 24% stop at a
+// failpoint and 16% get SIGKILL at a random moment of their life, while
+// `dtx recover` passes run every ~200 ms. The failpoints: after-prepare,
+// after-decision, after-first-commit (8% each with the file log); with
+// decisions in a table also before-decision-commit, decision-commit-sent and
+// after-decision-commit (4% each of the six).
 //
 // A third of the transfers are XA on both databases, a third AT on both, a
 // third mixed (AT on one database, XA on the other, each way half the time).
@@ -13,6 +18,9 @@
 // AT branches (docs/at-mode.md): a row an XA branch changed between an AT
 // branch's phase 1 and its rollback would be a dirty write. So on each
 // database XA branches use accounts 1-10 and AT branches accounts 11-20.
+// With decisions in a table the `dtx recover` passes run from a config with
+// no log_dir at all (another machine, or a container without a disk), and
+// the transfers' log_dir must stay without decision-log files.
 //
 // At the end, after the last recovery passes, the two databases must agree:
 //   - no money created or lost (the sum over both databases is unchanged);
@@ -21,12 +29,18 @@
 //   - every outcome the process reported holds (exit 0 and a kill after the
 //     decision: committed; exit 1 and a kill before it: not);
 //   - nothing of the test's coordinator ids is left prepared, and no undo
-//     record, rollback marker or global lock of theirs is left.
-// A longer run by hand: DTX_SOAK_SECONDS=600 build/tests/soak_test
-// The whole test takes about DTX_SOAK_SECONDS + 30 s at most: a transfer waits
-// at most 5 s for a lock (innodb_lock_wait_timeout / lock_timeout set inside
-// its own transaction, nothing global; AT branches: lock_wait_timeout_ms) and
-// a child still running 20 s after its start is killed (and reported).
+//     record, rollback marker or global lock of theirs is left;
+//   - with decisions in a table: no COMMIT row of theirs is left in
+//     dtx_decision (every one is settled), and each ABORT row left (kept
+//     kAbortRowRetention by design) is of a gtrid recovery rolled back.
+// Durations: DTX_SOAK_SECONDS (default 60, as CI runs it) for the file log,
+// a third of it for each table. A longer run by hand:
+//   DTX_SOAK_SECONDS=600 build/tests/soak_test
+// Each store's test takes about its duration + 30 s at most: a transfer
+// waits at most 5 s for a lock (innodb_lock_wait_timeout / lock_timeout set
+// inside its own transaction, nothing global; AT branches:
+// lock_wait_timeout_ms) and a child still running 20 s after its start is
+// killed (and reported).
 #include <gtest/gtest.h>
 
 #include <sys/wait.h>
@@ -45,6 +59,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "decision-table/decision_table.h"
 #include "drivers/resource_manager.h"
 #include "dtx/dtx.h"
 #include "support/process.h"
@@ -69,9 +84,29 @@ constexpr auto kChildLimit = std::chrono::seconds(20);
 constexpr int kFinalPasses = 10;
 
 // How a transfer's process is stopped, if at all.
-enum class Mode { plain, after_prepare, after_decision, after_first_commit, random_kill };
-constexpr const char* kModeNames[] = {"none", "after-prepare", "after-decision", "after-first-commit",
+enum class Mode {
+  plain,
+  after_prepare,
+  after_decision,
+  after_first_commit,
+  before_decision_commit,  // these three with decisions in a table only
+  decision_commit_sent,
+  after_decision_commit,
+  random_kill
+};
+constexpr const char* kModeNames[] = {"none",
+                                      "after-prepare",
+                                      "after-decision",
+                                      "after-first-commit",
+                                      "before-decision-commit",
+                                      "decision-commit-sent",
+                                      "after-decision-commit",
                                       "random-kill"};
+
+// Where the coordinators keep their commit decisions.
+enum class Store { file, postgres, mysql };
+constexpr const char* kStoreNames[] = {"file", "postgres", "mysql"};
+void PrintTo(Store store, std::ostream* out) { *out << kStoreNames[int(store)]; }  // gtest's test listings
 
 // The modes of a transfer's branches: MariaDB's and PostgreSQL's.
 enum class Kind { xa, at, my_at_pg_xa, my_xa_pg_at };
@@ -97,14 +132,20 @@ enum class Expect { committed, absent, either };
 
 Expect expectation(const Attempt& a) {
   if (a.overdue) return Expect::either;
-  if (a.status.code == 0 || a.status.code == 3) return Expect::committed;  // 3: decided, in doubt
+  if (a.status.code == 0) return Expect::committed;
+  // 3: decided, a branch left to recovery — or, with decisions in a table,
+  // the decision's answer lost (its outcome is the fence's).
+  if (a.status.code == 3)
+    return a.err.find("answer was lost") == std::string::npos ? Expect::committed : Expect::either;
   if (a.status.code == 1) return Expect::absent;
   if (a.status.killed_by(SIGKILL)) {
     switch (a.mode) {
-      case Mode::after_prepare: return Expect::absent;  // no decision: presumed abort
+      case Mode::after_prepare:
+      case Mode::before_decision_commit: return Expect::absent;  // no decision: presumed abort / fenced
       case Mode::after_decision:
-      case Mode::after_first_commit: return Expect::committed;
-      default: return Expect::either;
+      case Mode::after_first_commit:
+      case Mode::after_decision_commit: return Expect::committed;
+      default: return Expect::either;  // decision-commit-sent: R's commit may or may not have landed
     }
   }
   return Expect::either;
@@ -152,7 +193,7 @@ struct RecoveryTally {
   }
 };
 
-class SoakTest : public ::testing::Test {
+class SoakTest : public ::testing::TestWithParam<Store> {
  protected:
   void SetUp() override {
     std::random_device rd;
@@ -164,15 +205,11 @@ class SoakTest : public ::testing::Test {
       ids_[k] = id_ + kKindSuffix[k];
       configs_[k] = dir_ / (ids_[k] + ".toml");
       log_dirs_[k] = dir_ / ("log-" + ids_[k]);
-      std::ofstream out(configs_[k]);
-      out << "[coordinator]\nid = \"" << ids_[k] << "\"\nlog_dir = \"" << log_dirs_[k].string() << "\"\n";
-      for (const auto* rc : {&my_cfg_, &pg_cfg_}) {
-        const bool at = rc == &my_cfg_ ? my_at(Kind(k)) : pg_at(Kind(k));
-        out << "\n[resources." << rc->name << "]\ntype = \""
-            << (rc->type == ResourceType::mysql ? "mysql" : "postgres") << "\"\nhost = \"" << rc->host
-            << "\"\nport = " << rc->port << "\nuser = \"" << rc->user << "\"\npassword = \"" << rc->password
-            << "\"\ndatabase = \"" << rc->database << "\"\npool_size = 2\n"
-            << (at ? "mode = \"at\"\nlock_wait_timeout_ms = 5000\n" : "");
+      write_config(configs_[k], Kind(k), /*with_log_dir=*/true);
+      recover_configs_[k] = configs_[k];
+      if (in_table()) {  // recovery from a process with no log_dir
+        recover_configs_[k] = dir_ / (ids_[k] + "-recover.toml");
+        write_config(recover_configs_[k], Kind(k), /*with_log_dir=*/false);
       }
     }
     for (auto* rc : {&my_cfg_, &pg_cfg_}) {  // AT mode's tables exist from here on
@@ -180,6 +217,8 @@ class SoakTest : public ::testing::Test {
       at.mode = BranchMode::at;
       (void)undo::make_at_resource_manager(at)->acquire()->recover();
     }
+    if (ResourceManager* r = decisions_rm())  // and dtx_decision, for TearDown
+      DecisionTable(r == my_.get() ? my_cfg_ : pg_cfg_).ensure_schema(*r->acquire());
     for (auto* rm : {my_.get(), pg_.get()}) {
       const char* engine = rm == my_.get() ? " ENGINE=InnoDB" : "";
       sql(*rm, "DROP TABLE IF EXISTS " + accounts_);
@@ -197,16 +236,48 @@ class SoakTest : public ::testing::Test {
 
   void TearDown() override {
     for (auto* rm : {my_.get(), pg_.get()}) {
-      // Undo records and locks a failed run left (reported by the test).
+      // Undo records and locks a failed run left (reported by the test), and
+      // the decision rows (the ABORT rows a run leaves by design too).
       for (const auto& id : ids_) {
         sql(*rm, "DELETE FROM dtx_undo_log WHERE gtrid LIKE '" + id + ".%'");
         sql(*rm, "DELETE FROM dtx_global_lock WHERE gtrid LIKE '" + id + ".%'");
+        if (rm == decisions_rm()) sql(*rm, "DELETE FROM dtx_decision WHERE gtrid LIKE '" + id + ".%'");
       }
       sql(*rm, "DROP TABLE IF EXISTS " + accounts_);
       sql(*rm, "DROP TABLE IF EXISTS " + transfers_);
     }
     std::error_code ec;
     fs::remove_all(dir_, ec);
+  }
+
+  bool in_table() const { return GetParam() != Store::file; }
+  // The resource keeping the decisions; null for the file log.
+  ResourceManager* decisions_rm() const {
+    return GetParam() == Store::postgres ? pg_.get() : GetParam() == Store::mysql ? my_.get() : nullptr;
+  }
+  // The failpoints this store's transfers stop at.
+  std::vector<Mode> failpoints() const {
+    std::vector<Mode> modes{Mode::after_prepare, Mode::after_decision, Mode::after_first_commit};
+    if (in_table())
+      modes.insert(modes.end(), {Mode::before_decision_commit, Mode::decision_commit_sent, Mode::after_decision_commit});
+    return modes;
+  }
+
+  // A config of `kind`'s coordinator id: its resources in their modes, the
+  // decisions in the store of the test's parameter.
+  void write_config(const fs::path& file, Kind kind, bool with_log_dir) const {
+    std::ofstream out(file);
+    out << "[coordinator]\nid = \"" << ids_[int(kind)] << "\"\n";
+    if (with_log_dir) out << "log_dir = \"" << log_dirs_[int(kind)].string() << "\"\n";
+    if (const ResourceManager* r = decisions_rm()) out << "decisions = \"" << r->name() << "\"\n";
+    for (const auto* rc : {&my_cfg_, &pg_cfg_}) {
+      const bool at = rc == &my_cfg_ ? my_at(kind) : pg_at(kind);
+      out << "\n[resources." << rc->name << "]\ntype = \""
+          << (rc->type == ResourceType::mysql ? "mysql" : "postgres") << "\"\nhost = \"" << rc->host
+          << "\"\nport = " << rc->port << "\nuser = \"" << rc->user << "\"\npassword = \"" << rc->password
+          << "\"\ndatabase = \"" << rc->database << "\"\npool_size = 2\n"
+          << (at ? "mode = \"at\"\nlock_wait_timeout_ms = 5000\n" : "");
+    }
   }
 
   static Result sql(ResourceManager& rm, const std::string& statement) { return rm.acquire()->execute(statement, {}); }
@@ -276,6 +347,7 @@ class SoakTest : public ::testing::Test {
     // A random kill lands anywhere in a process's life: from its start to a
     // little past how long a plain transfer has been taking (at least 30 ms).
     double plain_ms = 30;
+    const std::vector<Mode> stops = failpoints();  // 24% of the transfers, evenly
     for (int n = 0; Clock::now() < deadline; ++n) {
       Attempt a;
       a.tid = id_ + "-" + std::to_string(index) + "-" + std::to_string(n);
@@ -284,12 +356,8 @@ class SoakTest : public ::testing::Test {
       // XA branches use accounts 1-10 of their database, AT branches 11-20.
       const int my_account = account(rng) + (my_at(a.kind) ? kAccounts : 0);
       const int pg_account = account(rng) + (pg_at(a.kind) ? kAccounts : 0);
-      int p = percent(rng);
-      a.mode = p < 60 ? Mode::plain
-               : p < 68 ? Mode::after_prepare
-               : p < 76 ? Mode::after_decision
-               : p < 84 ? Mode::after_first_commit
-                        : Mode::random_kill;
+      const int p = percent(rng);
+      a.mode = p < 60 ? Mode::plain : p < 84 ? stops[std::size_t(p - 60) * stops.size() / 24] : Mode::random_kill;
       std::map<std::string, std::string> env;
       if (a.mode != Mode::plain && a.mode != Mode::random_kill) env["DTX_FAILPOINT"] = kModeNames[int(a.mode)];
       std::int64_t delta = amount(rng) * (percent(rng) < 50 ? 1 : -1);
@@ -340,7 +408,8 @@ class SoakTest : public ::testing::Test {
   ExitStatus recovery_pass(std::array<RecoveryTally, kKinds>& tallies) {
     ExitStatus worst{0, 0};
     for (int k = 0; k < kKinds; ++k) {
-      Child c(test::dtx_binary(), {"recover", "--json", "--config", configs_[k].string()}, {}, dir_, "recover");
+      Child c(test::dtx_binary(), {"recover", "--json", "--config", recover_configs_[k].string()}, {}, dir_,
+              "recover");
       ExitStatus st = c.wait();
       tallies[k].add(st, c.out(), c.err());
       if (st.code != 0 && worst.code == 0) worst = st;
@@ -350,14 +419,14 @@ class SoakTest : public ::testing::Test {
 
   std::string id_, accounts_, transfers_;
   std::array<std::string, kKinds> ids_;  // coordinator ids, by kind
-  std::array<fs::path, kKinds> configs_, log_dirs_;
+  std::array<fs::path, kKinds> configs_, recover_configs_, log_dirs_;
   fs::path dir_;
   ResourceConfig my_cfg_ = test::mysql_resource("my"), pg_cfg_ = test::postgres_resource("pg");
   std::unique_ptr<ResourceManager> my_ = make_resource_manager(my_cfg_), pg_ = make_resource_manager(pg_cfg_);
 };
 
-TEST_F(SoakTest, RandomTransfersFailpointsAndKillsKeepBothDatabasesConsistent) {
-  const int seconds = std::stoi(test::env_or("DTX_SOAK_SECONDS", "60"));
+TEST_P(SoakTest, RandomTransfersFailpointsAndKillsKeepBothDatabasesConsistent) {
+  const int seconds = std::stoi(test::env_or("DTX_SOAK_SECONDS", "60")) / (in_table() ? 3 : 1);
   const auto started = Clock::now();
   const auto deadline = started + std::chrono::seconds(seconds);
 
@@ -497,9 +566,33 @@ TEST_F(SoakTest, RandomTransfersFailpointsAndKillsKeepBothDatabasesConsistent) {
       if (entry.path().filename() != "heuristics.log") ++log_left;
   EXPECT_EQ(log_left, 0u) << "decision-log files left after everything settled";
 
+  // With decisions in a table: every COMMIT row is settled (gone), and the
+  // ABORT rows left are recovery's fences of transactions it rolled back.
+  std::size_t abort_rows = 0;
+  if (ResourceManager* r = decisions_rm()) {
+    std::vector<std::string> commit_rows, stray_aborts;
+    for (const Row& row : sql(*r, "SELECT gtrid, outcome FROM dtx_decision WHERE gtrid LIKE '" + id_ + "_.%'")) {
+      const std::string gtrid = row.text(0);
+      if (!is_ours(gtrid)) continue;
+      if (row.as_int64(1) == int(TableOutcome::commit)) {
+        commit_rows.push_back(gtrid);
+        continue;
+      }
+      ++abort_rows;
+      const bool rolled_back = during_all.rolled_back_gtrids.count(gtrid) || final_all.rolled_back_gtrids.count(gtrid);
+      const bool committed = during_all.committed_gtrids.count(gtrid) || final_all.committed_gtrids.count(gtrid);
+      if (!rolled_back || committed) stray_aborts.push_back(gtrid);
+    }
+    EXPECT_TRUE(commit_rows.empty()) << commit_rows.size() << " COMMIT rows of settled transactions left in "
+                                     << r->name() << "'s dtx_decision: " << ::testing::PrintToString(commit_rows);
+    EXPECT_TRUE(stray_aborts.empty()) << stray_aborts.size() << " ABORT rows of gtrids recovery did not roll back: "
+                                      << ::testing::PrintToString(stray_aborts);
+  }
+
   if (!other_failure.empty()) std::cout << "first other failure:\n" << other_failure;
   auto secs = [](auto d) { return std::chrono::duration<double>(d).count(); };
-  std::cout << "soak " << id_ << ": " << seconds << " s requested, launched for " << secs(launched_for)
+  std::cout << "soak " << id_ << ", decisions in " << kStoreNames[int(GetParam())] << ": " << seconds
+            << " s requested, launched for " << secs(launched_for)
             << " s, total " << secs(Clock::now() - started) << " s, " << kWorkers << " workers\n"
             << "  transfers attempted:     " << attempts.size() << "\n"
             << "  committed (exit 0):      " << all.committed << "\n"
@@ -508,9 +601,9 @@ TEST_F(SoakTest, RandomTransfersFailpointsAndKillsKeepBothDatabasesConsistent) {
   for (const auto& [why, n] : failed_why) std::cout << std::exchange(sep, ", ") << why << ": " << n;
   std::cout << (failed_why.empty() ? "" : ")") << "\n"
             << "  in doubt (exit 3):       " << all.in_doubt << "\n"
-            << "  killed by failpoint:     after-prepare " << all.killed[Mode::after_prepare] << ", after-decision "
-            << all.killed[Mode::after_decision] << ", after-first-commit " << all.killed[Mode::after_first_commit]
-            << "\n"
+            << "  killed by failpoint:    ";
+  for (Mode m : failpoints()) std::cout << " " << kModeNames[int(m)] << " " << all.killed[m];
+  std::cout << "\n"
             << "  killed at random:        " << all.killed[Mode::random_kill] << " (0-" << max_kill_ms
             << " ms after start), " << all.random_committed << " of them committed all the same\n"
             << "  overdue (watchdog):      " << all.overdue << ", other exits " << all.other << "\n"
@@ -524,22 +617,29 @@ TEST_F(SoakTest, RandomTransfersFailpointsAndKillsKeepBothDatabasesConsistent) {
             << during_all.rolled_back_gtrids.size() + final_all.rolled_back_gtrids.size() << " rolled back ("
             << during_all.rolled_back_branches + final_all.rolled_back_branches << " branches), "
             << during_all.already_finished + final_all.already_finished << " already finished\n"
+            << "  decision rows left:      " << (in_table() ? std::to_string(abort_rows) + " ABORT (kept by design)"
+                                                          : std::string("none (file log)"))
+            << "\n"
             << "  markers on both:         " << my_markers.size() << " MariaDB, " << pg_markers.size()
             << " PostgreSQL\n"
             << "  final totals:            MariaDB " << sum(*my_) << ", PostgreSQL " << sum(*pg_) << ", sum "
             << total << " (expected " << 2 * 2 * kAccounts * kInitialBalance << ")\n"
-            << "  by kind (attempted / exit 0 / exit 1 / exit 3 / killed at after-prepare, after-decision, "
-               "after-first-commit, random / committed at the end / settled by recovery: committed, rolled back):\n";
+            << "  by kind (attempted / exit 0 / exit 1 / exit 3 / killed at a failpoint, at random / committed at "
+               "the end / settled by recovery: committed, rolled back):\n";
   for (int k = 0; k < kKinds; ++k) {
     Counts& c = by_kind[k];
+    std::size_t stopped = 0;
+    for (Mode m : failpoints()) stopped += c.killed[m];
     std::cout << "    " << std::left << std::setw(22) << kKindNames[k] << std::right << c.attempted << " / "
-              << c.committed << " / " << c.failed << " / " << c.in_doubt << " / " << c.killed[Mode::after_prepare]
-              << ", " << c.killed[Mode::after_decision] << ", " << c.killed[Mode::after_first_commit] << ", "
+              << c.committed << " / " << c.failed << " / " << c.in_doubt << " / " << stopped << ", "
               << c.killed[Mode::random_kill] << " / " << c.markers << " / "
               << during[k].committed_gtrids.size() + final_passes[k].committed_gtrids.size() << ", "
               << during[k].rolled_back_gtrids.size() + final_passes[k].rolled_back_gtrids.size() << "\n";
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(DecisionStores, SoakTest, ::testing::Values(Store::file, Store::postgres, Store::mysql),
+                         [](const ::testing::TestParamInfo<Store>& p) { return kStoreNames[int(p.param)]; });
 
 }  // namespace
 }  // namespace dtx
