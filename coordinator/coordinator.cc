@@ -178,14 +178,6 @@ CoordinatorCore::CoordinatorCore(Config config, ResourceFactory factory,
 }
 
 CoordinatorCore::~CoordinatorCore() {
-  if (liveness_thread_.joinable()) {
-    {
-      std::lock_guard lock(liveness_mu_);
-      liveness_stopping_ = true;
-    }
-    liveness_cv_.notify_all();
-    liveness_thread_.join();
-  }
   if (forget_thread_.joinable()) {
     {
       std::lock_guard lock(forget_mu_);
@@ -201,6 +193,16 @@ CoordinatorCore::~CoordinatorCore() {
     }
     recovery_cv_.notify_all();
     recovery_thread_.join();
+  }
+  // Last: while the liveness lock is held no recovery pass adopts this
+  // incarnation, so nothing it still finishes above is done twice.
+  if (liveness_thread_.joinable()) {
+    {
+      std::lock_guard lock(liveness_mu_);
+      liveness_stopping_ = true;
+    }
+    liveness_cv_.notify_all();
+    liveness_thread_.join();
   }
 }
 
@@ -322,11 +324,10 @@ void CoordinatorCore::forget_loop() {
   for (;;) {
     if (forget_queue_.empty() && !rows_ready()) {
       if (forget_stopping_ && ended_rows_.empty()) return;  // stopping, nothing left
-      auto woken = [&] { return forget_stopping_ || flush_rows_ || !forget_queue_.empty() || rows_ready(); };
       if (ended_rows_.empty())
-        forget_cv_.wait(lock, [&] { return woken() || !ended_rows_.empty(); });
+        forget_cv_.wait(lock, [&] { return forget_stopping_ || !forget_queue_.empty() || !ended_rows_.empty(); });
       else
-        forget_cv_.wait_until(lock, rows_due_, woken);
+        forget_cv_.wait_until(lock, rows_due_, [&] { return !forget_queue_.empty() || rows_ready(); });
       continue;
     }
     std::vector<Forget> batch;

@@ -50,9 +50,11 @@
 // taken = alive, or another pass holds it.
 //
 // ROW REMOVAL. COMMIT rows: by the owner once every branch committed (its
-// background forget thread, in batches); by recovery for a dead incarnation
-// once no branch of G is prepared on any resource. ABORT rows: only once no
-// COMMIT insert of G can arrive — the owner is gone and the row is older
+// background forget thread, in batches); by recovery for a gone incarnation
+// — only rows it read before its second scan, once that scan shows no branch
+// of G prepared on any resource (a row inserted later, by an owner wrongly
+// taken for gone, may have branches the scan missed). ABORT rows: only once
+// no COMMIT insert of G can arrive — the owner is gone and the row is older
 // than kAbortRowRetention, which is longer than any transaction may run (the
 // decision is never inserted past G's deadline).
 //
@@ -315,25 +317,6 @@ std::uint64_t DecisionTable::erase(Session& session, std::span<const std::string
     deleted += session.execute(sql, params).affected_rows();
   }
   return deleted;
-}
-
-std::uint64_t DecisionTable::erase_settled(Session& session, std::string_view coordinator_id,
-                                           std::string_view incarnation, std::span<const std::string> keep) const {
-  const bool mysql = type_ == ResourceType::mysql;
-  auto [low, high] = prefix_range(std::string(coordinator_id) + "." + std::string(incarnation) + ".");
-  const std::string hours = std::to_string(kAbortRowRetention.count());
-  std::string sql = "DELETE FROM dtx_decision WHERE gtrid >= ? AND gtrid < ? AND (outcome = " +
-                    std::to_string(kCommit) + " OR created < " +
-                    (mysql ? "CURRENT_TIMESTAMP(6) - INTERVAL " + hours + " HOUR"
-                           : "now() - interval '" + hours + " hours'") +
-                    ")";
-  std::vector<Param> params{Param(low), Param(high)};
-  for (std::size_t i = 0; i < keep.size(); ++i) {
-    sql += i ? ", ?" : " AND gtrid NOT IN (?";
-    params.emplace_back(keep[i]);
-  }
-  if (!keep.empty()) sql += ")";
-  return session.execute(sql, params).affected_rows();
 }
 
 bool DecisionTable::try_hold_liveness(Session& session, std::string_view coordinator_id,

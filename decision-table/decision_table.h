@@ -88,11 +88,6 @@ class DecisionTable {
 
   // Deletes the rows of `gtrids` (any outcome). Returns how many went.
   std::uint64_t erase(Session& session, std::span<const std::string> gtrids) const;
-  // Deletes the rows of a dead incarnation but those of `keep`: its COMMIT
-  // rows, and its ABORT rows older than kAbortRowRetention.
-  std::uint64_t erase_settled(Session& session, std::string_view coordinator_id, std::string_view incarnation,
-                              std::span<const std::string> keep) const;
-
   // Liveness: a session-level named lock the incarnation holds for its life
   // (PostgreSQL advisory lock on a 64-bit hash, MariaDB GET_LOCK), released
   // by the server when the session ends. try_hold takes it without waiting.

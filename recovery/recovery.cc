@@ -409,26 +409,19 @@ RecoveryReport RecoveryScanner::run(const RecoveryOptions& options) {
     try {
       db.session = resources_(table->resource()).acquire();
       table->ensure_schema(*db.session);
-      // Incarnations with rows but nothing prepared any more are looked at
-      // too, so their rows are deleted once they are gone.
-      for (const auto& [gtrid, row] : table->read(*db.session, my_id))
-        if (auto parts = parse_gtrid(gtrid); parts && decision_store_of(parts->incarnation) == DecisionStore::database)
-          in_table.insert(parts->incarnation);
-      for (const std::string& inc : in_table)
-        if (inc != options.own_incarnation && table->try_hold_liveness(*db.session, my_id, inc)) db.gone.insert(inc);
       // The rows step 7 may delete: read before scan 2, so every branch of
       // their gtrids that is still prepared shows in scan 2 (a decision
       // follows every prepare). Incarnations with rows but no prepared
       // branch (each finished after a crash, or by an operator) are adopted
       // too: nothing else would delete their rows.
-      if (!options.dry_run) {
-        for (auto& [gtrid, row] : table->read(*db.session, my_id))
-          if (auto parts = parse_gtrid(gtrid)) db.rows[parts->incarnation].push_back(std::move(row));
-        for (const auto& [inc, rows] : db.rows)
-          if (!in_table.count(inc) && inc != options.own_incarnation &&
-              table->try_hold_liveness(*db.session, my_id, inc))
-            db.gone.insert(inc);
-      }
+      std::set<std::string> adopt = in_table;
+      for (auto& [gtrid, row] : table->read(*db.session, my_id))
+        if (auto parts = parse_gtrid(gtrid); parts && decision_store_of(parts->incarnation) == DecisionStore::database) {
+          adopt.insert(parts->incarnation);
+          db.rows[parts->incarnation].push_back(std::move(row));
+        }
+      for (const std::string& inc : adopt)
+        if (inc != options.own_incarnation && table->try_hold_liveness(*db.session, my_id, inc)) db.gone.insert(inc);
     } catch (const std::exception& e) {
       db.error = std::string("cannot read the decisions on ") + table->resource() + ": " + e.what();
       if (!in_table.empty()) report.errors.push_back(db.error);
