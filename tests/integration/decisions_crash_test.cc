@@ -644,19 +644,32 @@ TEST_P(DecisionsIn, RecoveryRacingASlowDecisionCommitNeverSplits) {
                             : std::string("LOCK TABLE dtx_decision IN EXCLUSIVE MODE"),
                       {});
   // How many inserts into dtx_decision wait for a lock: the coordinator's
-  // COMMIT row names its branches, the fence's ABORT row does not.
+  // COMMIT row names its branches, the fence's ABORT row does not. On
+  // MariaDB, a running insert (processlist; information_schema.innodb_trx is
+  // a cache that polling keeps from refreshing) can only be waiting: the
+  // holder's gap lock covers its key.
   auto waiting = [&](const std::string& columns) -> std::int64_t {
     const std::string like = "'%dtx_decision (" + columns + ") VALUES%'";
-    return sql(rc(decider), mysql ? "SELECT COUNT(*) FROM information_schema.innodb_trx WHERE trx_state = 'LOCK WAIT' "
-                                    "AND trx_query LIKE " + like
-                                  : "SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query "
-                                    "LIKE " + like)[0]
+    return sql(rc(decider), mysql ? "SELECT COUNT(*) FROM information_schema.processlist WHERE command IN ('Query', 'Execute') "
+                                    "AND id <> CONNECTION_ID() AND info LIKE " + like
+                                  : "SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND "
+                                    "pid <> pg_backend_pid() AND query LIKE " + like)[0]
         .as_int64(0);
+  };
+  // For failure messages: what R's sessions are doing.
+  auto sessions = [&] {
+    std::string out;
+    for (const Row& row : sql(rc(decider), mysql ? "SELECT CONCAT_WS(' | ', id, command, state, info) FROM "
+                                                   "information_schema.processlist WHERE db = 'dtx_test'"
+                                                 : "SELECT concat_ws(' | ', pid, state, wait_event_type, query) FROM "
+                                                   "pg_stat_activity WHERE datname = current_database()"))
+      out += row.cell(0).value_or("NULL") + "\n";
+    return out;
   };
 
   Child& child = start_transfer(config, 1, kSent);
   ASSERT_TRUE(eventually([&] { return waiting("gtrid, outcome, branches") == 1; }, kReachLimit))
-      << "R's commit never waited for the lock: " << child.err();
+      << "R's commit never waited for the lock: " << child.err() << "\nR's sessions:\n" << sessions();
   ASSERT_TRUE(eventually([&] { return child.exited(); }, kReachLimit)) << "decision-commit-sent did not kill";
   EXPECT_TRUE(child.wait().killed_by(SIGKILL)) << child.err();
   EXPECT_EQ(waiting("gtrid, outcome, branches"), 1) << "the dead coordinator's commit must still be in flight";
@@ -667,7 +680,7 @@ TEST_P(DecisionsIn, RecoveryRacingASlowDecisionCommitNeverSplits) {
 
   Child& pass = start_child({"recover", "--json", "--config", config.string()});
   ASSERT_TRUE(eventually([&] { return waiting("gtrid, outcome") == 1 || pass.exited(); }, kReachLimit))
-      << "recovery's fence never reached the lock";
+      << "recovery's fence never reached the lock; R's sessions:\n" << sessions();
   EXPECT_FALSE(pass.exited()) << "recovery must wait for the commit in flight, not decide: " << pass.out()
                               << pass.err();
   (*holder_)->rollback();
