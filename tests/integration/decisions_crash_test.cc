@@ -482,6 +482,9 @@ struct Cell {
   std::string failpoint;  // where the coordinator stops
 };
 
+// How gtest (and so ctest's test names) shows a cell.
+void PrintTo(const Cell& cell, std::ostream* os) { *os << "R=" << cell.decider << " " << cell.failpoint; }
+
 std::vector<Cell> all_cells() {
   std::vector<Cell> cells;
   for (const char* decider : {"pg", "my"})
