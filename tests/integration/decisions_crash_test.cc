@@ -653,8 +653,8 @@ TEST_P(DecisionsIn, RecoveryRacingASlowDecisionCommitNeverSplits) {
   // holder's gap lock covers its key.
   auto waiting = [&](const std::string& columns) -> std::int64_t {
     const std::string like = "'%dtx_decision (" + columns + ") VALUES%'";
-    return sql(rc(decider), mysql ? "SELECT COUNT(*) FROM information_schema.processlist WHERE command IN ('Query', 'Execute') "
-                                    "AND id <> CONNECTION_ID() AND info LIKE " + like
+    return sql(rc(decider), mysql ? "SELECT COUNT(*) FROM information_schema.processlist WHERE command IN "
+                                    "('Query', 'Execute') AND id <> CONNECTION_ID() AND info LIKE " + like
                                   : "SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND "
                                     "pid <> pg_backend_pid() AND query LIKE " + like)[0]
         .as_int64(0);
