@@ -462,7 +462,15 @@ GlobalTransaction::Branch& GlobalTransaction::branch_for(std::string_view resour
   Branch b{rm, {}, Xid::make(gtrid_, std::string(resource)), false};
   try {
     b.session = rm->acquire();
-    b.session->begin(b.xid);
+    // R's branch on MariaDB is never prepared: a plain local transaction, so
+    // that a crash of R's server settles its one-phase commit from the binary
+    // log. (An XA branch committed ONE PHASE can come back from the crash
+    // recovery prepared, holding the COMMIT row the fence then waits for.)
+    if (rm == core_->decision_resource() && rm->config().type == ResourceType::mysql &&
+        !undo::is_at_session(*b.session))
+      b.session->begin_local(b.xid);
+    else
+      b.session->begin(b.xid);
     b.session->set_deadline(deadline_);
   } catch (const Error& e) {
     throw e.with_context(gtrid_, rm->name());
