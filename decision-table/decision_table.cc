@@ -13,8 +13,11 @@
 //        phase 1), in parallel; a "no" rolls everything back, nothing written.
 //     2. in R's branch, which is never prepared, INSERT (G, commit, branches)
 //        as its last statement, and commit that branch in one phase, in one
-//        round trip (MariaDB: INSERT; XA END; XA COMMIT ONE PHASE. PostgreSQL:
-//        INSERT; COMMIT. AT: its lock rows deleted, INSERT, COMMIT).
+//        round trip (PostgreSQL: INSERT; COMMIT. MariaDB: R's branch is a
+//        plain local transaction from its start, INSERT; COMMIT — an XA
+//        branch committed ONE PHASE can come back prepared from a crash of
+//        the server, holding the row the fence then waits for forever. AT:
+//        its lock rows deleted, INSERT, COMMIT).
 //        THAT LOCAL COMMIT IS THE DECISION: one PREPARE fewer than 2PC, and
 //        no coordinator fdatasync.
 //     3. commit the others; delete G's row later, in batches.
