@@ -132,13 +132,15 @@ if ((${#SETTINGS[@]})); then
   ratio_plot="" tps_plot=""
   for s in "${SETTINGS[@]}"; do
     case $s in
-      file) label="file log (fdatasync)" ;;
-      postgres) label="decisions in PostgreSQL" ;;
-      mysql) label="decisions in MariaDB" ;;
-      *) label=$s ;;
+      file) label="file log (fdatasync)" colour="#9400d3" ;;
+      postgres) label="decisions in PostgreSQL" colour="#009e73" ;;
+      mysql) label="decisions in MariaDB" colour="#0072b2" ;;
+      *) label=$s colour="#e69f00" ;;
     esac
-    ratio_plot+="${ratio_plot:+, }\"$OUT/decisions-$s.dat\" using 1:2 with linespoints lw 2 title \"$label\""
-    tps_plot+="${tps_plot:+, }\"$OUT/decisions-$s.dat\" using 1:5 with linespoints lw 2 title \"dtx, $label\""
+    ratio_plot+="${ratio_plot:+, }\"$OUT/decisions-$s.dat\" using 1:2 with linespoints lw 2 lc rgb \"$colour\" title \"$label\""
+    # raw_xa of the same runs, dashed in the same colour: each setting is compared with its own.
+    tps_plot+="${tps_plot:+, }\"$OUT/decisions-$s.dat\" using 1:5 with linespoints lw 2 lc rgb \"$colour\" title \"dtx, $label\""
+    tps_plot+=", \"$OUT/decisions-$s.dat\" using 1:4 with linespoints dt 2 lc rgb \"$colour\" title \"raw_xa, same runs\""
   done
   gnuplot <<EOF
 set terminal pngcairo size 1200,520 noenhanced
@@ -154,7 +156,7 @@ set yrange [0:*]
 plot $ratio_plot, 1 with lines dt 2 lc rgb "gray40" title "1.0", 1.1 with lines dt 3 lc rgb "gray40" title "1.1 (target at 8 clients)"
 set ylabel "global transactions / s"
 set key left top
-plot $tps_plot, "$OUT/decisions-${SETTINGS[0]}.dat" using 1:4 with linespoints dt 2 lc rgb "black" title "raw_xa (runs of ${SETTINGS[0]})"
+plot $tps_plot
 unset multiplot
 EOF
 fi
