@@ -155,7 +155,7 @@ set ylabel "dtx / raw_xa (same run)"
 set yrange [0:*]
 plot $ratio_plot, 1 with lines dt 2 lc rgb "gray40" title "1.0", 1.1 with lines dt 3 lc rgb "gray40" title "1.1 (target at 8 clients)"
 set ylabel "global transactions / s"
-set key left top
+set key right bottom font ",9"
 plot $tps_plot
 unset multiplot
 EOF
