@@ -1,19 +1,32 @@
 #!/usr/bin/env bash
 # scripts/bench.sh — measure dtx against hand-written XA and non-atomic writes at 1, 8 and 32
-# clients, and the coordinator alone against null resource managers beside the decision log's own
-# group-commit ceiling (log_ceiling); write the results as JSON lines, a Markdown table and a PNG
-# plot (gnuplot) under build/bench-results/.
+# clients, with dtx's commit decisions in the file log and in each database, and the coordinator
+# alone against null resource managers beside the decision log's own group-commit ceiling
+# (log_ceiling); write the results as JSON lines, Markdown tables and PNG plots (gnuplot) under
+# build/bench-results/.
 #
-#   scripts/bench.sh                 10 s per variant per client count
+#   scripts/bench.sh                 10 s per variant per client count and decisions setting
 #   DTX_BENCH_SECONDS=30 scripts/bench.sh
 #   DTX_BENCH_CLIENTS="1 8 32" scripts/bench.sh
 #   DTX_BENCH_REPEAT=3 scripts/bench.sh      every client count 3 times; the table gives medians,
 #                                            and the spread of dtx / raw_xa across the runs
 #   DTX_BENCH_HOT_CLIENTS="8" (default)      client counts of the hot-row runs (--rows 10): every
 #                                            transaction picks one of 10 rows, so lock waits decide
+#   DTX_BENCH_DECISIONS="file postgres mysql" (default)  where dtx keeps its commit decisions, one
+#                                            setting after another for every client count: `file`
+#                                            the decision log (fdatasync), `postgres` / `mysql` the
+#                                            dtx_decision table of the bench config's PostgreSQL /
+#                                            MariaDB resource (`dtx bench --decisions postgres` /
+#                                            `--decisions mariadb`). raw_xa is the same in all three.
+#   DTX_BENCH_SKIP_SETUP=1                   neither scripts/setup.sh (which builds everything) nor
+#                                            `scripts/db.sh start`: use $DTX_BUILD_DIR/dtx and the
+#                                            servers as they are (on a machine shared with builds)
+#   DTX_BENCH_TABLE_ONLY=1                   measure nothing: the tables and plots again from the
+#                                            existing build/bench-results/results.jsonl
 #
 # Every database run includes the `at` variant (the same resources in AT mode), reported in a
-# second table beside raw_xa.
+# second table beside raw_xa. The hot-row runs use the first decisions setting only, the null-RM
+# runs the file log only (what they measure is the decision log's ceiling).
 #
 # Uses the test databases (scripts/db.sh start) and database dtx_test on each; leaves them running.
 # dtx bench creates its table dtx_bench_accounts there and refuses (exit 2) if one it did not create
@@ -26,11 +39,27 @@ BUILD_DIR=${DTX_BUILD_DIR:-build}
 SECONDS_PER_VARIANT=${DTX_BENCH_SECONDS:-10}
 CLIENTS=${DTX_BENCH_CLIENTS:-"1 8 32"}
 REPEAT=${DTX_BENCH_REPEAT:-1}
+DECISIONS=${DTX_BENCH_DECISIONS:-"file postgres mysql"}
 OUT=$BUILD_DIR/bench-results
 mkdir -p "$OUT"
 
-bash scripts/setup.sh
-bash scripts/db.sh start
+# A setting's `dtx bench --decisions` argument: the bench config's resource of that type.
+decisions_arg() {
+  case $1 in
+    file) echo file ;;
+    postgres) echo postgres ;;
+    mysql | mariadb) echo mariadb ;;
+    *) echo "bench: DTX_BENCH_DECISIONS: unknown setting '$1' (file, postgres or mysql)" >&2; exit 2 ;;
+  esac
+}
+for d in $DECISIONS; do decisions_arg "$d" >/dev/null; done
+FIRST_DECISIONS=$(decisions_arg "${DECISIONS%% *}")
+
+TABLE_ONLY=${DTX_BENCH_TABLE_ONLY:-0}
+if [[ $TABLE_ONLY != 1 && ${DTX_BENCH_SKIP_SETUP:-0} != 1 ]]; then
+  bash scripts/setup.sh
+  bash scripts/db.sh start
+fi
 eval "$(bash scripts/db.sh env)"
 
 cat >"$OUT/bench.toml" <<EOF
@@ -57,18 +86,20 @@ database = "dtx_test"
 pool_size = 64
 EOF
 
-: >"$OUT/results.jsonl"
-for run in $(seq "$REPEAT"); do
+[[ $TABLE_ONLY == 1 ]] || : >"$OUT/results.jsonl"
+[[ $TABLE_ONLY == 1 ]] || for run in $(seq "$REPEAT"); do
   for c in $CLIENTS; do
-    echo "bench: run $run of $REPEAT, $c clients, $SECONDS_PER_VARIANT s per variant (databases)"
-    "$BUILD_DIR/dtx" bench --config "$OUT/bench.toml" --clients "$c" --duration "$SECONDS_PER_VARIANT" --json |
-      tr -d '\n' >>"$OUT/results.jsonl"
-    echo >>"$OUT/results.jsonl"
+    for d in $DECISIONS; do
+      echo "bench: run $run of $REPEAT, $c clients, decisions: $d, $SECONDS_PER_VARIANT s per variant (databases)"
+      "$BUILD_DIR/dtx" bench --config "$OUT/bench.toml" --decisions "$(decisions_arg "$d")" --clients "$c" \
+        --duration "$SECONDS_PER_VARIANT" --json | tr -d '\n' >>"$OUT/results.jsonl"
+      echo >>"$OUT/results.jsonl"
+    done
     for hot in ${DTX_BENCH_HOT_CLIENTS-8}; do
       [[ $hot == "$c" ]] || continue
-      echo "bench: run $run of $REPEAT, $c clients, hot rows (--rows 10), $SECONDS_PER_VARIANT s per variant"
-      "$BUILD_DIR/dtx" bench --config "$OUT/bench.toml" --clients "$c" --duration "$SECONDS_PER_VARIANT" --rows 10 \
-        --variants raw_xa,dtx,at --json | tr -d '\n' >>"$OUT/results.jsonl"
+      echo "bench: run $run of $REPEAT, $c clients, hot rows (--rows 10), decisions: $FIRST_DECISIONS, $SECONDS_PER_VARIANT s per variant"
+      "$BUILD_DIR/dtx" bench --config "$OUT/bench.toml" --decisions "$FIRST_DECISIONS" --clients "$c" \
+        --duration "$SECONDS_PER_VARIANT" --rows 10 --variants raw_xa,dtx,at --json | tr -d '\n' >>"$OUT/results.jsonl"
       echo >>"$OUT/results.jsonl"
     done
     echo "bench: run $run of $REPEAT, $c clients, $SECONDS_PER_VARIANT s (null resource managers)"
@@ -78,66 +109,8 @@ for run in $(seq "$REPEAT"); do
   done
 done
 
-# Table and plot data, from the JSON lines.
-python3 - "$OUT" <<'PY'
-import json, statistics, sys
-out = sys.argv[1]
-rows = [json.loads(l) for l in open(f"{out}/results.jsonl") if l.strip()]
-db, null, hot = {}, {}, {}
-for r in rows:
-    if r["null_rm"]:
-        null.setdefault(r["clients"], []).append(r)
-    elif r.get("rows", 10000) < 10000:
-        hot.setdefault(r["clients"], []).append(r)
-    else:
-        db.setdefault(r["clients"], []).append(r)
-def med(runs, key):
-    return statistics.median(r.get(key, 0) for r in runs)
-with open(f"{out}/table.md", "w") as t, open(f"{out}/plot.dat", "w") as d:
-    runs = max(len(v) for v in db.values())
-    if runs > 1:
-        t.write(f"Medians of {runs} runs; the two ratios also as min-max over the runs. "
-                "dtx / raw_xa: total against total; per round: the median of the ratios of "
-                "neighbouring 0.5 s rounds.\n\n")
-    t.write("| clients | non_atomic tps | raw_xa tps | dtx tps | dtx / raw_xa | dtx / raw_xa per round | dtx p50 ms | dtx p99 ms | raw_xa p50 ms | raw_xa p99 ms | null-RM dtx tps | log_ceiling tps | null-RM dtx / log_ceiling |\n")
-    t.write("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
-    d.write("# clients non_atomic raw_xa dtx null_rm at (medians)\n")
-    for c in sorted(db):
-        r, n = db[c], null.get(c, [])
-        def spread(key):
-            v = [x[key] for x in r]
-            text = f"{statistics.median(v):.2f}"
-            return text + (f" ({min(v):.2f}-{max(v):.2f})" if len(v) > 1 else "")
-        ratio = spread("dtx_vs_raw_xa")
-        round_ratio = spread("dtx_vs_raw_xa_round_median")
-        nt = med(n, "dtx_tps") if n else 0
-        lc = med(n, "log_ceiling_tps") if n else 0
-        nl = med(n, "dtx_vs_log_ceiling") if n else 0
-        t.write(f"| {c} | {med(r, 'non_atomic_tps'):,.0f} | {med(r, 'raw_xa_tps'):,.0f} | {med(r, 'dtx_tps'):,.0f} | "
-                f"{ratio} | {round_ratio} | {med(r, 'dtx_p50_ms'):.2f} | {med(r, 'dtx_p99_ms'):.2f} | "
-                f"{med(r, 'raw_xa_p50_ms'):.2f} | {med(r, 'raw_xa_p99_ms'):.2f} | {nt:,.0f} | {lc:,.0f} | {nl:.2f} |\n")
-        d.write(f"{c} {med(r, 'non_atomic_tps'):.1f} {med(r, 'raw_xa_tps'):.1f} {med(r, 'dtx_tps'):.1f} {nt:.1f} "
-                f"{med(r, 'at_tps'):.1f}\n")
-    # AT mode beside raw XA, on the default workload and on hot rows.
-    t.write("\nAT mode (`at`: the same resources with mode = \"at\") beside hand-written XA, same runs; "
-            "hot rows: every transaction picks one of 10 rows (`--rows 10`).\n\n")
-    t.write("| workload | clients | raw_xa tps | dtx (XA) tps | at tps | at / raw_xa | at / raw_xa per round | at p50 ms | at p99 ms | at errors |\n")
-    t.write("|---|---|---|---|---|---|---|---|---|---|\n")
-    for name, table in (("10,000 rows", db), ("hot rows (10)", hot)):
-        for c in sorted(table):
-            r = table[c]
-            if not all("at_tps" in x for x in r):
-                continue
-            def spread(key):
-                v = [x.get(key, 0) for x in r]
-                text = f"{statistics.median(v):.2f}"
-                return text + (f" ({min(v):.2f}-{max(v):.2f})" if len(v) > 1 else "")
-            t.write(f"| {name} | {c} | {med(r, 'raw_xa_tps'):,.0f} | {med(r, 'dtx_tps'):,.0f} | {med(r, 'at_tps'):,.0f} | "
-                    f"{spread('at_vs_raw_xa')} | {spread('at_vs_raw_xa_round_median')} | {med(r, 'at_p50_ms'):.2f} | "
-                    f"{med(r, 'at_p99_ms'):.2f} | {med(r, 'at_errors'):.0f} |\n")
-print(open(f"{out}/table.md").read())
-PY
-
+# Tables and plot data, from the JSON lines.
+python3 scripts/bench_table.py "$OUT"
 gnuplot <<EOF
 set terminal pngcairo size 900,560 noenhanced
 set output "$OUT/throughput.png"
@@ -152,4 +125,39 @@ plot "$OUT/plot.dat" using 1:2 with linespoints title "non_atomic (two autocommi
      "" using 1:4 with linespoints title "dtx (this coordinator, XA)", \
      "" using 1:6 with linespoints title "at (this coordinator, AT mode)"
 EOF
-echo "bench: results in $OUT (results.jsonl, table.md, throughput.png)"
+
+# dtx / raw_xa (left) and tps (right) against clients, one line per decisions setting.
+read -r -a SETTINGS <"$OUT/decisions-settings"
+if ((${#SETTINGS[@]})); then
+  ratio_plot="" tps_plot=""
+  for s in "${SETTINGS[@]}"; do
+    case $s in
+      file) label="file log (fdatasync)" colour="#9400d3" ;;
+      postgres) label="decisions in PostgreSQL" colour="#009e73" ;;
+      mysql) label="decisions in MariaDB" colour="#0072b2" ;;
+      *) label=$s colour="#e69f00" ;;
+    esac
+    ratio_plot+="${ratio_plot:+, }\"$OUT/decisions-$s.dat\" using 1:2 with linespoints lw 2 lc rgb \"$colour\" title \"$label\""
+    # raw_xa of the same runs, dashed in the same colour: each setting is compared with its own.
+    tps_plot+="${tps_plot:+, }\"$OUT/decisions-$s.dat\" using 1:5 with linespoints lw 2 lc rgb \"$colour\" title \"dtx, $label\""
+    tps_plot+=", \"$OUT/decisions-$s.dat\" using 1:4 with linespoints dt 2 lc rgb \"$colour\" title \"raw_xa, same runs\""
+  done
+  gnuplot <<EOF
+set terminal pngcairo size 1200,520 noenhanced
+set output "$OUT/decisions.png"
+set multiplot layout 1,2 title "Where dtx keeps its commit decisions (MariaDB + PostgreSQL on loopback, 2 cores)"
+set logscale x 2
+set xtics (1, 2, 4, 8, 16, 32)
+set grid
+set key left bottom
+set xlabel "clients"
+set ylabel "dtx / raw_xa (same run)"
+set yrange [0:*]
+plot $ratio_plot, 1 with lines dt 2 lc rgb "gray40" title "1.0", 1.1 with lines dt 3 lc rgb "gray40" title "1.1 (target at 8 clients)"
+set ylabel "global transactions / s"
+set key right bottom font ",9"
+plot $tps_plot
+unset multiplot
+EOF
+fi
+echo "bench: results in $OUT (results.jsonl, table.md, throughput.png, decisions.png)"

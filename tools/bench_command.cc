@@ -5,6 +5,10 @@
 //   dtx bench --config F --clients N --duration S [--json]
 //   dtx bench --null-rm [--config F] --clients N --duration S [--json]
 //   --variants dtx,raw_xa   only these (for profiling one path; ratios need both)
+//   --decisions R           keep dtx's commit decisions in resource R's
+//                           dtx_decision table ([coordinator] decisions);
+//                           --decisions file: in the file log; absent: as
+//                           the config says
 //
 // Workload: each global transaction updates one random row of
 // dtx_bench_accounts (10,000 rows, created by the tool) in every configured
@@ -14,7 +18,9 @@
 //               would: its own connections (Connector/C++ and libpqxx, not
 //               dtx's drivers), a prepared UPDATE, the same round trips as
 //               dtx's drivers, branches one after another, no log (RawBranch)
-//   dtx         the public C++ API (parallel phases, decision log, fdatasync)
+//   dtx         the public C++ API (parallel phases, decision log, fdatasync;
+//               or, with decisions in R, R's branch committed in one phase
+//               with the COMMIT row, no PREPARE on R and no fdatasync)
 //   at          the same API with every resource switched to AT mode
 //               (mode = "at": local commit in phase 1 with undo record and
 //               global locks, forgotten off the caller's path in phase 2)
@@ -26,13 +32,23 @@
 // it) is reported, which a burst of load from a neighbour moves less; so are
 // the decision log's fdatasyncs per transaction.
 //
+// Decisions in a database. raw_xa is the same in every setting: a careful
+// program's XA, which has no decision record at all. With decisions in R the
+// bench also watches that R's table does not grow: the rows of its own
+// incarnations are counted after every dtx and at round (the forget thread's
+// backlog, `decision_rows_peak`) and once more after the forget threads are
+// drained (`decision_rows_left`, which must be 0).
+//
 // --null-rm runs `dtx` against resource managers that do nothing (the
 // coordinator's own ceiling) and, in alternating rounds, `log_ceiling`: the
 // same number of clients calling log_commit + log_end on a DecisionLog of its
 // own in the same log_dir, which is what bench/log_bench.cc measures. Its
 // rate is the disk's group-commit ceiling in this run; dtx / log_ceiling says
 // how close the coordinator comes to it, which travels between machines whose
-// fdatasync latency differs where an absolute tps does not.
+// fdatasync latency differs where an absolute tps does not. Both are about
+// the file log: with decisions in a resource (the config's or --decisions)
+// --null-rm sets them aside and says so (a decision table on a resource
+// manager that does nothing would measure nothing).
 //
 // The table. The tool drops and recreates dtx_bench_accounts, so it marks the
 // table it creates (a table comment, kOwnerMark) and refuses, before touching
@@ -92,6 +108,7 @@ struct BenchOptions {
   bool null_rm = false;
   std::vector<std::string> variants{"non_atomic", "raw_xa", "dtx", "at"};
   int rows = kRows;  // rows picked from: 1..rows
+  std::string decisions;  // --decisions: a resource, "file", or empty (as configured)
 };
 
 struct Stats {
@@ -417,6 +434,17 @@ void create_table(ResourceManager& rm) {
   }
 }
 
+// The rows of dtx_decision whose gtrid belongs to `incarnation` of `coordinator_id`.
+std::uint64_t count_decision_rows(ResourceManager& rm, const std::string& coordinator_id,
+                                  const std::string& incarnation) {
+  // "<id>.<inc>." up to "<id>.<inc>/": the incarnation's gtrids as a key range ('/' follows '.').
+  const std::string low = coordinator_id + "." + incarnation + ".";
+  const std::string high = coordinator_id + "." + incarnation + "/";
+  const Param range[] = {low, high};
+  Result r = rm.acquire()->execute("SELECT count(*) FROM dtx_decision WHERE gtrid >= ? AND gtrid < ?", range);
+  return r.empty() ? 0 : std::stoull(r.begin()->cell(0).value_or("0"));
+}
+
 int run_bench(const BenchOptions& o) {
   if (o.clients < 1 || o.duration_s <= 0) {
     std::cerr << "dtx bench: --clients and --duration must be positive\n";
@@ -441,6 +469,39 @@ int run_bench(const BenchOptions& o) {
     std::cerr << "dtx bench: " << e.what() << "\n";
     return kExitUsage;
   }
+  if (o.decisions == "file") {
+    config.coordinator.decisions.clear();
+  } else if (!o.decisions.empty()) {
+    if (!config.resources.count(o.decisions)) {
+      std::cerr << "dtx bench: --decisions " << o.decisions << ": no such resource in " << o.config
+                << " (give one of its resources, or `file` for the decision log)\n";
+      return kExitUsage;
+    }
+    config.coordinator.decisions = o.decisions;
+  }
+  // The null-RM mode measures the file log (see the top): decisions in a
+  // resource are set aside, in a temporary log_dir if the config has none.
+  std::string decisions_set_aside;
+  if (o.null_rm && !config.coordinator.decisions.empty()) {
+    decisions_set_aside = config.coordinator.decisions;
+    config.coordinator.decisions.clear();
+    std::cerr << "dtx bench: --null-rm measures the file log only: decisions in resource " << decisions_set_aside
+              << " set aside for this run\n";
+  }
+  if (config.coordinator.decisions.empty() && config.coordinator.log_dir.empty()) {
+    if (!o.null_rm) {
+      std::cerr << "dtx bench: the decisions go to the file log, but " << o.config
+                << " sets no [coordinator] log_dir: set one, or give --decisions RESOURCE\n";
+      return kExitUsage;
+    }
+    temp_dir = std::filesystem::temp_directory_path() / ("dtx-bench-" + std::to_string(::getpid()));
+    config.coordinator.log_dir = *temp_dir;
+  }
+  // Where dtx's decisions go in this run: "file", or the resource and its type.
+  const std::string decisions = config.coordinator.decisions.empty() ? "file" : config.coordinator.decisions;
+  const std::string decisions_type =
+      decisions == "file" ? "file"
+                          : (config.resource(decisions).type == ResourceType::mysql ? "mysql" : "postgres");
   config.coordinator.recovery_interval_s = 0;  // no background passes inside the measurement
   std::vector<std::string> names;
   std::vector<BranchRef> log_branches;  // what the log_ceiling variant's records name
@@ -450,6 +511,7 @@ int run_bench(const BenchOptions& o) {
   }
 
   std::map<std::string, Stats> results;
+  std::uint64_t decision_rows_peak = 0, decision_rows_left = 0;
   try {
     detail::CoordinatorCore::ResourceFactory resource_factory;
     if (o.null_rm) resource_factory = make_null_resource_manager;
@@ -482,9 +544,14 @@ int run_bench(const BenchOptions& o) {
       variants.push_back(
           {"raw_xa", [&](int c) { return std::make_unique<RawXaWorker>(*raw_clients[c], c); }, {}});
     }
+    // A decision log's fdatasyncs: only with the file log (core->log() is
+    // not there when decisions are in a resource).
+    auto syncs_of = [](const std::shared_ptr<detail::CoordinatorCore>& c) -> std::function<std::uint64_t()> {
+      if (!c->has_file_log()) return {};
+      return [c] { return c->log().sync_count(); };
+    };
     if (o.null_rm || wanted("dtx"))
-      variants.push_back({"dtx", [&](int) { return std::make_unique<DtxWorker>(coord, names); },
-                          [&] { return core->log().sync_count(); }});
+      variants.push_back({"dtx", [&](int) { return std::make_unique<DtxWorker>(coord, names); }, syncs_of(core)});
     // The same resources in AT mode, through a coordinator of their own.
     const bool run_at = !o.null_rm && wanted("at");
     Config at_config = config;
@@ -494,7 +561,17 @@ int run_bench(const BenchOptions& o) {
     Coordinator at_coord = detail::CoordinatorAccess::wrap(at_core);
     if (run_at)
       variants.push_back({"at", [&](int) { return std::make_unique<DtxWorker>(at_coord, names); },
-                          [&] { return at_core->log().sync_count(); }});
+                          syncs_of(at_core)});
+    // With decisions in R: this run's rows in R's table (its incarnations').
+    std::vector<std::shared_ptr<detail::CoordinatorCore>> cores{core};
+    if (run_at) cores.push_back(at_core);
+    auto decision_rows = [&] {
+      std::uint64_t n = 0;
+      for (const auto& c : cores)
+        if (c->decision_resource())
+          n += count_decision_rows(*c->decision_resource(), config.coordinator.id, c->incarnation());
+      return n;
+    };
     if (o.null_rm) {
       // A log of its own (another incarnation) in the coordinator's log_dir.
       const std::string incarnation = new_incarnation();
@@ -514,8 +591,11 @@ int run_bench(const BenchOptions& o) {
         const std::uint64_t syncs_before = v.syncs ? v.syncs() : 0;
         run_round(v.factory, o.clients, std::min(round_s, o.duration_s - done), o.rows, results[v.name]);
         if (v.syncs) results[v.name].log_syncs += v.syncs() - syncs_before;
+        if (core->decision_resource() && (v.name == "dtx" || v.name == "at"))
+          decision_rows_peak = std::max(decision_rows_peak, decision_rows());
       }
-    at_core->drain_forgets();
+    for (const auto& c : cores) c->drain_forgets();
+    if (core->decision_resource()) decision_rows_left = decision_rows();
   } catch (const NotOurTable& e) {
     std::cerr << "dtx bench: " << e.what() << "\n";
     return kExitUsage;
@@ -548,14 +628,20 @@ int run_bench(const BenchOptions& o) {
   // dtx against the variant it is compared with in this mode.
   const char* baseline = o.null_rm ? "log_ceiling" : "raw_xa";
   if (o.json) {
-    nlohmann::json j = {{"clients", o.clients}, {"duration_s", o.duration_s}, {"null_rm", o.null_rm},
-                        {"resources", names}};
+    nlohmann::json j = {{"clients", o.clients},   {"duration_s", o.duration_s},
+                        {"null_rm", o.null_rm},   {"resources", names},
+                        {"decisions", decisions}, {"decisions_type", decisions_type}};
+    if (!decisions_set_aside.empty()) j["decisions_set_aside"] = decisions_set_aside;
+    if (decisions != "file") {
+      j["decision_rows_peak"] = decision_rows_peak;
+      j["decision_rows_left"] = decision_rows_left;
+    }
     for (auto& [name, s] : results) {
       j[name + "_tps"] = s.tps();
       j[name + "_p50_ms"] = s.percentile(0.50);
       j[name + "_p99_ms"] = s.percentile(0.99);
       j[name + "_errors"] = s.errors;
-      if (name == "dtx" || name == "at" || name == "log_ceiling") {
+      if (name == "log_ceiling" || ((name == "dtx" || name == "at") && decisions == "file")) {
         j[name + "_log_syncs"] = s.log_syncs;
         j[name + "_per_log_sync"] = s.per_log_sync();
       }
@@ -576,6 +662,11 @@ int run_bench(const BenchOptions& o) {
     std::cout << "dtx bench: " << o.clients << " clients, " << o.duration_s << " s per variant"
               << (o.null_rm ? ", null resource managers" : "") << ", resources:";
     for (const auto& n : names) std::cout << ' ' << n;
+    std::cout << "\ndecisions: "
+              << (decisions == "file" ? "file log in " + config.coordinator.log_dir.string()
+                                      : "dtx_decision on resource " + decisions + " (" + decisions_type + ")");
+    if (!decisions_set_aside.empty())
+      std::cout << " (decisions in resource " << decisions_set_aside << " set aside: --null-rm measures the file log)";
     std::cout << "\n" << std::left << std::setw(14) << "variant" << std::right << std::setw(10) << "tps"
               << std::setw(10) << "p50 ms" << std::setw(10) << "p99 ms" << std::setw(8) << "errors" << "\n";
     for (const char* name : {"non_atomic", "raw_xa", "dtx", "at", "log_ceiling"}) {
@@ -602,6 +693,9 @@ int run_bench(const BenchOptions& o) {
     if (has("at") && has("raw_xa"))
       std::cout << std::setprecision(3) << "at / raw_xa = " << ratio("at", "raw_xa") << "   (median of per-round ratios: "
                 << round_ratio("at", "raw_xa") << ")\n";
+    if (decisions != "file")
+      std::cout << "dtx_decision rows of this run on " << decisions << ": at most " << decision_rows_peak
+                << " after a round, " << decision_rows_left << " left once the forget threads drained\n";
   }
   for (auto& [name, s] : results)
     if (s.errors) std::cerr << "dtx bench: " << name << ": " << s.errors << " errors, first: " << s.first_error << "\n";
@@ -627,6 +721,9 @@ std::function<int()> add_bench_command(CLI::App& app) {
   cmd->add_option("--rows", o->rows, "pick the row of each transaction among the first N (default 10000; "
                                      "e.g. 10 for a hot-row workload)")
       ->check(CLI::Range(1, kRows));
+  cmd->add_option("--decisions", o->decisions,
+                  "where dtx keeps its commit decisions: a resource of the config (its dtx_decision table), or "
+                  "`file` for the decision log in log_dir (default: as the config says)");
   return [o] { return run_bench(*o); };
 }
 

@@ -263,6 +263,49 @@ TEST_F(CliTest, BenchMeasuresEveryVariantAndKeepsTheDatabasesEqual) {
             0);
 }
 
+// dtx bench --decisions R: dtx's decisions in R's dtx_decision, on each
+// database; every transaction applied on both, none left prepared, and every
+// decision row deleted once the forget threads drained. --null-rm stays on the
+// file log and says so; an unknown resource is a usage error.
+TEST_F(CliTest, BenchWithDecisionsInEachDatabase) {
+  ScratchDatabases db(*my_, *pg_, "cli_benchdec1_" + tag_, "cli_benchdec2_" + tag_);
+  write_config(dir_ / "bench.toml", db.my_db, db.pg_db);
+  const std::string file = (dir_ / "bench.toml").string();
+  for (const auto& [resource, type] : {std::pair{"bank1", "mysql"}, std::pair{"bank2", "postgres"}}) {
+    SCOPED_TRACE(resource);
+    Outcome r = dtx({"bench", "--config", file, "--decisions", resource, "--variants", "raw_xa,dtx", "--clients",
+                     "2", "--duration", "0.5", "--json"});
+    ASSERT_EQ(r.status, 0) << r.err;
+    nlohmann::json j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j["decisions"], resource);
+    EXPECT_EQ(j["decisions_type"], type);
+    EXPECT_GT(j["dtx_tps"].get<double>(), 0);
+    EXPECT_EQ(j["dtx_errors"], 0) << r.err;
+    EXPECT_FALSE(j.contains("dtx_log_syncs")) << r.out;  // no file log
+    EXPECT_EQ(j["decision_rows_left"], 0) << r.out;
+    EXPECT_GT(j["dtx_vs_raw_xa"].get<double>(), 0);
+    Result my = run_sql(*db.my, "SELECT CAST(sum(balance) AS SIGNED) FROM dtx_bench_accounts");
+    Result pg = run_sql(*db.pg, "SELECT CAST(sum(balance) AS BIGINT) FROM dtx_bench_accounts");
+    EXPECT_EQ(my[0].as_int64(0), pg[0].as_int64(0));
+    EXPECT_EQ(run_sql(*db.pg, "SELECT count(*) FROM pg_prepared_xacts WHERE database = current_database()")[0]
+                  .as_int64(0),
+              0);
+  }
+  EXPECT_EQ(run_sql(*db.my, "SELECT count(*) FROM dtx_decision")[0].as_int64(0), 0);
+  EXPECT_EQ(run_sql(*db.pg, "SELECT count(*) FROM dtx_decision")[0].as_int64(0), 0);
+
+  Outcome null_rm = dtx({"bench", "--null-rm", "--config", file, "--decisions", "bank2", "--clients", "1",
+                         "--duration", "0.2", "--json"});
+  ASSERT_EQ(null_rm.status, 0) << null_rm.err;
+  nlohmann::json n = nlohmann::json::parse(null_rm.out);
+  EXPECT_EQ(n["decisions"], "file");
+  EXPECT_EQ(n["decisions_set_aside"], "bank2");
+  EXPECT_NE(null_rm.err.find("measures the file log only"), std::string::npos) << null_rm.err;
+  Outcome unknown = dtx({"bench", "--config", file, "--decisions", "bank9", "--duration", "0.2"});
+  EXPECT_EQ(unknown.status, 2);
+  EXPECT_NE(unknown.err.find("bank9"), std::string::npos) << unknown.err;
+}
+
 TEST_F(CliTest, BenchNullRmAndChosenVariants) {
   Outcome null_rm = dtx({"bench", "--null-rm", "--clients", "2", "--duration", "0.3", "--json"});
   ASSERT_EQ(null_rm.status, 0) << null_rm.err;
