@@ -559,14 +559,18 @@ void GlobalTransaction::commit_two_phase() {
     if (decision_rm && b.rm == decision_rm) on_decider = &b;
 
   // Phase 1.
-  auto votes = for_each_branch(core_->fan_out(), branches_, [on_decider](Branch& b) {
-    if (&b != on_decider) b.session->prepare();
-  }, slot.parallel());
+  // Only the branches with work go to the fan-out: a single one runs on
+  // this thread, with no hand-off.
+  std::vector<Branch*> to_prepare;
+  for (auto& b : branches_)
+    if (&b != on_decider) to_prepare.push_back(&b);
+  auto votes = for_each_branch(core_->fan_out(), to_prepare, [](Branch* b) { b->session->prepare(); },
+                               slot.parallel());
   for (std::size_t i = 0; i < votes.size(); ++i)
     if (votes[i]) {
-      logger().info("{}: prepare failed on {}, rolling back: {}", gtrid_, branches_[i].rm->name(),
+      logger().info("{}: prepare failed on {}, rolling back: {}", gtrid_, to_prepare[i]->rm->name(),
                     votes[i]->what());
-      fail_and_rollback(votes[i]->with_context(gtrid_, branches_[i].rm->name()));
+      fail_and_rollback(votes[i]->with_context(gtrid_, to_prepare[i]->rm->name()));
     }
   if (std::chrono::steady_clock::now() > deadline_) check_deadline("the commit decision");
   failpoint(Failpoint::after_prepare);
@@ -615,14 +619,16 @@ void GlobalTransaction::commit_two_phase() {
       }
     failpoint(Failpoint::after_first_commit);
   }
-  auto acks = for_each_branch(core_->fan_out(), branches_, [this](Branch& b) {
-    if (!b.committed) commit_branch(b);
-  }, slot.parallel());
+  std::vector<Branch*> to_commit;
+  for (auto& b : branches_)
+    if (!b.committed) to_commit.push_back(&b);
+  auto acks = for_each_branch(core_->fan_out(), to_commit, [this](Branch* b) { commit_branch(*b); },
+                              slot.parallel());
   std::string pending;
   const Error* first = nullptr;
   for (std::size_t i = 0; i < acks.size(); ++i)
     if (acks[i]) {
-      pending += (pending.empty() ? "" : ", ") + branches_[i].rm->name();
+      pending += (pending.empty() ? "" : ", ") + to_commit[i]->rm->name();
       if (!first) first = &*acks[i];
     }
   if (!first) {
