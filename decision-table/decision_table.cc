@@ -118,31 +118,26 @@ std::string_view decision_schema_script(ResourceType type) {
 }
 
 std::vector<std::string> decision_schema_statements(ResourceType type) {
-  const SqlDialect words = type == ResourceType::mysql ? SqlDialect::mysql : SqlDialect::postgres;
-  const std::string_view script = decision_schema_script(type);
-  std::vector<std::string> statements;
-  std::size_t start = sql_skip_blank(script, 0, words, /*semicolons=*/true);
-  std::size_t i = start;
-  while (i < script.size()) {
-    if (const std::size_t past = sql_comment_end(script, i, words); past != i) {
-      i = past;
-      continue;
-    }
-    const char c = script[i];
-    if (c == '\'' || c == '"' || c == '`') {  // no escapes inside: the scripts have none
-      const std::size_t close = script.find(c, i + 1);
-      i = close == std::string_view::npos ? script.size() : close + 1;
-      continue;
-    }
-    if (c == ';') {
-      statements.emplace_back(script.substr(start, i - start));
-      start = i = sql_skip_blank(script, i, words, /*semicolons=*/true);
-      continue;
-    }
-    ++i;
+  return sql_script_statements(decision_schema_script(type),
+                               type == ResourceType::mysql ? SqlDialect::mysql : SqlDialect::postgres);
+}
+
+bool LivenessHolds::try_hold(const std::string& incarnation) {
+  if (!table_->try_hold_liveness(*session_, id_, incarnation)) return false;
+  held_.insert(incarnation);
+  return true;
+}
+
+void LivenessHolds::release() noexcept {
+  if (!session_) return;
+  try {
+    for (const std::string& inc : held_) table_->release_liveness(*session_, id_, inc);
+  } catch (...) {
+    session_.discard();
   }
-  if (start < script.size()) statements.emplace_back(script.substr(start));
-  return statements;
+  held_.clear();
+  if (session_ && session_->broken()) session_.discard();
+  session_ = SessionLease();
 }
 
 std::int64_t liveness_lock_key(std::string_view coordinator_id, std::string_view incarnation) {

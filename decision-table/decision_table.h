@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <span>
 #include <string>
 #include <string_view>
@@ -99,6 +100,34 @@ class DecisionTable {
  private:
   std::string resource_;
   ResourceType type_;
+};
+
+// The liveness locks of other incarnations that this process took — a
+// recovery pass, an operator — on one session of R, held for as long as it
+// works on their branches. release() (or destruction) gives them back; a
+// session whose locks cannot be given back is closed rather than pooled, so
+// the server drops them.
+class LivenessHolds {
+ public:
+  LivenessHolds(const DecisionTable& table, std::string coordinator_id, SessionLease session)
+      : table_(&table), id_(std::move(coordinator_id)), session_(std::move(session)) {}
+  LivenessHolds(const LivenessHolds&) = delete;
+  LivenessHolds& operator=(const LivenessHolds&) = delete;
+  ~LivenessHolds() { release(); }
+
+  Session& session() { return *session_; }
+  // Takes `incarnation`'s lock if it is free (its owner is gone): true, and
+  // held from now on.
+  bool try_hold(const std::string& incarnation);
+  bool holds(const std::string& incarnation) const { return held_.count(incarnation) > 0; }
+  const std::set<std::string>& held() const noexcept { return held_; }
+  void release() noexcept;
+
+ private:
+  const DecisionTable* table_;
+  std::string id_;
+  SessionLease session_;
+  std::set<std::string> held_;
 };
 
 // The PostgreSQL advisory lock key of an incarnation (FNV-1a 64 of

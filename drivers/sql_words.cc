@@ -70,4 +70,30 @@ std::string SqlKeywords::next(bool skip_semicolons) {
   return word;
 }
 
+std::vector<std::string> sql_script_statements(std::string_view script, SqlDialect words) {
+  std::vector<std::string> statements;
+  std::size_t start = sql_skip_blank(script, 0, words, /*semicolons=*/true);
+  std::size_t i = start;
+  while (i < script.size()) {
+    if (const std::size_t past = sql_comment_end(script, i, words); past != i) {
+      i = past;
+      continue;
+    }
+    const char c = script[i];
+    if (c == '\'' || c == '"' || c == '`') {  // no escapes inside: dtx's scripts have none
+      const std::size_t close = script.find(c, i + 1);
+      i = close == std::string_view::npos ? script.size() : close + 1;
+      continue;
+    }
+    if (c == ';') {
+      statements.emplace_back(script.substr(start, i - start));
+      start = i = sql_skip_blank(script, i, words, /*semicolons=*/true);
+      continue;
+    }
+    ++i;
+  }
+  if (start < script.size()) statements.emplace_back(script.substr(start));
+  return statements;
+}
+
 }  // namespace dtx

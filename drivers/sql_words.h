@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace dtx {
 
@@ -29,6 +30,11 @@ std::size_t sql_skip_blank(std::string_view sql, std::size_t i, SqlDialect diale
 inline bool sql_is_empty(std::string_view sql, SqlDialect dialect) noexcept {
   return sql_skip_blank(sql, 0, dialect, /*semicolons=*/true) == sql.size();
 }
+
+// The statements of one of dtx's own SQL scripts (sql/*.sql), in order, each
+// without its final ';' (comments inside kept), ready for Session::execute
+// one at a time. Quotes are skipped whole; the scripts hold no escapes.
+std::vector<std::string> sql_script_statements(std::string_view script, SqlDialect dialect);
 
 // Reads a statement's keywords one at a time.
 class SqlKeywords {

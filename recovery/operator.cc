@@ -24,24 +24,6 @@ bool names(const PreparedXid& p, std::string_view gtrid) {
   return p.xid.gtrid == gtrid || (!p.is_dtx && p.raw == gtrid);
 }
 
-// An incarnation's liveness lock on the decisions resource, held by the
-// operator for the settlement (keeps recovery passes off it meanwhile). A
-// session whose locks were not released is closed, so the server drops them.
-struct TableHold {
-  const DecisionTable* table = nullptr;
-  SessionLease session;
-  std::string id, incarnation;
-  bool held = false;
-  ~TableHold() {
-    if (!session) return;
-    try {
-      if (held) table->release_liveness(*session, id, incarnation);
-    } catch (...) {
-      session.discard();
-    }
-  }
-};
-
 }  // namespace
 
 SettleResult settle_transaction(const Config& config, const ResourceLookup& resources,
@@ -75,7 +57,9 @@ SettleResult settle_transaction(const Config& config, const ResourceLookup& reso
   std::set<std::string> owner;
   const bool in_table = ours && decision_store_of(parts->incarnation) == DecisionStore::database;
   std::optional<DecisionTable> table;
-  TableHold hold;
+  // The owner's liveness lock, held for the settlement: keeps recovery
+  // passes off these branches meanwhile.
+  std::optional<LivenessHolds> hold;
   LogState logs;
   if (in_table) {
     if (config.coordinator.decisions.empty())
@@ -84,14 +68,10 @@ SettleResult settle_transaction(const Config& config, const ResourceLookup& reso
                   "cannot settle " + gtrid + ": its incarnation keeps its decisions in a resource's dtx_decision "
                   "table, and this configuration names none");
     table.emplace(config.resource(config.coordinator.decisions));
-    hold.table = &*table;
-    hold.id = config.coordinator.id;
-    hold.incarnation = parts->incarnation;
-    hold.session = resources(table->resource()).acquire();
-    table->ensure_schema(*hold.session);
-    hold.held = table->try_hold_liveness(*hold.session, hold.id, hold.incarnation);
-    result.owner_alive = !hold.held;
-    if (table->read_one(*hold.session, gtrid).outcome == TableOutcome::commit)
+    hold.emplace(*table, config.coordinator.id, resources(table->resource()).acquire());
+    table->ensure_schema(hold->session());
+    result.owner_alive = !hold->try_hold(parts->incarnation);
+    if (table->read_one(hold->session(), gtrid).outcome == TableOutcome::commit)
       result.decision = LoggedDecision::commit;
   } else {
     if (ours) owner.insert(parts->incarnation);
@@ -116,8 +96,8 @@ SettleResult settle_transaction(const Config& config, const ResourceLookup& reso
     throw Error({.code = Errc::usage, .gtrid = gtrid,
                  .hint = "stop that process (it holds its liveness lock on " + table->resource() +
                          ": " + (table->type() == ResourceType::mysql ? "IS_USED_LOCK('" +
-                         liveness_lock_name(hold.id, hold.incarnation) + "')" : "pg_locks, advisory key " +
-                         std::to_string(liveness_lock_key(hold.id, hold.incarnation))) +
+                         liveness_lock_name(config.coordinator.id, parts->incarnation) + "')" : "pg_locks, advisory key " +
+                         std::to_string(liveness_lock_key(config.coordinator.id, parts->incarnation))) +
                          " shows its session), then retry; if it is gone, a recovery pass or another operator "
                          "is finishing it: retry in a moment. --force does not override this"},
                 std::string("refusing to ") + verb + " " + gtrid + ": its owning process (incarnation " +
@@ -189,12 +169,12 @@ SettleResult settle_transaction(const Config& config, const ResourceLookup& reso
         std::vector<std::string> names;
         for (const auto& b : result.branches) names.push_back(b.resource);
         try {
-          table->insert_commit(*hold.session, gtrid, names);
+          table->insert_commit(hold->session(), gtrid, names);
           logged_here = true;
           logger().warn("{}: operator commits a transaction that had no COMMIT decision", gtrid);
         } catch (const Error& e) {
           if (!DecisionTable::is_duplicate_key(e)) throw;
-          if (table->read_one(*hold.session, gtrid).outcome == TableOutcome::commit)
+          if (table->read_one(hold->session(), gtrid).outcome == TableOutcome::commit)
             result.decision = LoggedDecision::commit;
           else
             against_abort = true;
@@ -202,7 +182,7 @@ SettleResult settle_transaction(const Config& config, const ResourceLookup& reso
       }
     } else {
       const std::string g[] = {gtrid};
-      auto fenced = table->fence(*hold.session, g);
+      auto fenced = table->fence(hold->session(), g);
       if (fenced[gtrid].error) throw *fenced[gtrid].error;
       if (fenced[gtrid].outcome == TableOutcome::commit) result.decision = LoggedDecision::commit;
     }
@@ -269,7 +249,7 @@ SettleResult settle_transaction(const Config& config, const ResourceLookup& reso
     if (in_table) {
       const std::string g[] = {gtrid};
       try {
-        table->erase(*hold.session, g);
+        table->erase(hold->session(), g);
       } catch (const std::exception&) {
       }  // a later recovery pass deletes it
     } else {

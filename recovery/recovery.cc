@@ -215,32 +215,16 @@ void publish_pass(const RecoveryReport& report, bool dry_run) {
 
 // What a pass knows of the incarnations that keep their decisions in R's
 // table (decision_table.cc): which are gone — their liveness lock taken by
-// this pass, on `session`, and held until release() — and, once fenced,
-// each gtrid's decision. The session is closed rather than pooled if the
-// locks could not be released, so the server drops them.
+// this pass and held until it ends — and the rows it read before scan 2.
 struct DatabaseDecisions {
   const DecisionTable* table = nullptr;  // null: [coordinator] decisions not set
-  SessionLease session;
+  std::optional<LivenessHolds> holds;    // the pass's session on R
   std::string error;                     // R unusable this pass: why
-  std::set<std::string> gone;            // incarnations whose lock this pass holds
-  std::map<std::string, std::vector<DecisionRow>> rows;  // read before scan 2, by incarnation
-  std::string coordinator_id;
+  std::map<std::string, std::vector<DecisionRow>> rows;  // by incarnation
 
-  bool usable() const { return table && session && error.empty(); }
-  void release() noexcept {
-    if (!session) return;
-    try {
-      for (const std::string& inc : gone) table->release_liveness(*session, coordinator_id, inc);
-    } catch (...) {
-      session.discard();
-      return;
-    }
-    if (session->broken()) session.discard();
-    session = SessionLease();
-  }
-  ~DatabaseDecisions() {
-    if (session && !gone.empty()) session.discard();  // not released: let the server drop the locks
-  }
+  bool usable() const { return table && holds && error.empty(); }
+  Session& session() { return holds->session(); }
+  bool gone(const std::string& incarnation) const { return holds && holds->holds(incarnation); }
 };
 
 }  // namespace
@@ -402,26 +386,25 @@ RecoveryReport RecoveryScanner::run(const RecoveryOptions& options) {
   // liveness lock (kept for the pass, like a file log's flock).
   std::optional<DecisionTable> table;
   DatabaseDecisions db;
-  db.coordinator_id = my_id;
   if (!config_.coordinator.decisions.empty()) {
     table.emplace(config_.resource(config_.coordinator.decisions));
     db.table = &*table;
     try {
-      db.session = resources_(table->resource()).acquire();
-      table->ensure_schema(*db.session);
+      db.holds.emplace(*table, my_id, resources_(table->resource()).acquire());
+      table->ensure_schema(db.session());
       // The rows step 7 may delete: read before scan 2, so every branch of
       // their gtrids that is still prepared shows in scan 2 (a decision
       // follows every prepare). Incarnations with rows but no prepared
       // branch (each finished after a crash, or by an operator) are adopted
       // too: nothing else would delete their rows.
       std::set<std::string> adopt = in_table;
-      for (auto& [gtrid, row] : table->read(*db.session, my_id))
+      for (auto& [gtrid, row] : table->read(db.session(), my_id))
         if (auto parts = parse_gtrid(gtrid); parts && decision_store_of(parts->incarnation) == DecisionStore::database) {
           adopt.insert(parts->incarnation);
           db.rows[parts->incarnation].push_back(std::move(row));
         }
       for (const std::string& inc : adopt)
-        if (inc != options.own_incarnation && table->try_hold_liveness(*db.session, my_id, inc)) db.gone.insert(inc);
+        if (inc != options.own_incarnation) db.holds->try_hold(inc);
     } catch (const std::exception& e) {
       db.error = std::string("cannot read the decisions on ") + table->resource() + ": " + e.what();
       if (!in_table.empty()) report.errors.push_back(db.error);
@@ -476,7 +459,7 @@ RecoveryReport RecoveryScanner::run(const RecoveryOptions& options) {
         auto own = b.incarnation == options.own_incarnation ? options.own_orphans.find(b.gtrid)
                                                             : options.own_orphans.end();
         if (b.coordinator_id == my_id && decision_store_of(b.incarnation) == DecisionStore::database) {
-          if (db.usable()) b.owner_alive = b.incarnation == options.own_incarnation || !db.gone.count(b.incarnation);
+          if (db.usable()) b.owner_alive = b.incarnation == options.own_incarnation || !db.gone(b.incarnation);
           if (!seen_first.count(resource + '\0' + xid_key(p.xid))) {
             b.action = BranchAction::left_seen_once;
             b.detail = "prepared during this pass; judged next pass";
@@ -549,11 +532,11 @@ RecoveryReport RecoveryScanner::run(const RecoveryOptions& options) {
     try {
       if (options.dry_run) {
         for (const std::string& g : gtrids) {
-          const TableOutcome o = table->read_one(*db.session, g).outcome;
+          const TableOutcome o = table->read_one(db.session(), g).outcome;
           decided[g].outcome = o == TableOutcome::commit ? o : TableOutcome::abort;
         }
       } else {
-        decided = table->fence(*db.session, gtrids);
+        decided = table->fence(db.session(), gtrids);
       }
     } catch (const Error& e) {
       for (const std::string& g : gtrids)
@@ -695,20 +678,20 @@ RecoveryReport RecoveryScanner::run(const RecoveryOptions& options) {
     for (const auto& b : report.branches)
       if (is_left_in_doubt(b.action)) keep.insert(b.gtrid);
     std::vector<std::string> settled;
-    for (const std::string& inc : db.gone)
+    for (const std::string& inc : db.holds->held())
       for (const DecisionRow& row : db.rows[inc])
         if (!keep.count(row.gtrid) &&
             (row.outcome == TableOutcome::commit ||
              row.age_s > std::chrono::duration<double>(kAbortRowRetention).count()))
           settled.push_back(row.gtrid);
     try {
-      report.decisions_dropped += table->erase(*db.session, settled);
+      report.decisions_dropped += table->erase(db.session(), settled);
     } catch (const std::exception& e) {
       report.errors.push_back(std::string("cannot delete settled decisions from ") + table->resource() + ": " +
                               e.what());
     }
   }
-  db.release();
+  if (db.holds) db.holds->release();
 
   for (const auto& b : report.branches)
     if (b.action == BranchAction::failed)

@@ -220,31 +220,7 @@ std::string_view at_schema_script(sql::Dialect dialect) {
 }
 
 std::vector<std::string> at_schema_statements(sql::Dialect dialect) {
-  const SqlDialect words = is_mysql(dialect) ? SqlDialect::mysql : SqlDialect::postgres;
-  const std::string_view script = at_schema_script(dialect);
-  std::vector<std::string> statements;
-  std::size_t start = sql_skip_blank(script, 0, words, /*semicolons=*/true);
-  std::size_t i = start;
-  while (i < script.size()) {
-    if (const std::size_t past = sql_comment_end(script, i, words); past != i) {
-      i = past;
-      continue;
-    }
-    const char c = script[i];
-    if (c == '\'' || c == '"' || c == '`') {  // no escapes inside: the script has none
-      const std::size_t close = script.find(c, i + 1);
-      i = close == std::string_view::npos ? script.size() : close + 1;
-      continue;
-    }
-    if (c == ';') {
-      statements.emplace_back(script.substr(start, i - start));
-      start = i = sql_skip_blank(script, i, words, /*semicolons=*/true);
-      continue;
-    }
-    ++i;
-  }
-  if (start < script.size()) statements.emplace_back(script.substr(start));
-  return statements;
+  return sql_script_statements(at_schema_script(dialect), is_mysql(dialect) ? SqlDialect::mysql : SqlDialect::postgres);
 }
 
 void ensure_at_schema(Session& session, sql::Dialect dialect, const std::string& resource) {

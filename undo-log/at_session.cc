@@ -691,6 +691,7 @@ class AtSession final : public Session {
   };
 
   void ensure_schema();
+  void commit_alone(std::optional<std::string_view> last, std::span<const Param> params);
   const std::string& gtrid() const { return xid_->gtrid; }
   Error error(Errc code, std::string what, std::string hint = {}) const {
     return at_error(code, shared_->config, xid_ ? xid_->gtrid : std::string(), std::move(what),
@@ -1369,32 +1370,18 @@ FinishResult AtSession::commit() {
   return r;
 }
 
-void AtSession::commit_one_phase() {
-  if (state_ != BranchState::active)
-    throw error(Errc::usage, "cannot commit in one phase: no active AT branch");
-  if (failed_) {
-    rollback();
-    throw error(Errc::rolled_back, "a statement of the AT branch failed; the branch was rolled back");
-  }
-  // Alone in its global transaction, the branch is a local transaction: its
-  // locks go with the commit and no record is needed.
-  try {
-    delete_lock_rows(*inner_, std::vector<std::pair<std::string, std::string>>(held_.begin(), held_.end()),
-                     /*commit=*/true);
-  } catch (...) {
-    if (inner_->state() == BranchState::none || inner_->broken()) {
-      state_ = BranchState::none;
-      xid_.reset();
-    }
-    throw;
-  }
-  state_ = BranchState::none;
-  xid_.reset();
-}
+void AtSession::commit_one_phase() { commit_alone(std::nullopt, {}); }
 
 // The branch's own statement must not pass through execute(), which would
 // take row images of it: it goes to the inner session with the COMMIT.
 void AtSession::commit_one_phase_with(std::string_view statement, std::span<const Param> params) {
+  commit_alone(statement, params);
+}
+
+// Alone in its global transaction (or carrying its decision, `last`), the
+// branch is a local transaction: its locks go with the commit and no record
+// is needed. The last lock DELETE, or `last`, goes with the COMMIT.
+void AtSession::commit_alone(std::optional<std::string_view> last, std::span<const Param> params) {
   if (state_ != BranchState::active)
     throw error(Errc::usage, "cannot commit in one phase: no active AT branch");
   if (failed_) {
@@ -1403,8 +1390,8 @@ void AtSession::commit_one_phase_with(std::string_view statement, std::span<cons
   }
   try {
     delete_lock_rows(*inner_, std::vector<std::pair<std::string, std::string>>(held_.begin(), held_.end()),
-                     /*commit=*/false);
-    inner_->commit_one_phase_with(statement, params);
+                     /*commit=*/!last);
+    if (last) inner_->commit_one_phase_with(*last, params);
   } catch (...) {
     if (inner_->state() == BranchState::none || inner_->broken()) {
       state_ = BranchState::none;
