@@ -18,6 +18,17 @@ bool SettleResult::finished() const {
   return true;
 }
 
+std::string undecided_commit_notice(std::string_view gtrid, const SettleResult& result) {
+  std::set<std::string> found;
+  for (const auto& b : result.branches) found.insert(b.resource);
+  std::string list;
+  for (const auto& r : found) list += (list.empty() ? "" : ", ") + r;
+  return "no logged decision was found for " + std::string(gtrid) +
+         ": this command decided COMMIT (made durable before any branch was committed). Only prepared branches "
+         "can be committed; they were found on " + (list.empty() ? std::string("no resource") : list) +
+         ". A write to any other resource that never got prepared was rolled back by its database.";
+}
+
 namespace {
 
 bool names(const PreparedXid& p, std::string_view gtrid) {

@@ -52,4 +52,10 @@ struct SettleResult {
 SettleResult settle_transaction(const Config& config, const ResourceLookup& resources,
                                 DecisionLog* own_log, const SettleRequest& request);
 
+// What a commit with no logged decision means, for the operator who asked for
+// it: the command made the decision, and only branches that were prepared
+// could be committed; a write on a resource where the transaction never got
+// prepared was rolled back by that database.
+std::string undecided_commit_notice(std::string_view gtrid, const SettleResult& result);
+
 }  // namespace dtx

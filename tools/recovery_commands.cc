@@ -192,6 +192,8 @@ int run_settle(const Options& o, bool commit, bool accept_current = false) {
                   << h.decision << "): " << h.detail << " (recorded in " << (config->coordinator.log_dir / "heuristics.log").string()
                   << ")\n";
       for (const auto& e : r.errors) std::cout << "error: " << e << "\n";
+      if (commit && !accept_current && r.decision == LoggedDecision::none && r.heuristics.empty())
+        std::cout << "note: " << undecided_commit_notice(o.gtrid, r) << "\n";
       std::cout << (r.finished() ? (accept_current ? "accepted the current rows of " : commit ? "committed " : "rolled back ")
                                  : "not finished ")
                 << o.gtrid << "\n";
@@ -225,7 +227,8 @@ std::function<int()> add_recovery_commands(CLI::App& app) {
                                   : "Roll back every branch of one global transaction");
     cmd->add_option("gtrid", o->gtrid, "global transaction id (see dtx in-doubt)")->required();
     cmd->add_flag("--force", o->force,
-                  "act while the owner is alive, or against the logged decision (recorded as heuristic)");
+                  "go against the logged decision, or settle another coordinator id's transaction "
+                  "(recorded as heuristic); never acts while the owner lives");
   }
   CLI::App* accept = add("accept-current",
                          "AT mode, after a dirty write: keep the current rows, delete the undo records and release "

@@ -256,13 +256,27 @@ TEST_F(AdminConsoleTest, CrashedTransactionsAppearWithTheirDecisionAndAreSettled
 
   StatementResult commit = settle("COMMIT PREPARED " + quote_literal(decided));
   EXPECT_EQ(commit.tag, "COMMIT PREPARED");
+  EXPECT_TRUE(commit.notices.empty()) << commit.notices.front();  // finished as decided: nothing to say
   EXPECT_EQ(balance(my_, 2), kInitial - 10);
   EXPECT_EQ(balance(pg_, 2), kInitial + 10);
 
   StatementResult rollback = settle("rollback prepared " + quote_literal(undecided));
   EXPECT_EQ(rollback.tag, "ROLLBACK PREPARED");
+  EXPECT_TRUE(rollback.notices.empty()) << rollback.notices.front();
   EXPECT_EQ(balance(my_, 1), kInitial);
   EXPECT_EQ(balance(pg_, 1), kInitial);
+
+  // Committing an undecided transaction is the operator's decision: allowed
+  // (no decision is gone against), and the notice says what it could not see.
+  const std::string second = crash("after-prepare", 1);
+  ASSERT_FALSE(second.empty());
+  StatementResult decide = settle("COMMIT PREPARED " + quote_literal(second));
+  EXPECT_EQ(decide.tag, "COMMIT PREPARED");
+  ASSERT_EQ(decide.notices.size(), 1u);
+  EXPECT_NE(decide.notices[0].find("no logged decision was found for " + second), std::string::npos) << decide.notices[0];
+  EXPECT_NE(decide.notices[0].find("found on my, pg."), std::string::npos) << decide.notices[0];
+  EXPECT_EQ(balance(my_, 1), kInitial - 10);
+  EXPECT_EQ(balance(pg_, 1), kInitial + 10);
 
   EXPECT_TRUE(prepared_gtrids(my_).empty());
   EXPECT_TRUE(prepared_gtrids(pg_).empty());

@@ -1360,6 +1360,8 @@ TEST_P(LogDamageTest, DamagedLogAfterTheDecisionLeavesTheBranchesToTheOperator) 
     commit = run_dtx({"commit", "--config", config(), gtrid});
     return commit.status.code == 0;
   }, 20s)) << commit.out << commit.err;
+  // The damaged log could not say COMMIT: the operator is told it decided.
+  EXPECT_NE(commit.out.find("note: no logged decision was found for " + gtrid), std::string::npos) << commit.out;
   EXPECT_TRUE(ours().empty());
   EXPECT_EQ(balance(my_), kInitialBalance - 10);
   EXPECT_EQ(balance(pg_), kInitialBalance + 10);
