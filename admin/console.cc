@@ -189,6 +189,10 @@ struct Console::Impl {
     std::lock_guard lock(log_mu);
     return own_incarnation;
   }
+  std::size_t own_open_decisions() {
+    std::lock_guard lock(log_mu);
+    return own_log ? own_log->open_decisions() : 0;
+  }
 
   Snapshot produce(Source source) {
     switch (source) {
@@ -215,7 +219,7 @@ struct Console::Impl {
                 parts && parts->coordinator_id == config.coordinator.id)
               referenced.insert(parts->incarnation);
         std::lock_guard pass(pass_mu);
-        return logs_snapshot(config, lookup, incarnation(), referenced);
+        return logs_snapshot(config, lookup, incarnation(), own_open_decisions(), referenced);
       }
       case Source::heuristics: return heuristics_snapshot(config);
       default: return {};

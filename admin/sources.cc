@@ -204,7 +204,7 @@ void table_incarnations(const Config& config, const ResourceLookup& resources, s
 }  // namespace
 
 Snapshot logs_snapshot(const Config& config, const ResourceLookup& resources, std::string_view own_incarnation,
-                       const std::set<std::string>& referenced) {
+                       std::size_t own_open, const std::set<std::string>& referenced) {
   Snapshot snap;
   Table& t = snap.tables["incarnations"];
   const fs::path& dir = config.coordinator.log_dir;
@@ -222,7 +222,8 @@ Snapshot logs_snapshot(const Config& config, const ResourceLookup& resources, st
     LogState state = read_log_state(dir, my_id, in_logs);
     for (const auto& p : state.problems) snap.problems.push_back({"decision log", p});
     for (const auto& [id, inc] : state.incarnations)
-      t.push_back({my_id, id, std::int64_t{inc.alive() ? 1 : 0}, static_cast<std::int64_t>(inc.decisions.size()),
+      t.push_back({my_id, id, std::int64_t{inc.alive() ? 1 : 0},
+                   static_cast<std::int64_t>(id == own_incarnation ? own_open : inc.decisions.size()),
                    inc.alive() ? Value{} : Value{std::int64_t{inc.damaged ? 1 : 0}},
                    std::int64_t{id == own_incarnation ? 1 : 0}});
     // Other coordinator ids sharing the directory: shown, not adopted.

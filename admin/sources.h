@@ -38,12 +38,14 @@ Snapshot resources_snapshot(const Config& config, const ResourceLookup& resource
 // incarnations: the decision logs in log_dir, read as recovery reads them,
 // and with [coordinator] decisions set the incarnations known from that
 // resource's dtx_decision (rows, liveness lock).
-// `own_incarnation`: the console's own (empty when it has none open);
+// `own_incarnation`: the console's own (empty when it has none open), and
+// `own_open` its decisions not yet ended, from memory (its END records may
+// still wait for a flush, so its file would show them open);
 // `referenced`: the incarnations of this coordinator id that own prepared
 // branches (for them a cut or emptied log is damage, recovery.h; those
 // deciding in a table are listed even with no row).
 Snapshot logs_snapshot(const Config& config, const ResourceLookup& resources, std::string_view own_incarnation,
-                       const std::set<std::string>& referenced);
+                       std::size_t own_open, const std::set<std::string>& referenced);
 
 // heuristics: <log_dir>/heuristics.log; a line that is not a JSON object is
 // shown with its text in `detail` and reported as a problem.

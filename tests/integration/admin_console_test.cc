@@ -277,6 +277,10 @@ TEST_F(AdminConsoleTest, CrashedTransactionsAppearWithTheirDecisionAndAreSettled
   EXPECT_NE(decide.notices[0].find("found on my, pg."), std::string::npos) << decide.notices[0];
   EXPECT_EQ(balance(my_, 1), kInitial - 10);
   EXPECT_EQ(balance(pg_, 1), kInitial + 10);
+  // The console's own incarnation logged that COMMIT and ended it: nothing
+  // open, although its END may still wait in memory for a flush.
+  EXPECT_EQ(rows("SELECT alive, open_decisions FROM incarnations WHERE this_process"),
+            (std::vector<std::string>{"t|0"}));
 
   EXPECT_TRUE(prepared_gtrids(my_).empty());
   EXPECT_TRUE(prepared_gtrids(pg_).empty());
