@@ -15,8 +15,10 @@
 //   begin      nothing; the gtrid is drawn from an in-memory counter.
 //   execute    first statement on a resource: borrow a session, XA START /
 //              BEGIN; then the statement, on the application's thread.
-//   commit, one branch: XA COMMIT ... ONE PHASE / COMMIT. No log record:
-//              the database alone decides, as for a local transaction.
+//   commit, one branch: the driver's one-round-trip commit (COMMIT; MySQL
+//              XA COMMIT ... ONE PHASE; MariaDB XA PREPARE + XA COMMIT sent
+//              together, drivers/mysql_driver.cc). No log record: the
+//              database alone decides, as for a local transaction.
 //   commit, two or more branches:
 //     phase 1  prepare every branch in parallel (FanOut). Any "no" vote, error
 //              or timeout -> roll back every branch; nothing is logged

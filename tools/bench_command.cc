@@ -161,7 +161,9 @@ class NonAtomicWorker : public Worker {
 //   prepare      XA END 'x'; XA PREPARE 'x'             PREPARE TRANSACTION 'x'
 //   commit       XA COMMIT 'x'                          COMMIT PREPARED 'x'
 //   one phase    XA END 'x'; XA COMMIT 'x' ONE PHASE    COMMIT
-// The MariaDB pairs go as one multi-statement query (CLIENT_MULTI_STATEMENTS).
+//                (MariaDB: XA END 'x'; XA PREPARE 'x'; XA COMMIT 'x', since
+//                it can lose an acknowledged ONE PHASE commit in a crash)
+// The MariaDB groups go as one multi-statement query (CLIENT_MULTI_STATEMENTS).
 class RawBranch {
  public:
   virtual ~RawBranch() = default;
@@ -199,6 +201,8 @@ class RawMysqlBranch final : public RawBranch {
     conn_.reset(mysql_client()->connect(options));
     statement_.reset(conn_->createStatement());
     update_.reset(conn_->prepareStatement(kUpdate));
+    std::unique_ptr<sql::ResultSet> version(statement_->executeQuery("SELECT VERSION()"));
+    mariadb_ = version->next() && version->getString(1).asStdString().find("MariaDB") != std::string::npos;
   }
   ~RawMysqlBranch() override { mysql_client(); }
   void start(const std::string& id) override { run("XA START '" + id + "'"); }
@@ -210,7 +214,10 @@ class RawMysqlBranch final : public RawBranch {
   void prepare(const std::string& id) override { run("XA END '" + id + "'; XA PREPARE '" + id + "'", 2); }
   void commit(const std::string& id) override { run("XA COMMIT '" + id + "'"); }
   void commit_one_phase(const std::string& id) override {
-    run("XA END '" + id + "'; XA COMMIT '" + id + "' ONE PHASE", 2);
+    if (mariadb_)
+      run("XA END '" + id + "'; XA PREPARE '" + id + "'; XA COMMIT '" + id + "'", 3);
+    else
+      run("XA END '" + id + "'; XA COMMIT '" + id + "' ONE PHASE", 2);
   }
   void rollback(const std::string& id) noexcept override {
     for (const char* verb : {"XA END '", "XA ROLLBACK '"}) {
@@ -232,6 +239,7 @@ class RawMysqlBranch final : public RawBranch {
   std::unique_ptr<sql::Connection> conn_;  // declared first: outlives the statements
   std::unique_ptr<sql::Statement> statement_;
   std::unique_ptr<sql::PreparedStatement> update_;
+  bool mariadb_ = false;
 };
 
 std::string postgres_conninfo(const ResourceConfig& c) {
