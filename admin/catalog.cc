@@ -69,7 +69,9 @@ const std::vector<View>& views() {
         {"server_version", T, "the server's version"},
         {"max_prepared_transactions", I, "PostgreSQL's setting (0: XA impossible); NULL on MariaDB"},
         {"prepared", I, "prepared branches on it (all of them, dtx's or not; AT: undo records too)"},
-        {"error", T, "why it could not be reached"}}},
+        {"error", T, "why it could not be reached"},
+        {"durability", T,
+         "settings under which the server can lose what it acknowledged, and what to set; NULL when none"}}},
       {"incarnations", Source::logs,
        "coordinator processes known from the decision log directory, and with [coordinator] decisions from "
        "that resource's dtx_decision (its rows, the prepared branches of this id)",

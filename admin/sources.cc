@@ -56,6 +56,12 @@ std::string join(const std::set<std::string>& items) {
   return out;
 }
 
+std::string join_warnings(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& s : items) out += (out.empty() ? "" : "; ") + s;
+  return out;
+}
+
 }  // namespace
 
 std::string iso_time(std::chrono::system_clock::time_point t) {
@@ -168,7 +174,8 @@ Snapshot resources_snapshot(const Config& config, const ResourceLookup& resource
                  std::int64_t{rc->port}, rc->database, std::int64_t{seen.info.has_value() ? 1 : 0},
                  seen.info ? text_or_null(seen.info->version) : Value{},
                  max_prepared, seen.info && seen.error.empty() ? Value{seen.prepared} : Value{},
-                 text_or_null(seen.error)});
+                 text_or_null(seen.error),
+                 seen.info ? text_or_null(join_warnings(seen.info->durability_warnings)) : Value{}});
   }
   return snap;
 }

@@ -591,8 +591,24 @@ std::vector<PreparedXid> MysqlSession::recover() {
 
 ServerInfo MysqlSession::server_info() {
   require(BranchState::none, "read the server's version");
-  Result r = execute("SELECT VERSION()", {});
-  return {r.empty() ? std::string() : r[0].cell(0).value_or(""), std::nullopt};
+  Result r = execute("SELECT VERSION(), @@innodb_flush_log_at_trx_commit, @@log_bin, @@sync_binlog", {});
+  ServerInfo info;
+  if (r.empty()) return info;
+  info.version = r[0].cell(0).value_or("");
+  const std::string flush = r[0].cell(1).value_or("1"), log_bin = r[0].cell(2).value_or("0"),
+                    sync_binlog = r[0].cell(3).value_or("1");
+  if (flush != "1")
+    info.durability_warnings.push_back(
+        "innodb_flush_log_at_trx_commit=" + flush +
+        ": InnoDB does not flush its log at each prepare and commit, so a crash can lose branches the server "
+        "acknowledged as prepared or committed; set innodb_flush_log_at_trx_commit=1");
+  if (log_bin == "1" && sync_binlog != "1")
+    info.durability_warnings.push_back(
+        "sync_binlog=" + sync_binlog +
+        ": the binary log, the commit point of every transaction, is not flushed at each commit, so an "
+        "operating-system crash or power failure can lose commits the server acknowledged (AT branches and "
+        "decision rows commit that way); set sync_binlog=1");
+  return info;
 }
 
 void MysqlSession::cancel_running_statement() noexcept {

@@ -501,11 +501,22 @@ std::vector<PreparedXid> PostgresSession::recover() {
 ServerInfo PostgresSession::server_info() {
   require(BranchState::none, "read the server's settings");
   Result r = execute("SELECT current_setting('server_version'), "
-                     "current_setting('max_prepared_transactions')::int", {});
+                     "current_setting('max_prepared_transactions')::int, current_setting('fsync'), "
+                     "current_setting('synchronous_commit')", {});
   ServerInfo info;
   if (r.empty()) return info;
   info.version = r[0].cell(0).value_or("");
   if (!r[0].is_null(1)) info.max_prepared_transactions = static_cast<int>(r[0].as_int64(1));
+  if (r[0].cell(2).value_or("on") == "off")
+    info.durability_warnings.push_back(
+        "fsync=off: nothing is flushed, so an operating-system crash or power failure can lose prepared and "
+        "committed transactions, or corrupt the database; set fsync=on");
+  // PREPARE TRANSACTION and COMMIT PREPARED always wait for their WAL flush;
+  // a plain COMMIT (AT branches, decision rows) does not when this is off.
+  if (r[0].cell(3).value_or("on") == "off")
+    info.durability_warnings.push_back(
+        "synchronous_commit=off: a local COMMIT is acknowledged before its WAL is flushed, so a crash can lose "
+        "AT branches and decision rows the server acknowledged; set synchronous_commit=on (or local)");
   return info;
 }
 

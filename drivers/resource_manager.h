@@ -68,6 +68,9 @@ const char* to_string(FinishOutcome outcome) noexcept;
 struct ServerInfo {
   std::string version;                                  // as the server reports it
   std::optional<int> max_prepared_transactions;         // PostgreSQL only
+  // Settings under which the server can lose a prepare or a commit it
+  // acknowledged, each with what to set instead (empty: none found).
+  std::vector<std::string> durability_warnings;
 };
 
 struct [[nodiscard]] FinishResult {
