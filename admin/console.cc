@@ -973,8 +973,7 @@ StatementResult ConsoleSession::Impl::settle(const ParsedStatement& p, std::stri
     notices.push_back("HEURISTIC outcome on " + h.resource + ": branch " + h.outcome + " (logged decision " +
                       h.decision + "), recorded in " +
                       (console->config.coordinator.log_dir / "heuristics.log").string());
-  if (p.commit && !p.accept_current && result.decision == LoggedDecision::none && result.heuristics.empty())
-    notices.push_back(undecided_commit_notice(p.gtrid, result));
+  if (result.decided_here) notices.push_back(undecided_commit_notice(p.gtrid, result));
   if (!result.finished()) {
     const std::string q = quote_literal(p.gtrid);
     const bool dirty = std::any_of(result.branches.begin(), result.branches.end(), [](const InDoubtBranch& b) {

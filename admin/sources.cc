@@ -50,15 +50,12 @@ Value opt_time(const std::optional<std::chrono::system_clock::time_point>& t) {
   return iso_time(*t);
 }
 
-std::string join(const std::set<std::string>& items) {
+std::string join(const auto& items, std::string_view separator = ", ") {
   std::string out;
-  for (const auto& s : items) out += (out.empty() ? "" : ", ") + s;
-  return out;
-}
-
-std::string join_warnings(const std::vector<std::string>& items) {
-  std::string out;
-  for (const auto& s : items) out += (out.empty() ? "" : "; ") + s;
+  for (const auto& s : items) {
+    if (!out.empty()) out += separator;
+    out += s;
+  }
   return out;
 }
 
@@ -175,7 +172,7 @@ Snapshot resources_snapshot(const Config& config, const ResourceLookup& resource
                  seen.info ? text_or_null(seen.info->version) : Value{},
                  max_prepared, seen.info && seen.error.empty() ? Value{seen.prepared} : Value{},
                  text_or_null(seen.error),
-                 seen.info ? text_or_null(join_warnings(seen.info->durability_warnings)) : Value{}});
+                 seen.info ? text_or_null(join(seen.info->durability_warnings, "; ")) : Value{}});
   }
   return snap;
 }

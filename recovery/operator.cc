@@ -173,7 +173,7 @@ SettleResult settle_transaction(const Config& config, const ResourceLookup& reso
   // An incarnation deciding in a table: the operator's decision is a row
   // too, inserted by the key like recovery's fence, so a commit landing late
   // cannot split the transaction.
-  bool against_abort = false, logged_here = false;
+  bool against_abort = false;
   if (in_table && !request.accept_current) {
     if (request.commit) {
       if (result.decision == LoggedDecision::none) {
@@ -181,7 +181,7 @@ SettleResult settle_transaction(const Config& config, const ResourceLookup& reso
         for (const auto& b : result.branches) names.push_back(b.resource);
         try {
           table->insert_commit(hold->session(), gtrid, names);
-          logged_here = true;
+          result.decided_here = true;
           logger().warn("{}: operator commits a transaction that had no COMMIT decision", gtrid);
         } catch (const Error& e) {
           if (!DecisionTable::is_duplicate_key(e)) throw;
@@ -224,7 +224,7 @@ SettleResult settle_transaction(const Config& config, const ResourceLookup& reso
                     "cannot commit " + gtrid + ": it has no COMMIT decision, and this process has no decision "
                     "log to write one to first");
       own_log->log_commit(gtrid, refs);
-      logged_here = true;
+      result.decided_here = true;
     }
     logger().warn("{}: operator commits a transaction that had no COMMIT decision", gtrid);
   }
@@ -256,7 +256,7 @@ SettleResult settle_transaction(const Config& config, const ResourceLookup& reso
     }
     result.heuristics.push_back(std::move(*v.heuristic));
   }
-  if (logged_here && result.finished()) {
+  if (result.decided_here && result.finished()) {
     if (in_table) {
       const std::string g[] = {gtrid};
       try {

@@ -29,6 +29,7 @@ struct SettleResult {
   std::vector<InDoubtBranch> branches;             // with the action taken
   std::vector<HeuristicOutcome> heuristics;
   std::vector<std::string> errors;
+  bool decided_here = false;  // a commit with no logged decision: this call logged its COMMIT
   bool finished() const;  // every branch committed/rolled back/already finished, no error
 };
 
@@ -52,10 +53,10 @@ struct SettleResult {
 SettleResult settle_transaction(const Config& config, const ResourceLookup& resources,
                                 DecisionLog* own_log, const SettleRequest& request);
 
-// What a commit with no logged decision means, for the operator who asked for
-// it: the command made the decision, and only branches that were prepared
-// could be committed; a write on a resource where the transaction never got
-// prepared was rolled back by that database.
+// What `decided_here` means, for the operator who asked for the commit: the
+// command made the decision, and only branches that were prepared could be
+// committed; a write on a resource where the transaction never got prepared
+// was rolled back by that database.
 std::string undecided_commit_notice(std::string_view gtrid, const SettleResult& result);
 
 }  // namespace dtx

@@ -192,8 +192,7 @@ int run_settle(const Options& o, bool commit, bool accept_current = false) {
                   << h.decision << "): " << h.detail << " (recorded in " << (config->coordinator.log_dir / "heuristics.log").string()
                   << ")\n";
       for (const auto& e : r.errors) std::cout << "error: " << e << "\n";
-      if (commit && !accept_current && r.decision == LoggedDecision::none && r.heuristics.empty())
-        std::cout << "note: " << undecided_commit_notice(o.gtrid, r) << "\n";
+      if (r.decided_here) std::cout << "note: " << undecided_commit_notice(o.gtrid, r) << "\n";
       std::cout << (r.finished() ? (accept_current ? "accepted the current rows of " : commit ? "committed " : "rolled back ")
                                  : "not finished ")
                 << o.gtrid << "\n";

@@ -10,8 +10,8 @@
 // every kill is short and every test leaves both servers up (TearDown restarts
 // them if a test stopped half-way).
 //
-// scripts/db.sh is found through DTX_SOURCE_DIR if set, else by walking up from
-// the build directory (DTX_BINARY_DIR), the current directory and this binary.
+// scripts/db.sh is DTX_SOURCE_DIR's if set, else the source tree's this test
+// was built from (tests/support/db_servers.h).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -27,6 +27,7 @@
 #include "decision-log/decision_log.h"
 #include "drivers/resource_manager.h"
 #include "dtx/dtx.h"
+#include "support/db_servers.h"
 #include "support/process.h"
 #include "support/test_env.h"
 
@@ -36,63 +37,40 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 using test::Child;
+using test::ChildRun;
 using test::eventually;
 using test::ExitStatus;
+using test::fresh_sql;
+using test::reachable;
 
 constexpr std::int64_t kInitialBalance = 1000;
 constexpr std::int64_t kAmount = 100;
-constexpr auto kServerStartLimit = std::chrono::seconds(90);
-
-fs::path find_repo_root() {
-  auto holds_script = [](const fs::path& dir) {
-    std::error_code ec;
-    return fs::is_regular_file(dir / "scripts" / "db.sh", ec);
-  };
-  std::vector<fs::path> starts;
-  if (const char* s = std::getenv("DTX_SOURCE_DIR"); s && *s) starts.emplace_back(s);
-  std::error_code ec;
-  starts.push_back(fs::absolute(test::binary_dir(), ec));
-  starts.push_back(fs::current_path(ec));
-  if (auto exe = fs::read_symlink("/proc/self/exe", ec); !ec) starts.push_back(exe.parent_path());
-  for (fs::path dir : starts) {
-    if (dir.empty()) continue;
-    for (;; dir = dir.parent_path()) {
-      if (holds_script(dir)) return dir;
-      if (dir == dir.parent_path()) break;
-    }
-  }
-  return {};
-}
-
-struct Finished {
-  ExitStatus status;
-  std::string out, err;
-};
 
 class CrashTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    repo_ = find_repo_root();
-    ASSERT_FALSE(repo_.empty()) << "cannot find scripts/db.sh: set DTX_SOURCE_DIR to the source tree";
+    ASSERT_TRUE(fs::is_regular_file(test::source_dir() / "scripts" / "db.sh"))
+        << "no scripts/db.sh under " << test::source_dir() << ": set DTX_SOURCE_DIR to the source tree";
     std::random_device rd;
     id_ = "crash" + std::to_string(rd() % 1000000);
     dir_ = test::fresh_dir("crash");
+    servers_.emplace(dir_, my_, pg_);
     log_dir_ = dir_ / "log";
     table_ = "acct_" + id_;
     config_ = dir_ / "dtx.toml";
     write_config();
     // A server left down by an earlier run would fail everything below.
-    if (!reachable(my_) || !reachable(pg_)) start_servers();
+    if (!reachable(my_) || !reachable(pg_)) servers_->start_all();
     for (const auto* rc : {&my_, &pg_}) {
-      sql(*rc, "DROP TABLE IF EXISTS " + table_);
-      sql(*rc, "CREATE TABLE " + table_ + " (id INT PRIMARY KEY, balance BIGINT NOT NULL)" +
+      fresh_sql(*rc, "DROP TABLE IF EXISTS " + table_);
+      fresh_sql(*rc, "CREATE TABLE " + table_ + " (id INT PRIMARY KEY, balance BIGINT NOT NULL)" +
                    (rc == &my_ ? " ENGINE=InnoDB" : ""));
-      sql(*rc, "INSERT INTO " + table_ + " VALUES (1, " + std::to_string(kInitialBalance) + ")");
+      fresh_sql(*rc, "INSERT INTO " + table_ + " VALUES (1, " + std::to_string(kInitialBalance) + ")");
     }
   }
 
   void TearDown() override {
-    if (servers_touched_) start_servers();
+    if (servers_ && servers_->touched()) servers_->start_all();
     std::vector<std::string> left;
     auto list_left = [&] {
       left.clear();
@@ -110,7 +88,7 @@ class CrashTest : public ::testing::Test {
                       << dir_ << " for `dtx recover --config " << config_ << "`";
         return;
       }
-      for (const auto* rc : {&my_, &pg_}) sql(*rc, "DROP TABLE IF EXISTS " + table_);
+      for (const auto* rc : {&my_, &pg_}) fresh_sql(*rc, "DROP TABLE IF EXISTS " + table_);
     } catch (const std::exception& e) {
       ADD_FAILURE() << "cleanup: " << e.what() << "; kept " << dir_;
       return;
@@ -129,59 +107,20 @@ class CrashTest : public ::testing::Test {
           << "\"\ndatabase = \"" << rc->database << "\"\n";
   }
 
-  // A fresh connection every time: the servers restart under us.
-  static Result sql(const ResourceConfig& rc, const std::string& statement) {
-    auto rm = make_resource_manager(rc);
-    return rm->acquire()->execute(statement, {});
-  }
-  static bool reachable(const ResourceConfig& rc) {
-    try {
-      sql(rc, "SELECT 1");
-      return true;
-    } catch (const std::exception&) {
-      return false;
-    }
-  }
   std::vector<PreparedXid> ours_prepared(const ResourceConfig& rc) const {
-    auto rm = make_resource_manager(rc);
-    std::vector<PreparedXid> ours;
-    for (auto& p : rm->acquire()->recover())
-      if (p.is_dtx && p.xid.gtrid.starts_with(id_ + ".")) ours.push_back(std::move(p));
-    return ours;
+    return test::prepared_of_coordinator(rc, id_);
   }
   std::int64_t balance(const ResourceConfig& rc) {
-    return sql(rc, "SELECT balance FROM " + table_ + " WHERE id = 1")[0].as_int64(0);
+    return fresh_sql(rc, "SELECT balance FROM " + table_ + " WHERE id = 1")[0].as_int64(0);
   }
 
-  Finished run(const fs::path& program, const std::vector<std::string>& args,
+  ChildRun run(const fs::path& program, const std::vector<std::string>& args,
           const std::map<std::string, std::string>& env = {}) {
     Child child(program, args, env, dir_, "run" + std::to_string(++runs_));
-    Finished r{child.wait(), child.out(), child.err()};
+    ChildRun r{child.wait(), child.out(), child.err()};
     return r;
   }
-  Finished db(const std::string& command, const std::string& server) {
-    if (command == "kill") servers_touched_ = true;
-    return run("/bin/bash", {(repo_ / "scripts" / "db.sh").string(), command, server});
-  }
-  void kill_server(const std::string& server) {
-    Finished r = db("kill", server);
-    ASSERT_EQ(r.status.code, 0) << r.out << r.err;
-    EXPECT_FALSE(reachable(server == "mariadb" ? my_ : pg_)) << server << " still answers after kill";
-  }
-  void start_server(const std::string& server) {
-    Finished r = db("start", server);
-    ASSERT_EQ(r.status.code, 0) << r.out << r.err;
-    const ResourceConfig& rc = server == "mariadb" ? my_ : pg_;
-    ASSERT_TRUE(eventually([&] { return reachable(rc); }, kServerStartLimit))
-        << server << " does not accept connections after start";
-  }
-  void start_servers() {
-    for (const char* server : {"mariadb", "postgres"}) {
-      Finished r = db("start", server);
-      EXPECT_EQ(r.status.code, 0) << r.out << r.err;
-    }
-    EXPECT_TRUE(eventually([&] { return reachable(my_) && reachable(pg_); }, kServerStartLimit));
-  }
+
 
   std::string update(const char* sign) const {
     return "UPDATE " + table_ + " SET balance = balance " + sign + " " + std::to_string(kAmount) +
@@ -196,7 +135,7 @@ class CrashTest : public ::testing::Test {
   }
 
   struct Recovery {
-    Finished run;
+    ChildRun run;
     json report;
     std::string coordinator_id;
     // The action recovery took on our branch on `resource`, or "" if none
@@ -260,8 +199,8 @@ class CrashTest : public ::testing::Test {
     std::string gtrid = run_until_decision();
     ASSERT_FALSE(gtrid.empty());
     const ResourceConfig& crashed = server == "mariadb" ? my_ : pg_;
-    ASSERT_NO_FATAL_FAILURE(kill_server(server));
-    ASSERT_NO_FATAL_FAILURE(start_server(server));
+    ASSERT_NO_FATAL_FAILURE(servers_->kill(server));
+    ASSERT_NO_FATAL_FAILURE(servers_->start(server));
     ASSERT_NO_FATAL_FAILURE(expect_still_prepared(crashed, gtrid));
 
     Recovery r = recover();
@@ -301,10 +240,10 @@ class CrashTest : public ::testing::Test {
     expect_settled_and_committed();
   }
 
-  fs::path repo_, dir_, log_dir_, config_;
+  fs::path dir_, log_dir_, config_;
   std::string id_, table_;
   ResourceConfig my_ = test::mysql_resource("my"), pg_ = test::postgres_resource("pg");
-  bool servers_touched_ = false;
+  std::optional<test::DbServers> servers_;
   int runs_ = 0;
 };
 
@@ -327,8 +266,8 @@ TEST_F(CrashTest, PostgresCrashWhileCoordinatorHangsInPhaseTwo) {
   std::string gtrid = ours_prepared(pg_)[0].xid.gtrid;
   ASSERT_NE(::kill(child->pid(), 0), -1) << "the hung child must still be alive";
 
-  ASSERT_NO_FATAL_FAILURE(kill_server("postgres"));
-  ASSERT_NO_FATAL_FAILURE(start_server("postgres"));
+  ASSERT_NO_FATAL_FAILURE(servers_->kill("postgres"));
+  ASSERT_NO_FATAL_FAILURE(servers_->start("postgres"));
   ASSERT_NO_FATAL_FAILURE(expect_still_prepared(pg_, gtrid));
   recover_once_the_hung_owner_is_gone(*child, {"pg"});
   EXPECT_EQ(balance(my_), kInitialBalance - kAmount);
@@ -346,8 +285,8 @@ TEST_F(CrashTest, MariadbCrashWhileCoordinatorHangsAfterDecision) {
   std::string gtrid = ours_prepared(my_)[0].xid.gtrid;
   ASSERT_NE(::kill(child->pid(), 0), -1) << "the hung child must still be alive";
 
-  ASSERT_NO_FATAL_FAILURE(kill_server("mariadb"));
-  ASSERT_NO_FATAL_FAILURE(start_server("mariadb"));
+  ASSERT_NO_FATAL_FAILURE(servers_->kill("mariadb"));
+  ASSERT_NO_FATAL_FAILURE(servers_->start("mariadb"));
   ASSERT_NO_FATAL_FAILURE(expect_still_prepared(my_, gtrid));
   ASSERT_NO_FATAL_FAILURE(expect_still_prepared(pg_, gtrid));
   recover_once_the_hung_owner_is_gone(*child, {"my", "pg"});
@@ -363,8 +302,8 @@ TEST_F(CrashTest, MariadbCrashWhileCoordinatorHangsAfterDecision) {
 // commit the API acknowledged is there, and nothing of ours is prepared.
 TEST_F(CrashTest, AcknowledgedOneBranchCommitsOnMariadbSurviveAServerCrash) {
   const std::string table = "ack_" + id_;
-  sql(my_, "DROP TABLE IF EXISTS " + table);
-  sql(my_, "CREATE TABLE " + table + " (id INT PRIMARY KEY) ENGINE=InnoDB");
+  fresh_sql(my_, "DROP TABLE IF EXISTS " + table);
+  fresh_sql(my_, "CREATE TABLE " + table + " (id INT PRIMARY KEY) ENGINE=InnoDB");
   std::mutex mu;
   std::set<std::int64_t> acked;
   std::atomic<bool> stop{false};
@@ -394,21 +333,21 @@ TEST_F(CrashTest, AcknowledgedOneBranchCommitsOnMariadbSurviveAServerCrash) {
     // were acknowledged a moment ago, and nothing has written the log since.
     stop = true;
     for (auto& t : writers) t.join();
-    ASSERT_NO_FATAL_FAILURE(kill_server("mariadb"));
+    ASSERT_NO_FATAL_FAILURE(servers_->kill("mariadb"));
     ASSERT_TRUE(busy) << "the writers committed only " << acked.size() << " transactions";
   }
-  ASSERT_NO_FATAL_FAILURE(start_server("mariadb"));
+  ASSERT_NO_FATAL_FAILURE(servers_->start("mariadb"));
   Recovery r = recover();
   EXPECT_EQ(r.run.status.code, 0) << r.run.out << r.run.err;
 
   std::set<std::int64_t> present;
-  for (const auto& row : sql(my_, "SELECT id FROM " + table)) present.insert(row.as_int64(0));
+  for (const auto& row : fresh_sql(my_, "SELECT id FROM " + table)) present.insert(row.as_int64(0));
   std::vector<std::int64_t> lost;
   std::set_difference(acked.begin(), acked.end(), present.begin(), present.end(), std::back_inserter(lost));
   EXPECT_TRUE(lost.empty()) << lost.size() << " acknowledged commits lost of " << acked.size() << ", e.g. id "
                             << lost.front() << "; recovery said: " << r.run.out;
   EXPECT_TRUE(ours_prepared(my_).empty());
-  sql(my_, "DROP TABLE IF EXISTS " + table);
+  fresh_sql(my_, "DROP TABLE IF EXISTS " + table);
 }
 
 // PostgreSQL is down while recovery runs: the pass fails naming "pg", still
@@ -416,7 +355,7 @@ TEST_F(CrashTest, AcknowledgedOneBranchCommitsOnMariadbSurviveAServerCrash) {
 TEST_F(CrashTest, RecoveryWithPostgresDownKeepsTheDecisionUntilItIsBack) {
   std::string gtrid = run_until_decision();
   ASSERT_FALSE(gtrid.empty());
-  ASSERT_NO_FATAL_FAILURE(kill_server("postgres"));
+  ASSERT_NO_FATAL_FAILURE(servers_->kill("postgres"));
 
   Recovery down = recover();
   EXPECT_EQ(down.run.status.code, 1) << down.run.out << down.run.err;
@@ -433,7 +372,7 @@ TEST_F(CrashTest, RecoveryWithPostgresDownKeepsTheDecisionUntilItIsBack) {
   EXPECT_EQ(balance(my_), kInitialBalance - kAmount);
   EXPECT_GT(log_files(), 0u) << "the decision must outlive a pass that could not reach pg";
 
-  ASSERT_NO_FATAL_FAILURE(start_server("postgres"));
+  ASSERT_NO_FATAL_FAILURE(servers_->start("postgres"));
   ASSERT_NO_FATAL_FAILURE(expect_still_prepared(pg_, gtrid));
   Recovery r = recover();
   ASSERT_EQ(r.run.status.code, 0) << r.run.out << r.run.err;

@@ -48,6 +48,7 @@
 
 #include "decision-table/decision_table.h"
 #include "drivers/resource_manager.h"
+#include "support/db_servers.h"
 #include "support/process.h"
 #include "support/recovery_runs.h"
 #include "support/test_env.h"
@@ -60,12 +61,15 @@ using namespace std::chrono_literals;
 using nlohmann::json;
 using test::Child;
 using test::eventually;
+using test::fresh_sql;
+using test::kServerStartLimit;
 using test::Pass;
+using test::reachable;
+using test::source_dir;
 
 constexpr std::int64_t kInitialBalance = 1000;
 constexpr std::int64_t kAmount = 100;
 constexpr int kRows = 4;  // one account row per concurrent transfer
-constexpr auto kServerStartLimit = std::chrono::seconds(90);
 constexpr auto kReachLimit = std::chrono::seconds(30);   // a child reaching its failpoint
 constexpr auto kSettleLimit = std::chrono::seconds(30);  // recovery passes until nothing is left
 
@@ -91,11 +95,6 @@ std::optional<Outcome> expected_after(const std::string& failpoint) {
   return std::nullopt;
 }
 
-fs::path source_dir() {
-  if (const char* s = std::getenv("DTX_SOURCE_DIR"); s && *s) return s;
-  return DTX_TEST_SOURCE_DIR;
-}
-
 class DecisionsCrashTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -104,15 +103,16 @@ class DecisionsCrashTest : public ::testing::Test {
     std::random_device rd;
     id_ = "dc" + std::to_string(rd() % 100000000);
     dir_ = test::fresh_dir("decisions-crash");
+    servers_.emplace(dir_, my_, pg_);
     table_ = "acct_" + id_;
     // A server left down by an earlier run would fail everything below.
-    if (!reachable(my_) || !reachable(pg_)) start_servers();
+    if (!reachable(my_) || !reachable(pg_)) servers_->start_all();
     for (const auto* rc : {&my_, &pg_}) {
-      sql(*rc, "DROP TABLE IF EXISTS " + table_);
-      sql(*rc, "CREATE TABLE " + table_ + " (id INT PRIMARY KEY, balance BIGINT NOT NULL)" +
+      fresh_sql(*rc, "DROP TABLE IF EXISTS " + table_);
+      fresh_sql(*rc, "CREATE TABLE " + table_ + " (id INT PRIMARY KEY, balance BIGINT NOT NULL)" +
                    (rc == &my_ ? " ENGINE=InnoDB" : ""));
       for (int row = 1; row <= kRows; ++row)
-        sql(*rc, "INSERT INTO " + table_ + " VALUES (" + std::to_string(row) + ", " +
+        fresh_sql(*rc, "INSERT INTO " + table_ + " VALUES (" + std::to_string(row) + ", " +
                      std::to_string(kInitialBalance) + ")");
     }
   }
@@ -121,7 +121,7 @@ class DecisionsCrashTest : public ::testing::Test {
     holder_.reset();  // a lock a test held on dtx_decision
     holder_rm_.reset();
     for (auto& child : children_) child.reset();  // kills what still runs (a hung coordinator)
-    if (servers_touched_) start_servers();
+    if (servers_ && servers_->touched()) servers_->start_all();
     std::vector<std::string> left;
     auto none_left = [&] {
       left.clear();
@@ -138,9 +138,9 @@ class DecisionsCrashTest : public ::testing::Test {
         return;
       }
       for (const auto* rc : {&my_, &pg_}) {
-        sql(*rc, "DROP TABLE IF EXISTS " + table_);
+        fresh_sql(*rc, "DROP TABLE IF EXISTS " + table_);
         try {
-          sql(*rc, "DELETE FROM dtx_decision WHERE gtrid >= '" + id_ + ".' AND gtrid < '" + id_ + "/'");
+          fresh_sql(*rc, "DELETE FROM dtx_decision WHERE gtrid >= '" + id_ + ".' AND gtrid < '" + id_ + "/'");
         } catch (const Error&) {  // no dtx_decision on this server: nothing of ours there
         }
       }
@@ -172,25 +172,8 @@ class DecisionsCrashTest : public ::testing::Test {
     return path;
   }
 
-  // A fresh connection every time: the servers restart under us.
-  static Result sql(const ResourceConfig& r, const std::string& statement) {
-    auto rm = make_resource_manager(r);
-    return rm->acquire()->execute(statement, {});
-  }
-  static bool reachable(const ResourceConfig& r) {
-    try {
-      sql(r, "SELECT 1");
-      return true;
-    } catch (const std::exception&) {
-      return false;
-    }
-  }
   std::vector<PreparedXid> ours_prepared(const ResourceConfig& r) const {
-    auto rm = make_resource_manager(r);
-    std::vector<PreparedXid> ours;
-    for (auto& p : rm->acquire()->recover())
-      if (p.is_dtx && p.xid.gtrid.starts_with(id_ + ".")) ours.push_back(std::move(p));
-    return ours;
+    return test::prepared_of_coordinator(r, id_);
   }
   std::size_t prepared_of(const std::string& gtrid) const {
     std::size_t n = 0;
@@ -199,12 +182,12 @@ class DecisionsCrashTest : public ::testing::Test {
     return n;
   }
   std::int64_t balance(const ResourceConfig& r, int row) const {
-    return sql(r, "SELECT balance FROM " + table_ + " WHERE id = " + std::to_string(row))[0].as_int64(0);
+    return fresh_sql(r, "SELECT balance FROM " + table_ + " WHERE id = " + std::to_string(row))[0].as_int64(0);
   }
   // What R's dtx_decision says of `gtrid` (a plain read: for checking, after
   // everything that could insert the row has ended).
   TableOutcome decision_row(const std::string& decider, const std::string& gtrid) const {
-    Result r = sql(rc(decider), "SELECT outcome FROM dtx_decision WHERE gtrid = '" + gtrid + "'");
+    Result r = fresh_sql(rc(decider), "SELECT outcome FROM dtx_decision WHERE gtrid = '" + gtrid + "'");
     if (r.empty()) return TableOutcome::none;
     const std::int64_t outcome = r[0].as_int64(0);
     EXPECT_TRUE(outcome == 1 || outcome == 2) << "dtx_decision row of " << gtrid << " says " << outcome;
@@ -241,32 +224,7 @@ class DecisionsCrashTest : public ::testing::Test {
     return test::to_pass(test::run_dtx_child(dir_, tag("recover"), {"recover", "--json", "--config", config.string()}));
   }
 
-  // scripts/db.sh, on the servers the test variables name.
-  test::ChildRun db(const std::string& command, const std::string& server) {
-    if (command == "kill") servers_touched_ = true;
-    std::fflush(nullptr);
-    Child child("/bin/bash", {(source_dir() / "scripts" / "db.sh").string(), command, server}, {}, dir_, tag("db"));
-    return {child.wait(), child.out(), child.err()};
-  }
-  void kill_server(const std::string& server) {
-    test::ChildRun r = db("kill", server);
-    ASSERT_EQ(r.status.code, 0) << r.out << r.err;
-    EXPECT_FALSE(reachable(server == "mariadb" ? my_ : pg_)) << server << " still answers after kill";
-  }
-  void start_server(const std::string& server) {
-    test::ChildRun r = db("start", server);
-    ASSERT_EQ(r.status.code, 0) << r.out << r.err;
-    const ResourceConfig& r_config = server == "mariadb" ? my_ : pg_;
-    ASSERT_TRUE(eventually([&] { return reachable(r_config); }, kServerStartLimit))
-        << server << " does not accept connections after start";
-  }
-  void start_servers() {
-    for (const char* server : {"mariadb", "postgres"}) {
-      test::ChildRun r = db("start", server);
-      EXPECT_EQ(r.status.code, 0) << r.out << r.err;
-    }
-    EXPECT_TRUE(eventually([&] { return reachable(my_) && reachable(pg_); }, kServerStartLimit));
-  }
+
 
   // The one transaction of ours prepared on `resource`; "" (and a failure) if not exactly one.
   std::string only_prepared(const std::string& resource) {
@@ -471,7 +429,7 @@ class DecisionsCrashTest : public ::testing::Test {
   std::vector<std::unique_ptr<Child>> children_;
   std::unique_ptr<ResourceManager> holder_rm_;
   std::optional<SessionLease> holder_;
-  bool servers_touched_ = false;
+  std::optional<test::DbServers> servers_;
   int runs_ = 0;
 };
 
@@ -653,7 +611,7 @@ TEST_P(DecisionsIn, RecoveryRacingASlowDecisionCommitNeverSplits) {
   // holder's gap lock covers its key.
   auto waiting = [&](const std::string& columns) -> std::int64_t {
     const std::string like = "'%dtx_decision (" + columns + ") VALUES%'";
-    return sql(rc(decider), mysql ? "SELECT COUNT(*) FROM information_schema.processlist WHERE command IN "
+    return fresh_sql(rc(decider), mysql ? "SELECT COUNT(*) FROM information_schema.processlist WHERE command IN "
                                     "('Query', 'Execute') AND id <> CONNECTION_ID() AND info LIKE " + like
                                   : "SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND "
                                     "pid <> pg_backend_pid() AND query LIKE " + like)[0]
@@ -662,7 +620,7 @@ TEST_P(DecisionsIn, RecoveryRacingASlowDecisionCommitNeverSplits) {
   // For failure messages: what R's sessions are doing.
   auto sessions = [&] {
     std::string out;
-    for (const Row& row : sql(rc(decider), mysql ? "SELECT CONCAT_WS(' | ', id, command, state, info) FROM "
+    for (const Row& row : fresh_sql(rc(decider), mysql ? "SELECT CONCAT_WS(' | ', id, command, state, info) FROM "
                                                    "information_schema.processlist WHERE db = 'dtx_test'"
                                                  : "SELECT concat_ws(' | ', pid, state, wait_event_type, query) FROM "
                                                    "pg_stat_activity WHERE datname = current_database()"))
@@ -720,8 +678,8 @@ TEST_P(DecisionsIn, DecidersServerKilledUnderHungCoordinators) {
     hung.push_back(&child);
   }
 
-  ASSERT_NO_FATAL_FAILURE(kill_server(server_of(decider)));
-  ASSERT_NO_FATAL_FAILURE(start_server(server_of(decider)));
+  ASSERT_NO_FATAL_FAILURE(servers_->kill(server_of(decider)));
+  ASSERT_NO_FATAL_FAILURE(servers_->start(server_of(decider)));
   std::set<std::string> still;
   for (const auto& p : ours_prepared(rc(other(decider)))) still.insert(p.xid.gtrid);
   for (const Crashed& c : crashed)
